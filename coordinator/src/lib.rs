@@ -1,0 +1,8 @@
+//! The SAIR coordinator: policy interface, policies (the in-context RL policy and the
+//! baselines), the pipeline simulator, and the `sair` command-line tool.
+//!
+//! It owns decisions: what each stage's replicas and GPU share should be. It must not sit on
+//! the request path, and a policy must see only what production can observe ([`policy`]'s
+//! [`policy::PipelineState`]), in simulation as live.
+
+pub mod policy;
