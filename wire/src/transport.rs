@@ -92,7 +92,6 @@ impl Identity {
 }
 
 /// A throwaway certificate authority for tests and the local demo.
-#[derive(Debug)]
 pub struct DevCa {
     cert: rcgen::Certificate,
     key: rcgen::KeyPair,
@@ -130,6 +129,12 @@ impl DevCa {
     /// The CA certificate and key as PEM, so a demo can hand them to other processes.
     pub fn to_pem(&self) -> (String, String) {
         (self.cert.pem(), self.key.serialize_pem())
+    }
+}
+
+impl std::fmt::Debug for DevCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevCa").finish_non_exhaustive()
     }
 }
 
