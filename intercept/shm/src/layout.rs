@@ -289,10 +289,21 @@ impl SegmentLayout {
         }
     }
 
-    /// Writes every parameter, then bumps the generation (release).
+    /// Writes every parameter, then bumps the generation (release). A change of mode forgives
+    /// the debt of launches that were waiting (or abandoned their wait when the limit was
+    /// lifted), so a segment switched back to `cap` starts from an empty, not a negative, bucket.
     pub fn set_params(&self, p: &Params) {
         let c = &self.control;
-        c.mode.store(p.mode as u32, Relaxed);
+        let old_mode = c.mode.swap(p.mode as u32, Relaxed);
+        if old_mode != p.mode as u32 {
+            let consumed = self
+                .bucket
+                .consumed
+                .load(std::sync::atomic::Ordering::Acquire);
+            self.bucket
+                .credited
+                .fetch_max(consumed, std::sync::atomic::Ordering::AcqRel);
+        }
         c.refill_per_s.store(p.refill_per_s, Relaxed);
         c.burst.store(p.burst, Relaxed);
         c.cost_scale_bits.store(p.cost_scale.to_bits(), Relaxed);

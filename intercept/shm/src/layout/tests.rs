@@ -107,3 +107,23 @@ fn mode_names_round_trip() {
     assert_eq!(Mode::from_raw(7), None);
     assert!("fast".parse::<Mode>().is_err());
 }
+
+#[test]
+fn mode_change_forgives_debt() {
+    let l = fresh();
+    l.set_params(&params());
+    l.bucket.consumed.store(500, Relaxed);
+    l.bucket.credited.store(100, Relaxed);
+    l.set_params(&Params {
+        mode: Mode::Cap,
+        ..params()
+    });
+    assert_eq!(l.bucket.credited.load(Relaxed), 500);
+    l.bucket.consumed.store(900, Relaxed);
+    l.set_params(&Params {
+        mode: Mode::Cap,
+        refill_per_s: 5,
+        ..params()
+    });
+    assert_eq!(l.bucket.credited.load(Relaxed), 500, "same mode: debt kept");
+}

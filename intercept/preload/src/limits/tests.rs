@@ -1,0 +1,124 @@
+use super::*;
+use sair_shm::{Params, Segment};
+use std::cell::Cell;
+
+fn segment(tag: &str, params: Params) -> (Segment, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "sair-limits-{tag}-{}-{}",
+        std::process::id(),
+        sair_shm::clock::monotonic_ns()
+    ));
+    let path = dir.join("s.seg");
+    (Segment::create(&path, 0, &params).unwrap(), dir)
+}
+
+#[test]
+fn cost_is_units_times_scale_at_least_one() {
+    assert_eq!(cost_of(1000, 1.0), 1000);
+    assert_eq!(cost_of(1000, 0.5), 500);
+    assert_eq!(cost_of(1, 0.001), 1);
+    assert_eq!(cost_of(u64::MAX, 4.0), u64::MAX);
+}
+
+#[test]
+fn off_counts_and_passes() {
+    let (seg, dir) = segment(
+        "off",
+        Params {
+            mode: Mode::Off,
+            ..Params::default()
+        },
+    );
+    let now = || 0;
+    let v = admit(seg.layout(), 1 << 40, &now, &|_| panic!("must not wait"));
+    assert_eq!(v, Verdict::Unlimited);
+    assert_eq!(seg.counters().launches, 1);
+    assert_eq!(seg.counters().tokens_consumed, 0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn cap_throttles_on_a_virtual_clock() {
+    let (seg, dir) = segment(
+        "cap",
+        Params {
+            mode: Mode::Cap,
+            refill_per_s: 1_000_000,
+            burst: 1_000,
+            cost_scale: 1.0,
+            target_share: 0.5,
+        },
+    );
+    let l = seg.layout();
+    let t0 = l.bucket.last_refill_ns.load(Relaxed);
+    let clock = Cell::new(t0);
+    let now = || clock.get();
+    let pause = |ns: u64| clock.set(clock.get() + ns);
+    assert_eq!(admit(l, 1_000, &now, &pause), Verdict::Admitted);
+    // 500 more tokens at 1e6/s: 500 µs of (virtual) waiting, in steps of at most 200 µs.
+    let v = admit(l, 500, &now, &pause);
+    assert_eq!(v, Verdict::Throttled { waited_ns: 500_000 });
+    let c = seg.counters();
+    assert_eq!(
+        (c.launches, c.throttled_launches, c.throttled_ns),
+        (2, 1, 500_000)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn lifting_the_limit_releases_a_waiting_launch() {
+    let (seg, dir) = segment(
+        "lift",
+        Params {
+            refill_per_s: 1,
+            burst: 1,
+            ..Params::default()
+        },
+    );
+    let l = seg.layout();
+    let t0 = l.bucket.last_refill_ns.load(Relaxed);
+    let clock = Cell::new(t0);
+    let rounds = Cell::new(0);
+    let now = || clock.get();
+    let pause = |ns: u64| {
+        assert!(ns <= MAX_SLEEP_NS);
+        clock.set(clock.get() + ns);
+        rounds.set(rounds.get() + 1);
+        if rounds.get() == 3 {
+            seg.set_params(&Params {
+                mode: Mode::Off,
+                ..Params::default()
+            })
+            .unwrap();
+        }
+    };
+    let v = admit(l, 1_000_000, &now, &pause);
+    assert_eq!(v, Verdict::Throttled { waited_ns: 600_000 });
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn unknown_mode_and_zero_rate_fail_open() {
+    let (seg, dir) = segment("bad", Params::default());
+    let l = seg.layout();
+    l.control.refill_per_s.store(0, Relaxed);
+    assert_eq!(
+        admit(l, 1, &|| 0, &|_| ()),
+        Verdict::Bypass(Bypass::ZeroRate)
+    );
+    l.control.mode.store(77, Relaxed);
+    assert_eq!(
+        admit(l, 1, &|| 0, &|_| ()),
+        Verdict::Bypass(Bypass::UnknownMode)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bypass_codes_round_trip() {
+    for v in 1..=10u8 {
+        assert_eq!(Bypass::from_u8(v).map(|b| b as u8), Some(v));
+    }
+    assert_eq!(Bypass::from_u8(0), None);
+}
