@@ -526,7 +526,7 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
     for _ in 1..a.threads {
         tx.send(st).map_err(|e| e.to_string())?;
     }
-    barrier.wait();
+    // Fork while the worker threads wait at the barrier: they hold no lock the child needs.
     let mut child_status = None;
     if a.fork_launches > 0 {
         // SAFETY: fork; the child only launches through the driver and exits with _exit.
@@ -544,6 +544,7 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         unsafe { libc::waitpid(pid, &mut status, 0) };
         child_status = Some(serde_json::json!({"pid": pid, "exit": libc::WEXITSTATUS(status)}));
     }
+    barrier.wait();
     let start = Instant::now();
     let deadline = (a.duration_ms > 0).then(|| start + Duration::from_millis(a.duration_ms));
     let mut out = launch_loop(&st, a, a.launches, deadline)?;

@@ -1,0 +1,523 @@
+//! End-to-end: `sair-emu-launcher` under `LD_PRELOAD=libsair_intercept.so`, against the emulated
+//! GPU (`libcuda.so.1` → `libsair_emu_cuda.so`), with segments made by `sair-shm`.
+//!
+//! Every test uses its own emulated-GPU state file and segment directory, so tests running in
+//! parallel do not share a device. Rates are set open loop from the emulator's known cost: a
+//! kernel of `grid` blocks takes `grid × SAIR_EMU_NS_PER_BLOCK` ns and costs `grid × block`
+//! tokens, so one token is `NS_PER_BLOCK / block` ns of device time (the node agent measures this
+//! figure instead). Needs `cargo build -p sair-emu-cuda -p sair-intercept` first (CI builds the
+//! workspace before testing).
+
+// Helpers here are test code too (clippy's allow-unwrap-in-tests only sees #[test] fns).
+#![allow(clippy::unwrap_used)]
+
+use sair_shm::{Mode, Params, Segment, bucket_params_for_share, segment_path};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NS_PER_BLOCK: u64 = 1_000;
+const BLOCK: u32 = 128;
+const NS_PER_TOKEN: f64 = NS_PER_BLOCK as f64 / BLOCK as f64;
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("test executable lives in <target>/<profile>/deps")
+        .to_owned()
+}
+
+/// A private world: library dir with the emulator symlinked as libcuda.so.1, a state file, a
+/// segment directory.
+struct World {
+    root: PathBuf,
+}
+
+impl World {
+    fn new(tag: &str) -> World {
+        let root = std::env::temp_dir().join(format!(
+            "sair-it-{tag}-{}-{}",
+            std::process::id(),
+            sair_shm::clock::monotonic_ns()
+        ));
+        let lib = root.join("lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        std::fs::create_dir_all(root.join("shm")).unwrap();
+        let emu = target_dir().join("libsair_emu_cuda.so");
+        assert!(
+            emu.exists(),
+            "{} missing: cargo build -p sair-emu-cuda",
+            emu.display()
+        );
+        std::os::unix::fs::symlink(&emu, lib.join("libcuda.so.1")).unwrap();
+        World { root }
+    }
+
+    fn shm_dir(&self) -> PathBuf {
+        self.root.join("shm")
+    }
+
+    fn segment(&self, name: &str, params: &Params) -> Segment {
+        Segment::create(&segment_path(&self.shm_dir(), name).unwrap(), 0, params).unwrap()
+    }
+
+    fn command(&self, segment: Option<&str>, preload: bool, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sair-emu-launcher"));
+        c.args(args)
+            .env("LD_LIBRARY_PATH", self.root.join("lib"))
+            .env("SAIR_EMU_STATE", self.root.join("emu.state"))
+            .env("SAIR_EMU_NS_PER_BLOCK", NS_PER_BLOCK.to_string())
+            .env("SAIR_SHM_DIR", self.shm_dir())
+            .env_remove("SAIR_SHM_PATH")
+            .env_remove("SAIR_SEGMENT")
+            .env_remove("LD_PRELOAD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(s) = segment {
+            c.env("SAIR_SEGMENT", s);
+        }
+        if preload {
+            let lib = target_dir().join("libsair_intercept.so");
+            assert!(
+                lib.exists(),
+                "{} missing: cargo build -p sair-intercept",
+                lib.display()
+            );
+            c.env("LD_PRELOAD", lib);
+        }
+        c
+    }
+
+    /// Runs the launcher to completion; returns its JSON report and stderr.
+    fn run(&self, segment: Option<&str>, preload: bool, args: &[&str]) -> (Value, String) {
+        let out = self.command(segment, preload, args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "launcher failed: {stderr}");
+        (serde_json::from_slice(&out.stdout).unwrap(), stderr)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn share_params(rho: f64, burst_ns: u64) -> Params {
+    bucket_params_for_share(rho, NS_PER_TOKEN, burst_ns, Mode::Cap).unwrap()
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+/// Kills a child on drop so a failing test leaves no process behind.
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn every_launch_path_is_throttled() {
+    let w = World::new("paths");
+    let seg = w.segment("paths", &share_params(0.25, 200_000));
+    let paths = [
+        "direct",
+        "ptsz",
+        "ex",
+        "ex-ptsz",
+        "coop",
+        "coop-ptsz",
+        "dlsym",
+        "procaddr",
+        "procaddr-ptsz",
+        "procaddr-v2",
+        "procaddr-v2-ptsz",
+        "procaddr-direct",
+        "procaddr-chain",
+        "graph",
+        "graph-capture",
+    ];
+    for path in paths {
+        let before = seg.counters();
+        let (r, _) = w.run(
+            Some("paths"),
+            true,
+            &["--path", path, "--launches", "100", "--grid", "200"],
+        );
+        let after = seg.counters();
+        let graph = path.starts_with("graph");
+        // Graph launches charge both kernel nodes at once; captured launches are charged too.
+        let expected_launches = if path == "graph-capture" { 102 } else { 100 };
+        assert_eq!(
+            after.launches - before.launches,
+            expected_launches,
+            "{path}: every launch counted"
+        );
+        let kernel_tokens = 200 * u64::from(BLOCK);
+        let per_launch = if graph {
+            2 * kernel_tokens
+        } else {
+            kernel_tokens
+        };
+        assert!(
+            after.tokens_consumed - before.tokens_consumed >= 100 * per_launch,
+            "{path}: tokens charged for the work"
+        );
+        assert!(
+            after.throttled_launches > before.throttled_launches,
+            "{path}: throttled"
+        );
+        let share = f(&r, "share");
+        assert!(share < 0.25 + 0.05, "{path}: share {share} above ρ=0.25");
+        if path.contains("procaddr") {
+            assert_eq!(
+                r["ptds_matches"],
+                Value::Bool(true),
+                "{path}: right _ptsz variant"
+            );
+        }
+    }
+    // Without the interceptor the same program is not limited.
+    let (r, _) = w.run(
+        Some("paths"),
+        false,
+        &["--path", "direct", "--launches", "100", "--grid", "200"],
+    );
+    assert!(f(&r, "share") > 0.35, "baseline share {}", f(&r, "share"));
+}
+
+#[test]
+fn achieved_share_tracks_rho() {
+    let w = World::new("accuracy");
+    let rhos = [0.1, 0.25, 0.5, 0.75, 0.9];
+    // One emulated GPU per ρ (own state file), all running at once.
+    let mut children = Vec::new();
+    for (i, rho) in rhos.iter().enumerate() {
+        let name = format!("rho{i}");
+        w.segment(&name, &share_params(*rho, 2_000_000));
+        let mut c = w.command(
+            Some(&name),
+            true,
+            &[
+                "--launches",
+                "1000000",
+                "--duration-ms",
+                "2000",
+                "--grid",
+                "1000",
+                "--sync-every",
+                "2",
+            ],
+        );
+        c.env("SAIR_EMU_STATE", w.root.join(format!("emu-{i}.state")));
+        children.push(Guard(c.spawn().unwrap()));
+    }
+    for (rho, child) in rhos.iter().zip(children) {
+        let mut g = child;
+        let out = std::mem::replace(&mut g.0, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let share = f(&r, "share");
+        assert!((share - rho).abs() <= 0.05, "ρ={rho}: achieved {share:.3}");
+    }
+}
+
+#[test]
+fn two_segments_split_one_gpu() {
+    let w = World::new("split");
+    w.segment("a", &share_params(0.3, 2_000_000));
+    w.segment("b", &share_params(0.7, 2_000_000));
+    let args = [
+        "--launches",
+        "1000000",
+        "--duration-ms",
+        "2500",
+        "--grid",
+        "1000",
+        "--sync-every",
+        "2",
+    ];
+    let a = Guard(w.command(Some("a"), true, &args).spawn().unwrap());
+    let b = Guard(w.command(Some("b"), true, &args).spawn().unwrap());
+    let mut shares = Vec::new();
+    for mut g in [a, b] {
+        let out = std::mem::replace(&mut g.0, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        shares.push(f(&r, "share"));
+    }
+    assert!(
+        (shares[0] - 0.3).abs() <= 0.05,
+        "segment a (0.3): {:.3}",
+        shares[0]
+    );
+    assert!(
+        (shares[1] - 0.7).abs() <= 0.05,
+        "segment b (0.7): {:.3}",
+        shares[1]
+    );
+}
+
+/// Waits until `cond` holds, polling every 200 µs; returns the time it took.
+fn eventually(deadline: Duration, mut cond: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if cond() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    None
+}
+
+#[test]
+fn rate_change_reaches_a_running_process_within_100ms() {
+    let w = World::new("rate");
+    // Each kernel costs 12 800 tokens; at 1 000 tokens/s a launch would wait 12.8 s.
+    let slow = Params {
+        mode: Mode::Cap,
+        refill_per_s: 1_000,
+        burst: 1,
+        cost_scale: 1.0,
+        target_share: 0.01,
+    };
+    let seg = w.segment("rate", &slow);
+    let child = Guard(
+        w.command(
+            Some("rate"),
+            true,
+            &[
+                "--launches",
+                "1000000",
+                "--duration-ms",
+                "20000",
+                "--grid",
+                "100",
+            ],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        // A launch is waiting.
+        assert!(
+            eventually(Duration::from_secs(10), || seg.counters().launches
+                > seg.counters().throttled_launches
+                && seg.tokens_available() < 0)
+            .is_some(),
+            "launcher never started waiting"
+        );
+        let before = seg.counters().launches;
+        seg.set_params(&Params {
+            refill_per_s: 10_000_000_000,
+            burst: 100_000_000,
+            ..slow
+        })
+        .unwrap();
+        let took = eventually(Duration::from_secs(5), || {
+            seg.counters().launches >= before + 2
+        })
+        .expect("rate change never reached the process");
+        best = best.min(took);
+        seg.set_params(&slow).unwrap();
+        // Changing mode twice forgives the debt, so the next wait starts fresh.
+        seg.set_params(&Params {
+            mode: Mode::Share,
+            ..slow
+        })
+        .unwrap();
+        seg.set_params(&slow).unwrap();
+    }
+    drop(child);
+    assert!(best < Duration::from_millis(100), "best of 3: {best:?}");
+}
+
+#[test]
+fn faulty_segments_fail_open() {
+    let w = World::new("failopen");
+    let run = |name: &str| {
+        let (r, stderr) = w.run(Some(name), true, &["--launches", "200", "--grid", "200"]);
+        assert_eq!(r["launches"], 200, "{name}: all launches went through");
+        stderr
+    };
+    // Missing.
+    assert!(run("missing").contains("Missing"));
+    // Corrupt magic, truncated, wrong major version.
+    let good = segment_path(&w.shm_dir(), "tmpl").unwrap();
+    Segment::create(&good, 0, &share_params(0.01, 1)).unwrap();
+    let img = std::fs::read(&good).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        std::fs::write(segment_path(&w.shm_dir(), name).unwrap(), bytes).unwrap()
+    };
+    let mut bad_magic = img.clone();
+    bad_magic[0] ^= 0xff;
+    write("corrupt", &bad_magic);
+    write("truncated", &img[..100]);
+    let mut wrong_version = img.clone();
+    wrong_version[8] = 9;
+    write("version", &wrong_version);
+    // With ρ = 0.01 a throttled run of 200 launches would take ~4 s; these finish at full speed.
+    let t = Instant::now();
+    assert!(run("corrupt").contains("BadMagic"));
+    assert!(run("truncated").contains("Truncated"));
+    assert!(run("version").contains("WrongVersion"));
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "fail-open runs were throttled"
+    );
+    // The files were not touched.
+    assert_eq!(
+        std::fs::read(segment_path(&w.shm_dir(), "truncated").unwrap())
+            .unwrap()
+            .len(),
+        100
+    );
+    // Unmanaged process (no segment configured): silent pass-through.
+    let (r, stderr) = w.run(None, true, &["--launches", "50"]);
+    assert_eq!(r["launches"], 50);
+    assert!(!stderr.contains("unthrottled"), "{stderr}");
+}
+
+#[test]
+fn a_segment_created_later_is_picked_up() {
+    let w = World::new("late");
+    let child = Guard(
+        w.command(
+            Some("late"),
+            true,
+            &[
+                "--launches",
+                "1000000",
+                "--duration-ms",
+                "6000",
+                "--grid",
+                "100",
+            ],
+        )
+        .spawn()
+        .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let seg = w.segment(
+        "late",
+        &Params {
+            mode: Mode::Off,
+            ..Params::default()
+        },
+    );
+    // The library retries attaching once per second.
+    assert!(
+        eventually(Duration::from_secs(4), || seg.counters().launches > 0).is_some(),
+        "a running process never attached to a segment created after it started"
+    );
+    assert!(seg.attached_pids().contains(&child.0.id()));
+}
+
+#[test]
+fn sigkill_mid_launch_never_blocks_others() {
+    let w = World::new("kill");
+    // Cost 12 800 tokens per launch at 1.28e6 tokens/s: 100 launches/s for the whole segment.
+    let seg = w.segment(
+        "kill",
+        &Params {
+            mode: Mode::Cap,
+            refill_per_s: 1_280_000,
+            burst: 12_800,
+            cost_scale: 1.0,
+            target_share: 0.5,
+        },
+    );
+    let args = [
+        "--launches",
+        "1000000",
+        "--duration-ms",
+        "20000",
+        "--grid",
+        "100",
+        "--threads",
+        "4",
+    ];
+    let mut victim = Guard(w.command(Some("kill"), true, &args).spawn().unwrap());
+    let survivor = Guard(
+        w.command(Some("kill"), true, &["--launches", "60", "--grid", "100"])
+            .spawn()
+            .unwrap(),
+    );
+    // Both are launching and waiting on the shared bucket.
+    assert!(
+        eventually(Duration::from_secs(10), || seg
+            .counters()
+            .throttled_launches
+            >= 10)
+        .is_some()
+    );
+    victim.0.kill().unwrap();
+    victim.0.wait().unwrap();
+    let t = Instant::now();
+    let mut s = survivor;
+    let out = std::mem::replace(&mut s.0, Command::new("true").spawn().unwrap())
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    // 60 launches at ≤100/s shared: well under 10 s even with the victim's abandoned tickets.
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "survivor blocked: {:?}",
+        t.elapsed()
+    );
+    // And a new process still gets through.
+    let (r, _) = w.run(Some("kill"), true, &["--launches", "5", "--grid", "100"]);
+    assert_eq!(r["launches"], 5);
+}
+
+#[test]
+fn fork_and_threads_before_cuinit_are_throttled() {
+    let w = World::new("fork");
+    let seg = w.segment("fork", &share_params(0.5, 200_000));
+    let (r, _) = w.run(
+        Some("fork"),
+        true,
+        &[
+            "--launches",
+            "50",
+            "--threads",
+            "3",
+            "--fork-launches",
+            "40",
+            "--grid",
+            "100",
+        ],
+    );
+    assert_eq!(r["fork_child"]["exit"], 0, "{r}");
+    assert_eq!(r["launches"], 150, "3 threads × 50");
+    let c = seg.counters();
+    assert_eq!(
+        c.launches,
+        150 + 40,
+        "parent threads and forked child all counted"
+    );
+    assert!(c.throttled_launches > 0);
+    let child_pid = r["fork_child"]["pid"].as_u64().unwrap() as u32;
+    let pids = seg.attached_pids();
+    assert!(pids.contains(&child_pid), "child re-attached: {pids:?}");
+    assert!(pids.contains(&(r["pid"].as_u64().unwrap() as u32)));
+}
