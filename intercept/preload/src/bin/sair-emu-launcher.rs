@@ -74,6 +74,9 @@ struct Args {
     /// Time launches in batches of this size and report per-launch ns (median, p99).
     #[arg(long, env = "SAIR_BENCH_BATCH", default_value_t = 0)]
     bench_batch: u64,
+    /// Record (time, device busy ns of this process) every this many ms (0 = never).
+    #[arg(long, env = "SAIR_SAMPLE_MS", default_value_t = 0)]
+    sample_ms: u64,
 }
 
 type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
@@ -427,6 +430,8 @@ impl Setup {
 struct Outcome {
     launches: u64,
     batch_ns: Vec<f64>,
+    /// (ns since start, device busy ns of this process).
+    samples: Vec<(u64, u64)>,
 }
 
 fn launch_loop(
@@ -445,7 +450,14 @@ fn launch_loop(
     );
     let mut done = 0;
     let mut batch_ns = Vec::new();
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    let mut next_sample = Duration::ZERO;
     while done < launches && deadline.is_none_or(|d| Instant::now() < d) {
+        if a.sample_ms > 0 && start.elapsed() >= next_sample {
+            samples.push((start.elapsed().as_nanos() as u64, device_busy_ns().0));
+            next_sample += Duration::from_millis(a.sample_ms);
+        }
         if a.bench_batch > 0 {
             let n = a.bench_batch.min(launches - done);
             let t = Instant::now();
@@ -467,6 +479,7 @@ fn launch_loop(
     Ok(Outcome {
         launches: done,
         batch_ns,
+        samples,
     })
 }
 
@@ -479,10 +492,15 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn device_busy_ns() -> (u64, u64) {
-    let path = std::env::var_os("SAIR_EMU_STATE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(timeline::default_state_path);
-    let Ok(t) = timeline::open_timeline(&path) else {
+    static TIMELINE: std::sync::OnceLock<Option<&'static timeline::TimelineLayout>> =
+        std::sync::OnceLock::new();
+    let t = TIMELINE.get_or_init(|| {
+        let path = std::env::var_os("SAIR_EMU_STATE")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(timeline::default_state_path);
+        timeline::open_timeline(&path).ok()
+    });
+    let Some(t) = t else {
         return (0, 0);
     };
     let pid = std::process::id();
@@ -568,6 +586,7 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         "per_launch_ns_median": percentile(&sorted, 0.5),
         "per_launch_ns_p99": percentile(&sorted, 0.99),
         "batches": sorted.len(),
+        "samples": out.samples,
     }))
 }
 
