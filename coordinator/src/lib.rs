@@ -6,3 +6,4 @@
 //! [`policy::PipelineState`]), in simulation as live.
 
 pub mod policy;
+pub mod sair;

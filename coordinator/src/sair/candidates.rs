@@ -1,0 +1,414 @@
+//! The bounded candidate set offered each interval, each with the outcome the queueing model
+//! predicts for it (end-to-end P99 and cost rate).
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Action, PipelineState, StageKind};
+
+use super::features::Planning;
+use super::queueing::{predict_stage, tandem_p99};
+use super::validator::{Limits, clamp_step, gpu_fits};
+
+/// GPU share granularity.
+pub const RHO_QUANTUM: f64 = 0.05;
+
+/// Prices per hour; a GPU is billed by the share ρ its replicas hold (the paper's assumption).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prices {
+    pub cpu_replica_per_hour: f64,
+    pub gpu_per_hour: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Self {
+            cpu_replica_per_hour: 0.048,
+            gpu_per_hour: 1.10,
+        }
+    }
+}
+
+/// What kind of move a candidate is; retrieval matches past episodes by kind and stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveKind {
+    Hold,
+    ScaleUp,
+    ScaleDown,
+    RhoUp,
+    RhoDown,
+    MoveShare,
+    Combined,
+    RightSize,
+    Guard,
+}
+
+impl MoveKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveKind::Hold => "hold",
+            MoveKind::ScaleUp => "scale_up",
+            MoveKind::ScaleDown => "scale_down",
+            MoveKind::RhoUp => "rho_up",
+            MoveKind::RhoDown => "rho_down",
+            MoveKind::MoveShare => "move_share",
+            MoveKind::Combined => "combined",
+            MoveKind::RightSize => "right_size",
+            MoveKind::Guard => "guard",
+        }
+    }
+}
+
+/// Predicted outcome of an allocation over the next interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub p99_s: f64,
+    pub cost_per_hour: f64,
+    /// Predicted utilisation per stage.
+    pub utilisation: Vec<f64>,
+}
+
+/// One candidate action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Stable id within the interval (`c0` is always "hold").
+    pub id: String,
+    pub kind: MoveKind,
+    /// The stage the move is about, if one.
+    pub stage: Option<usize>,
+    /// Human-readable description, as shown to the LLM.
+    pub label: String,
+    pub action: Action,
+    pub predicted: Outcome,
+}
+
+/// Calibration of the model to what is observed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// Observed / predicted P99 of the allocation in place (EWMA), clamped.
+    pub p99_scale: f64,
+    /// Observed / computed cost rate, clamped.
+    pub cost_scale: f64,
+}
+
+impl Default for Calibration {
+    fn default() -> Self {
+        Self {
+            p99_scale: 1.0,
+            cost_scale: 1.0,
+        }
+    }
+}
+
+/// Everything needed to predict outcomes.
+#[derive(Debug, Clone, Copy)]
+pub struct Model<'a> {
+    pub state: &'a PipelineState,
+    pub planning: &'a Planning,
+    pub prices: Prices,
+    pub calibration: Calibration,
+}
+
+impl Model<'_> {
+    /// Cost rate of an allocation before calibration.
+    pub fn raw_cost(&self, a: &Action) -> f64 {
+        self.state
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, st)| match st.kind {
+                StageKind::Cpu => f64::from(a.replicas[i]) * self.prices.cpu_replica_per_hour,
+                StageKind::Gpu => f64::from(a.replicas[i]) * a.rho[i] * self.prices.gpu_per_hour,
+            })
+            .sum()
+    }
+
+    /// Uncalibrated end-to-end P99 and per-stage utilisation.
+    pub fn raw_p99(&self, a: &Action) -> (f64, Vec<f64>) {
+        let preds: Vec<_> = (0..self.state.stages.len())
+            .map(|i| {
+                predict_stage(
+                    &self
+                        .planning
+                        .stage_load(self.state, i, a.replicas[i], a.rho[i]),
+                )
+            })
+            .collect();
+        let util = preds.iter().map(|p| p.utilisation).collect();
+        (tandem_p99(&preds), util)
+    }
+
+    pub fn predict(&self, a: &Action) -> Outcome {
+        let (p99, utilisation) = self.raw_p99(a);
+        Outcome {
+            p99_s: p99 * self.calibration.p99_scale,
+            cost_per_hour: self.raw_cost(a) * self.calibration.cost_scale,
+            utilisation,
+        }
+    }
+}
+
+/// Knobs of the candidate generator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CandidateConfig {
+    /// Whether ρ moves are offered (the `sair-no-gpu-rate` ablation turns them off).
+    pub gpu_rate: bool,
+    /// Larger replica step offered besides ±1.
+    pub big_step: u32,
+    /// ρ step for ρ up/down moves.
+    pub rho_step: f64,
+    /// Lowest ρ a GPU replica may run at.
+    pub rho_min: f64,
+    /// Right-size targets, as fractions of the SLO.
+    pub right_size_targets: [f64; 3],
+}
+
+impl Default for CandidateConfig {
+    fn default() -> Self {
+        Self {
+            gpu_rate: true,
+            big_step: 2,
+            rho_step: 0.1,
+            rho_min: 0.1,
+            right_size_targets: [0.35, 0.5, 0.7],
+        }
+    }
+}
+
+fn quantise_rho(r: f64, min: f64) -> f64 {
+    ((r / RHO_QUANTUM).round() * RHO_QUANTUM).clamp(min, 1.0)
+}
+
+/// Builds the candidate set: hold; ±1 and ±k replicas on the bottleneck and its neighbours;
+/// ρ up/down on GPU stages; GPU share moved between GPU stages; a combined move (bottleneck
+/// up, least-utilised stage down); and right-size moves (the cheapest allocation predicted to
+/// meet a P99 target, stepped within the step limits). Every candidate respects bounds, step
+/// limits and GPU packing; duplicates are dropped.
+pub fn generate(
+    m: &Model<'_>,
+    bottleneck: usize,
+    cfg: &CandidateConfig,
+    limits: &Limits,
+) -> Vec<Candidate> {
+    let s = m.state;
+    let hold = Action::hold(s);
+    let n = s.stages.len();
+    let mut raw: Vec<(MoveKind, Option<usize>, String, Action)> = vec![(
+        MoveKind::Hold,
+        None,
+        "keep the current allocation".into(),
+        hold.clone(),
+    )];
+    let name = |i: usize| s.stages[i].name.as_str();
+
+    let mut around = vec![bottleneck];
+    if bottleneck > 0 {
+        around.push(bottleneck - 1);
+    }
+    if bottleneck + 1 < n {
+        around.push(bottleneck + 1);
+    }
+    for &i in &around {
+        for step in [1, cfg.big_step.max(2)] {
+            let mut up = hold.clone();
+            up.replicas[i] = up.replicas[i].saturating_add(step);
+            raw.push((
+                MoveKind::ScaleUp,
+                Some(i),
+                format!("{} +{step} replicas", name(i)),
+                up,
+            ));
+            let mut down = hold.clone();
+            down.replicas[i] = down.replicas[i].saturating_sub(step);
+            raw.push((
+                MoveKind::ScaleDown,
+                Some(i),
+                format!("{} -{step} replicas", name(i)),
+                down,
+            ));
+        }
+    }
+    // Scale-down candidates for every other stage (over-provisioning is where cost hides).
+    for i in (0..n).filter(|i| !around.contains(i)) {
+        let mut down = hold.clone();
+        down.replicas[i] = down.replicas[i].saturating_sub(1);
+        raw.push((
+            MoveKind::ScaleDown,
+            Some(i),
+            format!("{} -1 replica", name(i)),
+            down,
+        ));
+    }
+    let gpu: Vec<usize> = (0..n)
+        .filter(|&i| s.stages[i].kind == StageKind::Gpu)
+        .collect();
+    if cfg.gpu_rate {
+        for &i in &gpu {
+            for (kind, sign) in [(MoveKind::RhoUp, 1.0), (MoveKind::RhoDown, -1.0)] {
+                let mut a = hold.clone();
+                a.rho[i] = quantise_rho(a.rho[i] + sign * cfg.rho_step, cfg.rho_min);
+                raw.push((
+                    kind,
+                    Some(i),
+                    format!("{} rho -> {:.2}", name(i), a.rho[i]),
+                    a,
+                ));
+            }
+        }
+        for &from in &gpu {
+            for &to in &gpu {
+                if from == to {
+                    continue;
+                }
+                let mut a = hold.clone();
+                let moved = cfg.rho_step * f64::from(a.replicas[from]);
+                a.rho[from] = quantise_rho(a.rho[from] - cfg.rho_step, cfg.rho_min);
+                a.rho[to] = quantise_rho(
+                    a.rho[to] + moved / f64::from(a.replicas[to].max(1)),
+                    cfg.rho_min,
+                );
+                raw.push((
+                    MoveKind::MoveShare,
+                    Some(to),
+                    format!("move GPU share from {} to {}", name(from), name(to)),
+                    a,
+                ));
+            }
+        }
+    }
+    // Combined: bottleneck +1 and the least utilised other stage −1.
+    let pred_now = m.predict(&hold);
+    if let Some(low) = (0..n)
+        .filter(|&i| i != bottleneck)
+        .min_by(|&a, &b| pred_now.utilisation[a].total_cmp(&pred_now.utilisation[b]))
+    {
+        let mut a = hold.clone();
+        a.replicas[bottleneck] = a.replicas[bottleneck].saturating_add(1);
+        a.replicas[low] = a.replicas[low].saturating_sub(1);
+        raw.push((
+            MoveKind::Combined,
+            Some(bottleneck),
+            format!("{} +1 and {} -1", name(bottleneck), name(low)),
+            a,
+        ));
+    }
+    for &frac in &cfg.right_size_targets {
+        let target = frac * s.slo_p99_s;
+        let a = right_size(m, target, cfg, limits);
+        raw.push((
+            MoveKind::RightSize,
+            None,
+            format!("right-size every stage for P99 <= {:.0} ms", target * 1e3),
+            a,
+        ));
+    }
+
+    let mut out: Vec<Candidate> = Vec::new();
+    for (kind, stage, label, a) in raw {
+        let mut a = limits.clamp_bounds(s, &a);
+        a = clamp_step(s, &a, limits);
+        if !gpu_fits(s, &a) {
+            continue;
+        }
+        if out.iter().any(|c| c.action == a) {
+            continue;
+        }
+        let predicted = m.predict(&a);
+        out.push(Candidate {
+            id: format!("c{}", out.len()),
+            kind,
+            stage,
+            label,
+            action: a,
+            predicted,
+        });
+    }
+    out
+}
+
+/// Greedy cheapest allocation predicted to meet `target_p99_s`: start from the minimum that is
+/// stable (utilisation < 1 at the smallest replica count), then repeatedly buy the increment
+/// (one replica, or one ρ quantum on a GPU stage) with the largest P99 reduction per unit of
+/// cost, until the target is met or nothing more fits.
+pub fn right_size(
+    m: &Model<'_>,
+    target_p99_s: f64,
+    cfg: &CandidateConfig,
+    limits: &Limits,
+) -> Action {
+    let s = m.state;
+    let n = s.stages.len();
+    let mut a = Action::hold(s);
+    for (i, st) in s.stages.iter().enumerate() {
+        let lo = limits.min_replicas(st);
+        a.replicas[i] = lo;
+        if st.kind == StageKind::Gpu && cfg.gpu_rate {
+            a.rho[i] = 1.0;
+        }
+        // Smallest replica count with utilisation below 0.9.
+        while a.replicas[i] < limits.max_replicas(st) {
+            let l = m.planning.stage_load(s, i, a.replicas[i], a.rho[i]);
+            if l.lambda * l.service_mean_s / f64::from(l.servers.max(1)) < 0.9 {
+                break;
+            }
+            a.replicas[i] += 1;
+        }
+        // With ρ control, a GPU stage may then give back share it does not need.
+        if st.kind == StageKind::Gpu && cfg.gpu_rate {
+            loop {
+                let lower = quantise_rho(a.rho[i] - RHO_QUANTUM, cfg.rho_min);
+                if lower >= a.rho[i] {
+                    break;
+                }
+                let l = m.planning.stage_load(s, i, a.replicas[i], lower);
+                if l.lambda * l.service_mean_s / f64::from(l.servers.max(1)) >= 0.85 {
+                    break;
+                }
+                a.rho[i] = lower;
+            }
+        }
+    }
+    let mut p99 = m.raw_p99(&a).0 * m.calibration.p99_scale;
+    let mut guard = 0;
+    while p99 > target_p99_s && guard < 512 {
+        guard += 1;
+        let base_cost = m.raw_cost(&a);
+        let mut best: Option<(f64, Action, f64)> = None;
+        for i in 0..n {
+            let st = &s.stages[i];
+            let mut options = Vec::with_capacity(2);
+            if a.replicas[i] < limits.max_replicas(st) {
+                let mut b = a.clone();
+                b.replicas[i] += 1;
+                options.push(b);
+            }
+            if st.kind == StageKind::Gpu && cfg.gpu_rate && a.rho[i] < 1.0 {
+                let mut b = a.clone();
+                b.rho[i] = quantise_rho(a.rho[i] + RHO_QUANTUM, cfg.rho_min);
+                options.push(b);
+            }
+            for b in options {
+                if !gpu_fits(s, &b) {
+                    continue;
+                }
+                let bp = m.raw_p99(&b).0 * m.calibration.p99_scale;
+                let dc = (m.raw_cost(&b) - base_cost).max(1e-9);
+                let gain = (p99 - bp) / dc;
+                if best.as_ref().is_none_or(|(g, _, _)| gain > *g) {
+                    best = Some((gain, b, bp));
+                }
+            }
+        }
+        match best {
+            Some((_, b, bp)) => {
+                a = b;
+                p99 = bp;
+            }
+            None => break,
+        }
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,83 @@
+use super::*;
+use crate::sair::features::{History, Planning};
+use crate::sair::test_util::pipeline;
+
+fn model_for(s: &PipelineState) -> (Planning, History) {
+    let mut h = History::default();
+    h.observe(s, s.arrival_rate);
+    (Planning::new(s, &h, 30.0), h)
+}
+
+#[test]
+fn candidate_set_is_bounded_unique_and_valid() {
+    let s = pipeline(150.0, 0.0);
+    let (p, _) = model_for(&s);
+    let m = Model {
+        state: &s,
+        planning: &p,
+        prices: Prices::default(),
+        calibration: Calibration::default(),
+    };
+    let limits = Limits::default();
+    let cands = generate(&m, 1, &CandidateConfig::default(), &limits);
+    assert_eq!(cands[0].kind, MoveKind::Hold);
+    assert!(cands.len() <= 40, "{}", cands.len());
+    let v = crate::sair::validator::Validator::new(limits);
+    for (i, c) in cands.iter().enumerate() {
+        assert_eq!(c.id, format!("c{i}"));
+        assert!(v.check(&s, &c.action, 0.0, false).is_ok(), "{c:?}");
+        for d in &cands[..i] {
+            assert_ne!(d.action, c.action);
+        }
+    }
+    assert!(cands.iter().any(|c| c.kind == MoveKind::RhoDown));
+    let no_rho = generate(
+        &m,
+        1,
+        &CandidateConfig {
+            gpu_rate: false,
+            ..Default::default()
+        },
+        &limits,
+    );
+    assert!(no_rho.iter().all(|c| c.action.rho == cands[0].action.rho));
+}
+
+#[test]
+fn more_capacity_predicts_lower_p99_and_higher_cost() {
+    let s = pipeline(180.0, 0.0);
+    let (p, _) = model_for(&s);
+    let m = Model {
+        state: &s,
+        planning: &p,
+        prices: Prices::default(),
+        calibration: Calibration::default(),
+    };
+    let hold = Action::hold(&s);
+    let mut up = hold.clone();
+    up.replicas[0] += 1;
+    let (a, b) = (m.predict(&hold), m.predict(&up));
+    assert!(b.p99_s < a.p99_s);
+    assert!((b.cost_per_hour - a.cost_per_hour - 0.048).abs() < 1e-9);
+}
+
+#[test]
+fn right_size_meets_its_target_cheaply() {
+    let s = pipeline(120.0, 0.0);
+    let (p, _) = model_for(&s);
+    let m = Model {
+        state: &s,
+        planning: &p,
+        prices: Prices::default(),
+        calibration: Calibration::default(),
+    };
+    let cfg = CandidateConfig::default();
+    let a = right_size(&m, 0.08, &cfg, &Limits::default());
+    let out = m.predict(&a);
+    assert!(out.p99_s <= 0.08, "{out:?}");
+    assert!(
+        out.cost_per_hour < m.predict(&Action::hold(&s)).cost_per_hour,
+        "{a:?}"
+    );
+    assert!(out.utilisation.iter().all(|u| *u < 1.0));
+}

@@ -1,0 +1,134 @@
+//! Pareto-dominance reward over (P99, cost) between consecutive intervals.
+//!
+//! `r = tier · (B + δ) + B · σ(s)`, with `tier` = 2 when the transition dominates (no
+//! objective worse beyond tolerance, at least one better), 0 when it is dominated, 1 otherwise
+//! (incomparable or equivalent); `σ` the logistic function, so the in-tier term lies in
+//! `(0, B)`; and `s = w_p·ΔP99/SLO + w_c·Δcost/cost − κ·min(1, max(0, P99'/SLO − 1))`, the
+//! weighted improvement minus the SLO-violation penalty. Because the in-tier term is confined
+//! to `(0, B)`, any two transitions one tier apart differ by more than δ (docs/policy.md,
+//! Proposition 1). The `sair-no-pareto` ablation uses `s` alone (a weighted sum).
+
+use serde::{Deserialize, Serialize};
+
+/// A point in objective space.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub p99_s: f64,
+    pub cost_per_hour: f64,
+}
+
+/// How one interval compares with the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    Dominates,
+    Equivalent,
+    Incomparable,
+    Dominated,
+}
+
+/// Reward parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RewardConfig {
+    /// P99 changes below `max(p99_tol_rel·P99, p99_tol_slo·SLO)` are noise.
+    pub p99_tol_rel: f64,
+    pub p99_tol_slo: f64,
+    /// Cost changes below `cost_tol_rel·cost` are noise.
+    pub cost_tol_rel: f64,
+    /// Width of the in-tier band, B.
+    pub band: f64,
+    /// Separation margin between tiers, δ.
+    pub delta: f64,
+    pub w_p99: f64,
+    pub w_cost: f64,
+    /// SLO-violation penalty weight κ.
+    pub slo_penalty: f64,
+    /// Tiered Pareto shaping on (default) or the weighted sum alone (ablation).
+    pub pareto: bool,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        Self {
+            p99_tol_rel: 0.05,
+            p99_tol_slo: 0.05,
+            cost_tol_rel: 0.02,
+            band: 1.0,
+            delta: 0.5,
+            w_p99: 1.0,
+            w_cost: 1.0,
+            slo_penalty: 2.0,
+            pareto: true,
+        }
+    }
+}
+
+fn cmp_with_tol(prev: f64, next: f64, tol: f64) -> i8 {
+    if next < prev - tol {
+        1
+    } else if next > prev + tol {
+        -1
+    } else {
+        0
+    }
+}
+
+/// Classifies the transition `prev → next` with the noise tolerances.
+pub fn relation(prev: Point, next: Point, slo_s: f64, cfg: &RewardConfig) -> Relation {
+    let tp = (cfg.p99_tol_rel * prev.p99_s).max(cfg.p99_tol_slo * slo_s);
+    let tc = cfg.cost_tol_rel * prev.cost_per_hour.abs();
+    let p = cmp_with_tol(prev.p99_s, next.p99_s, tp);
+    let c = cmp_with_tol(prev.cost_per_hour, next.cost_per_hour, tc);
+    match (p, c) {
+        (0, 0) => Relation::Equivalent,
+        (a, b) if a >= 0 && b >= 0 => Relation::Dominates,
+        (a, b) if a <= 0 && b <= 0 => Relation::Dominated,
+        _ => Relation::Incomparable,
+    }
+}
+
+/// The tier of a relation: 2 dominating, 1 incomparable or equivalent, 0 dominated.
+pub fn tier(r: Relation) -> u8 {
+    match r {
+        Relation::Dominates => 2,
+        Relation::Equivalent | Relation::Incomparable => 1,
+        Relation::Dominated => 0,
+    }
+}
+
+/// The weighted improvement minus the SLO penalty (`s` in the module docs).
+pub fn score(prev: Point, next: Point, slo_s: f64, cfg: &RewardConfig) -> f64 {
+    let dp = (prev.p99_s - next.p99_s) / slo_s;
+    let dc = (prev.cost_per_hour - next.cost_per_hour) / prev.cost_per_hour.abs().max(1e-9);
+    let violation = (next.p99_s / slo_s - 1.0).clamp(0.0, 1.0);
+    let s = cfg.w_p99 * dp.clamp(-4.0, 4.0) + cfg.w_cost * dc.clamp(-4.0, 4.0)
+        - cfg.slo_penalty * violation;
+    if s.is_finite() { s } else { 0.0 }
+}
+
+fn logistic(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The reward of the transition `prev → next`.
+pub fn reward(prev: Point, next: Point, slo_s: f64, cfg: &RewardConfig) -> f64 {
+    let s = score(prev, next, slo_s, cfg);
+    if !cfg.pareto {
+        return s;
+    }
+    let t = f64::from(tier(relation(prev, next, slo_s, cfg)));
+    t * (cfg.band + cfg.delta) + cfg.band * logistic(2.0 * s)
+}
+
+/// The reward of "nothing changed" (an equivalent transition with no violation): episodes
+/// above it are positive exemplars, below it negative.
+pub fn neutral(cfg: &RewardConfig) -> f64 {
+    if cfg.pareto {
+        cfg.band + cfg.delta + cfg.band * 0.5
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,138 @@
+//! Selectors choose one candidate per interval. `model` (the default, and the fallback of
+//! `llm`) ranks by predicted reward corrected by retrieved episodes; `llm` asks a chat model
+//! ([`super::llm`]).
+
+use crate::policy::PipelineState;
+
+use super::candidates::Candidate;
+use super::retrieval::similarity;
+use super::store::{Episode, Source};
+
+/// Everything a selector may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct SelectionInput<'a> {
+    pub state: &'a PipelineState,
+    pub features: &'a [f64],
+    pub candidates: &'a [Candidate],
+    /// Predicted reward per candidate.
+    pub predicted_reward: &'a [f64],
+    /// Whether each candidate passes the validator now.
+    pub safe: &'a [bool],
+    /// The model's bottleneck estimate.
+    pub bottleneck: usize,
+    /// Retrieved episodes, best first.
+    pub episodes: &'a [&'a Episode],
+    /// Retrieval similarity bandwidth (for kernel weights).
+    pub bandwidth: f64,
+}
+
+/// A selector's choice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// Index into the candidates.
+    pub index: usize,
+    pub bottleneck: Option<usize>,
+    pub rationale: String,
+    pub source: Source,
+}
+
+/// One interface for every selector.
+pub trait Selector: Send + std::fmt::Debug {
+    fn name(&self) -> &'static str;
+    fn select(&mut self, input: &SelectionInput<'_>) -> Selection;
+    /// Per-call measurements (LLM selectors only).
+    fn calls(&self) -> &[super::llm::CallStats] {
+        &[]
+    }
+}
+
+/// How much a past episode's move tells about a candidate: 1 for the same kind on the same
+/// stage, 0.3 for the same kind elsewhere, 0 otherwise.
+fn action_match(c: &Candidate, e: &Episode) -> f64 {
+    if c.kind != e.kind {
+        0.0
+    } else if c.stage == e.stage {
+        1.0
+    } else {
+        0.3
+    }
+}
+
+/// Kernel-regression correction of a candidate's predicted reward by the retrieved episodes:
+/// `Σ w_j (r_j − r̂_j) / (1 + Σ w_j)` with `w_j = similarity × action match` (the 1 in the
+/// denominator shrinks towards no correction when little evidence matches). Returns the
+/// correction and the total weight.
+pub fn correction(input: &SelectionInput<'_>, c: &Candidate) -> (f64, f64) {
+    let (mut num, mut den) = (0.0, 0.0);
+    for e in input.episodes {
+        let w = similarity(input.features, &e.features, input.bandwidth) * action_match(c, e);
+        if w > 0.0 {
+            num += w * (e.reward - e.predicted_reward);
+            den += w;
+        }
+    }
+    (num / (1.0 + den), den)
+}
+
+/// The `model` selector.
+#[derive(Debug, Clone, Default)]
+pub struct ModelSelector {
+    /// Whether retrieved episodes correct predictions (`sair-no-retrieval` turns this off).
+    pub use_retrieval: bool,
+}
+
+impl ModelSelector {
+    /// Score of every candidate: predicted reward plus correction.
+    pub fn scores(&self, input: &SelectionInput<'_>) -> Vec<(f64, f64, f64)> {
+        input
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (corr, w) = if self.use_retrieval {
+                    correction(input, c)
+                } else {
+                    (0.0, 0.0)
+                };
+                (input.predicted_reward[i] + corr, corr, w)
+            })
+            .collect()
+    }
+}
+
+impl Selector for ModelSelector {
+    fn name(&self) -> &'static str {
+        "model"
+    }
+
+    fn select(&mut self, input: &SelectionInput<'_>) -> Selection {
+        let scores = self.scores(input);
+        // Hold (index 0) is always safe: it changes nothing.
+        let mut best = 0;
+        for (i, (s, _, _)) in scores.iter().enumerate() {
+            if input.safe[i] && *s > scores[best].0 {
+                best = i;
+            }
+        }
+        let c = &input.candidates[best];
+        let (s, corr, w) = scores[best];
+        Selection {
+            index: best,
+            bottleneck: Some(input.bottleneck),
+            rationale: format!(
+                "{} ({}): predicted P99 {:.1} ms, cost {:.3}/h, reward {:.3} (correction {:+.3} from weight {:.2})",
+                c.id,
+                c.label,
+                c.predicted.p99_s * 1e3,
+                c.predicted.cost_per_hour,
+                s,
+                corr,
+                w
+            ),
+            source: Source::Model,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,316 @@
+//! The validator: every action the policy applies passes through here. Bounds, GPU packing,
+//! step limits, anti-oscillation, and the forced-exploration schedule within the safe set.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::policy::{Action, PipelineState, StageKind, StageState};
+
+/// Why an action was rejected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Rejection {
+    #[error("action has {got} entries, the pipeline has {want} stages")]
+    Shape { want: usize, got: usize },
+    #[error("stage `{stage}`: {replicas} replicas outside [{min}, {max}]")]
+    Replicas {
+        stage: String,
+        replicas: u32,
+        min: u32,
+        max: u32,
+    },
+    #[error("stage `{stage}`: rho {rho} outside [{min}, 1]")]
+    Rho { stage: String, rho: f64, min: f64 },
+    #[error("GPU shares do not pack into {gpus} GPUs with Σρ ≤ 1 each")]
+    GpuPacking { gpus: u32 },
+    #[error("stage `{stage}`: step {from} -> {to} exceeds the per-interval limit")]
+    Step {
+        stage: String,
+        from: String,
+        to: String,
+    },
+    #[error("stage `{stage}`: reverses a move made {ago_s:.0}s ago (cooldown {cooldown_s:.0}s)")]
+    Oscillation {
+        stage: String,
+        ago_s: f64,
+        cooldown_s: f64,
+    },
+}
+
+/// Bounds and step limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub rho_min: f64,
+    /// Largest ρ change per interval.
+    pub max_rho_step: f64,
+    /// Scale-up per interval: at most max(`min_up_step`, current) replicas (i.e. doubling).
+    pub min_up_step: u32,
+    /// No reversal of a stage's move within this many seconds unless the SLO is under pressure.
+    pub cooldown_s: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            rho_min: 0.1,
+            max_rho_step: 0.5,
+            min_up_step: 2,
+            cooldown_s: 90.0,
+        }
+    }
+}
+
+impl Limits {
+    /// Never fewer than one replica: scale-to-zero would drop every request.
+    pub fn min_replicas(&self, st: &StageState) -> u32 {
+        st.min_replicas.max(1)
+    }
+
+    pub fn max_replicas(&self, st: &StageState) -> u32 {
+        st.max_replicas.max(self.min_replicas(st))
+    }
+
+    fn max_up(&self, cur: u32) -> u32 {
+        cur.max(self.min_up_step)
+    }
+
+    fn max_down(&self, cur: u32) -> u32 {
+        cur.div_ceil(2).max(1)
+    }
+
+    /// Clamps replicas and ρ into the stage bounds (CPU stages keep their ρ).
+    pub fn clamp_bounds(&self, s: &PipelineState, a: &Action) -> Action {
+        let mut out = a.clone();
+        for (i, st) in s.stages.iter().enumerate() {
+            out.replicas[i] = a.replicas[i].clamp(self.min_replicas(st), self.max_replicas(st));
+            out.rho[i] = match st.kind {
+                StageKind::Gpu => a.rho[i].clamp(self.rho_min, 1.0),
+                StageKind::Cpu => st.rho,
+            };
+        }
+        out
+    }
+}
+
+/// Clamps an action to the per-interval step limits relative to what is requested now.
+pub fn clamp_step(s: &PipelineState, a: &Action, l: &Limits) -> Action {
+    let mut out = a.clone();
+    for (i, st) in s.stages.iter().enumerate() {
+        let cur = st.replicas_desired;
+        let want = a.replicas[i];
+        out.replicas[i] = if want > cur {
+            want.min(cur.saturating_add(l.max_up(cur)))
+        } else {
+            want.max(cur.saturating_sub(l.max_down(cur)))
+        };
+        let dr = (a.rho[i] - st.rho).clamp(-l.max_rho_step, l.max_rho_step);
+        out.rho[i] = st.rho + dr;
+    }
+    out
+}
+
+/// Whether the GPU replicas' shares pack into `s.gpus` GPUs with Σρ ≤ 1 on each (first-fit
+/// decreasing). A pipeline reporting 0 GPUs is treated as unconstrained.
+pub fn gpu_fits(s: &PipelineState, a: &Action) -> bool {
+    if s.gpus == 0 {
+        return true;
+    }
+    let mut shares: Vec<f64> = Vec::new();
+    for (i, st) in s.stages.iter().enumerate() {
+        if st.kind == StageKind::Gpu {
+            shares.extend(std::iter::repeat_n(a.rho[i], a.replicas[i] as usize));
+        }
+    }
+    shares.sort_by(|x, y| y.total_cmp(x));
+    let mut bins = vec![0.0f64; s.gpus as usize];
+    'next: for r in shares {
+        for b in &mut bins {
+            if *b + r <= 1.0 + 1e-9 {
+                *b += r;
+                continue 'next;
+            }
+        }
+        return false;
+    }
+    true
+}
+
+/// Direction of the last move per stage and knob, with its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct LastMove {
+    replicas: Option<(i8, f64)>,
+    rho: Option<(i8, f64)>,
+}
+
+/// Stateful validator: remembers recent moves for anti-oscillation.
+#[derive(Debug, Clone, Default)]
+pub struct Validator {
+    pub limits: Limits,
+    last: Vec<LastMove>,
+}
+
+fn sign_u(a: u32, b: u32) -> i8 {
+    match b.cmp(&a) {
+        std::cmp::Ordering::Greater => 1,
+        std::cmp::Ordering::Less => -1,
+        std::cmp::Ordering::Equal => 0,
+    }
+}
+
+fn sign_f(a: f64, b: f64) -> i8 {
+    if b > a + 1e-9 {
+        1
+    } else if b < a - 1e-9 {
+        -1
+    } else {
+        0
+    }
+}
+
+impl Validator {
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            last: Vec::new(),
+        }
+    }
+
+    /// Checks an action against the current state. `slo_pressure` (the SLO is violated now or
+    /// predicted to be under the current allocation) lifts the anti-oscillation rule.
+    pub fn check(
+        &self,
+        s: &PipelineState,
+        a: &Action,
+        now_s: f64,
+        slo_pressure: bool,
+    ) -> Result<(), Vec<Rejection>> {
+        let n = s.stages.len();
+        if a.replicas.len() != n || a.rho.len() != n {
+            return Err(vec![Rejection::Shape {
+                want: n,
+                got: a.replicas.len().min(a.rho.len()),
+            }]);
+        }
+        let l = &self.limits;
+        let mut errs = Vec::new();
+        for (i, st) in s.stages.iter().enumerate() {
+            let (lo, hi) = (l.min_replicas(st), l.max_replicas(st));
+            if a.replicas[i] < lo || a.replicas[i] > hi {
+                errs.push(Rejection::Replicas {
+                    stage: st.name.clone(),
+                    replicas: a.replicas[i],
+                    min: lo,
+                    max: hi,
+                });
+            }
+            if st.kind == StageKind::Gpu
+                && !(a.rho[i].is_finite() && a.rho[i] >= l.rho_min - 1e-9 && a.rho[i] <= 1.0 + 1e-9)
+            {
+                errs.push(Rejection::Rho {
+                    stage: st.name.clone(),
+                    rho: a.rho[i],
+                    min: l.rho_min,
+                });
+            }
+            let cur = st.replicas_desired;
+            let step_ok = if a.replicas[i] > cur {
+                a.replicas[i] - cur <= l.max_up(cur)
+            } else {
+                cur - a.replicas[i] <= l.max_down(cur)
+            };
+            let rho_ok =
+                st.kind == StageKind::Cpu || (a.rho[i] - st.rho).abs() <= l.max_rho_step + 1e-9;
+            if !step_ok || !rho_ok {
+                errs.push(Rejection::Step {
+                    stage: st.name.clone(),
+                    from: format!("{}x{:.2}", cur, st.rho),
+                    to: format!("{}x{:.2}", a.replicas[i], a.rho[i]),
+                });
+            }
+            if !slo_pressure && let Some(last) = self.last.get(i) {
+                let dirs = [
+                    (last.replicas, sign_u(cur, a.replicas[i])),
+                    (
+                        last.rho,
+                        if st.kind == StageKind::Gpu {
+                            sign_f(st.rho, a.rho[i])
+                        } else {
+                            0
+                        },
+                    ),
+                ];
+                for (prev, dir) in dirs {
+                    if let Some((pd, t)) = prev
+                        && dir != 0
+                        && dir == -pd
+                        && now_s - t < l.cooldown_s
+                    {
+                        errs.push(Rejection::Oscillation {
+                            stage: st.name.clone(),
+                            ago_s: now_s - t,
+                            cooldown_s: l.cooldown_s,
+                        });
+                    }
+                }
+            }
+        }
+        if !gpu_fits(s, a) {
+            errs.push(Rejection::GpuPacking { gpus: s.gpus });
+        }
+        if errs.is_empty() { Ok(()) } else { Err(errs) }
+    }
+
+    /// Records an applied action, for anti-oscillation.
+    pub fn record(&mut self, s: &PipelineState, a: &Action, now_s: f64) {
+        if self.last.len() != s.stages.len() {
+            self.last = vec![LastMove::default(); s.stages.len()];
+        }
+        for (i, st) in s.stages.iter().enumerate() {
+            let d = sign_u(st.replicas_desired, a.replicas[i]);
+            if d != 0 {
+                self.last[i].replicas = Some((d, now_s));
+            }
+            let d = sign_f(st.rho, a.rho[i]);
+            if d != 0 && st.kind == StageKind::Gpu {
+                self.last[i].rho = Some((d, now_s));
+            }
+        }
+    }
+}
+
+/// Forced exploration at a decaying rate: `rate0 / (1 + n / tau)` after `n` decisions.
+#[derive(Debug, Clone)]
+pub struct Explorer {
+    pub rate0: f64,
+    pub tau: f64,
+    decisions: u64,
+    rng: ChaCha8Rng,
+}
+
+impl Explorer {
+    pub fn new(rate0: f64, tau: f64, seed: u64) -> Self {
+        Self {
+            rate0,
+            tau,
+            decisions: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate0 / (1.0 + self.decisions as f64 / self.tau.max(1e-9))
+    }
+
+    /// Counts one decision; with the current rate, returns an index into `safe` (the
+    /// validated candidates predicted to meet the SLO) to explore instead.
+    pub fn maybe_explore(&mut self, safe: &[usize]) -> Option<usize> {
+        let rate = self.rate();
+        self.decisions += 1;
+        if safe.is_empty() || self.rng.random::<f64>() >= rate {
+            return None;
+        }
+        Some(safe[self.rng.random_range(0..safe.len())])
+    }
+}
+
+#[cfg(test)]
+mod tests;

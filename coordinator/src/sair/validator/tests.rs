@@ -1,0 +1,98 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::sair::test_util::pipeline;
+
+#[test]
+fn bounds_steps_and_packing() {
+    let s = pipeline(100.0, 0.0);
+    let v = Validator::default();
+    let ok = Action::hold(&s);
+    assert!(v.check(&s, &ok, 0.0, false).is_ok());
+    let mut a = ok.clone();
+    a.replicas[0] = 0;
+    assert!(matches!(
+        v.check(&s, &a, 0.0, false).unwrap_err()[0],
+        Rejection::Replicas { .. }
+    ));
+    let mut a = ok.clone();
+    a.replicas[0] = 9; // 2 → 9 is more than doubling
+    assert!(matches!(
+        v.check(&s, &a, 0.0, false).unwrap_err()[0],
+        Rejection::Step { .. }
+    ));
+    let mut a = ok.clone();
+    a.replicas[1] = 3; // three whole-GPU replicas on 2 GPUs
+    assert!(
+        v.check(&s, &a, 0.0, false)
+            .unwrap_err()
+            .contains(&Rejection::GpuPacking { gpus: 2 })
+    );
+    a.rho[1] = 0.5; // 3 × 0.5 packs as 0.5 + 0.5 | 0.5
+    assert!(v.check(&s, &a, 0.0, false).is_ok());
+    let mut a = ok.clone();
+    a.rho[1] = 0.05;
+    assert!(v.check(&s, &a, 0.0, false).is_err());
+}
+
+#[test]
+fn no_reversal_within_cooldown_unless_slo_pressure() {
+    let s = pipeline(100.0, 0.0);
+    let mut v = Validator::default();
+    let mut up = Action::hold(&s);
+    up.replicas[0] = 3;
+    v.record(&s, &up, 0.0);
+    let mut s2 = pipeline(100.0, 30.0);
+    s2.stages[0].replicas_desired = 3;
+    let mut down = Action::hold(&s2);
+    down.replicas[0] = 2;
+    assert!(matches!(
+        v.check(&s2, &down, 30.0, false).unwrap_err()[0],
+        Rejection::Oscillation { .. }
+    ));
+    assert!(
+        v.check(&s2, &down, 30.0, true).is_ok(),
+        "SLO pressure lifts the rule"
+    );
+    assert!(
+        v.check(&s2, &down, 200.0, false).is_ok(),
+        "after the cooldown"
+    );
+}
+
+#[test]
+fn exploration_decays_and_stays_in_the_safe_set() {
+    let mut e = Explorer::new(0.5, 10.0, 7);
+    let safe = [2, 5];
+    let mut early = 0;
+    for _ in 0..100 {
+        if let Some(i) = e.maybe_explore(&safe) {
+            assert!(safe.contains(&i));
+            early += 1;
+        }
+    }
+    let mut late = 0;
+    for _ in 0..100 {
+        if e.maybe_explore(&safe).is_some() {
+            late += 1;
+        }
+    }
+    assert!(early > late, "{early} then {late}");
+    assert!(e.maybe_explore(&[]).is_none());
+}
+
+proptest! {
+    /// Whatever is asked, clamping to bounds and steps yields an action the validator accepts
+    /// (packing aside, which the candidate generator filters).
+    #[test]
+    fn clamped_actions_validate(reps in proptest::collection::vec(0u32..40, 3), rhos in proptest::collection::vec(-1.0f64..2.0, 3)) {
+        let s = pipeline(100.0, 0.0);
+        let l = Limits::default();
+        let v = Validator::new(l);
+        let a = Action { replicas: reps, rho: rhos };
+        let c = clamp_step(&s, &l.clamp_bounds(&s, &a), &l);
+        if gpu_fits(&s, &c) {
+            prop_assert!(v.check(&s, &c, 0.0, false).is_ok(), "{c:?}");
+        }
+    }
+}
