@@ -5,4 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 cargo build --workspace --all-targets
+# The SAIR policy's real-LLM test talks to a local OpenAI-compatible server (llama-cpp-python +
+# SmolLM2-135M on 127.0.0.1; installs into ~/.cache/sair-llm on first use, ~5 min).
+SAIR_LLM_URL=$(scripts/llm-local.sh start)
+export SAIR_LLM_URL
+trap 'scripts/llm-local.sh stop' EXIT
 cargo test --workspace --no-fail-fast

@@ -284,3 +284,75 @@ fn prompt_respects_the_token_budget() {
         assert!(p.user.contains("c0:"), "hold is always offered");
     }
 }
+
+/// The real-LLM test: several decisions through a real OpenAI-compatible server (CI starts
+/// llama-cpp-python with SmolLM2-135M-Instruct through `scripts/llm-local.sh start` and
+/// exports `SAIR_LLM_URL`). Each answer must be schema-valid, pass the validator and be
+/// logged with source `llm`; prompt tokens and latency are printed for docs/benchmarks.md.
+#[test]
+fn real_llm_server_decisions() {
+    let Ok(url) = std::env::var("SAIR_LLM_URL") else {
+        panic!(
+            "SAIR_LLM_URL is not set: start a local server with `scripts/llm-local.sh start` and \
+             export SAIR_LLM_URL=<the URL it prints> (scripts/test.sh does this)"
+        );
+    };
+    let mut l = LlmConfig::new(&url, "smollm2", None, &Env);
+    // Generous: a shared 2-core machine may be busy compiling.
+    l.timeout = Duration::from_secs(120);
+    let mut p = Sair::new(SairConfig {
+        llm: Some(l),
+        explore_rate0: 0.0,
+        // Anti-oscillation off so that every offered candidate is safe: the test is about the
+        // LLM path, not about the validator (tested above with unsafe ids).
+        limits: crate::sair::validator::Limits {
+            cooldown_s: 0.0,
+            ..Default::default()
+        },
+        ..SairConfig::default()
+    })
+    .unwrap();
+    let mut s = pipeline(100.0, 0.0);
+    for k in 0..4u32 {
+        let t = f64::from(k) * 30.0;
+        s.t_s = t;
+        s.arrival_rate = 100.0 + 20.0 * f64::from(k);
+        let d = p.decide(&s);
+        let log = p.decisions().last().unwrap().clone();
+        let call = p.llm_calls().last().unwrap().clone();
+        eprintln!(
+            "real LLM decision {k}: source={} action={:?} bottleneck={:?} est_prompt_tokens={} \
+             server_prompt_tokens={:?} latency_ms={:.0} attempts={} rationale={:?}",
+            log.source.as_str(),
+            log.label,
+            log.bottleneck,
+            call.estimated_prompt_tokens,
+            call.server_prompt_tokens,
+            call.latency.as_secs_f64() * 1e3,
+            call.attempts,
+            log.rationale
+        );
+        assert_eq!(log.source, Source::Llm, "{log:?} {call:?}");
+        assert!(call.error.is_none());
+        let server_tokens = call.server_prompt_tokens.expect("the server reports usage");
+        assert!(
+            server_tokens <= 2000,
+            "prompt of {server_tokens} tokens is over the budget"
+        );
+        assert!(
+            call.estimated_prompt_tokens as u64 >= server_tokens * 9 / 10,
+            "the estimate ({}) should not undercount the server's {server_tokens}",
+            call.estimated_prompt_tokens
+        );
+        assert!(
+            p.validator.check(&s, &d.action, t, true).is_ok(),
+            "applied action passes the validator"
+        );
+        // Apply the decision to the next observation.
+        for (i, st) in s.stages.iter_mut().enumerate() {
+            st.replicas = d.action.replicas[i];
+            st.replicas_desired = d.action.replicas[i];
+            st.rho = d.action.rho[i];
+        }
+    }
+}
