@@ -6,3 +6,26 @@
 //!
 //! It must not sit on the request path or the kernel-launch path: it only writes parameters
 //! that the interception library reads with atomics.
+//!
+//! Sans-IO cores: [`controller`] (ρ feedback), [`admission`] (Σρ ≤ 1), [`registry`] (GC rule),
+//! [`reports`] (latest report per replica). Drivers: [`segments`] (files under the shm dir),
+//! [`measure`] (NVML), [`ingest`] (QUIC), [`http`] (`/metrics`, `/healthz`), [`daemon`] (the
+//! control loop and `run`), [`ops`] (`set-rate`, `status`, `remove`), [`target`] (where targets
+//! come from).
+
+pub mod admission;
+pub mod config;
+pub mod controller;
+pub mod daemon;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod measure;
+pub mod metrics;
+pub mod ops;
+pub mod registry;
+pub mod reports;
+pub mod segments;
+pub mod target;
+
+pub use error::AgentError;

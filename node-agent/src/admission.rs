@@ -1,0 +1,91 @@
+//! Admission of targets (sans-IO): ρ ∈ (0, 1], and Σρ ≤ 1 over the limited segments of a GPU.
+//!
+//! A segment in mode `off` reserves nothing (it is unlimited and unprotected), so it does not
+//! count towards the sum. A request that fails changes nothing: the caller checks before it
+//! writes.
+
+use sair_shm::Mode;
+
+/// Slack for floating-point sums such as 0.1 + 0.2 + 0.7.
+const EPSILON: f64 = 1e-9;
+
+/// A segment's current target, as admission sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// Segment name.
+    pub segment: String,
+    /// GPU index.
+    pub gpu: u32,
+    /// Target share.
+    pub rate: f64,
+    /// Limit mode.
+    pub mode: Mode,
+}
+
+/// Why a target was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AdmissionError {
+    /// The rate is not a share of a GPU.
+    #[error("rate {rate} for segment {segment} is outside (0, 1]; give a share such as 0.25")]
+    RateOutOfRange {
+        /// The segment.
+        segment: String,
+        /// The rate asked for.
+        rate: f64,
+    },
+    /// The GPU would be over-committed.
+    #[error(
+        "GPU {gpu} would be over-committed: the targets would sum to {sum:.3} > 1 ({detail}); lower one of them or use --mode off; nothing was changed"
+    )]
+    OverCommitted {
+        /// The GPU.
+        gpu: u32,
+        /// Σρ with the request.
+        sum: f64,
+        /// `name=ρ` for each segment counted, the requested one included.
+        detail: String,
+    },
+}
+
+/// Checks that a rate is in (0, 1].
+pub fn check_rate(segment: &str, rate: f64) -> Result<(), AdmissionError> {
+    if rate.is_finite() && rate > 0.0 && rate <= 1.0 {
+        Ok(())
+    } else {
+        Err(AdmissionError::RateOutOfRange {
+            segment: segment.to_owned(),
+            rate,
+        })
+    }
+}
+
+/// Checks `request` against the `existing` claims (the request's own old claim, if present, is
+/// replaced by the request).
+pub fn admit(existing: &[Claim], request: &Claim) -> Result<(), AdmissionError> {
+    check_rate(&request.segment, request.rate)?;
+    if request.mode == Mode::Off {
+        return Ok(());
+    }
+    let counted: Vec<&Claim> = existing
+        .iter()
+        .filter(|c| c.segment != request.segment && c.gpu == request.gpu && c.mode != Mode::Off)
+        .chain(std::iter::once(request))
+        .collect();
+    let sum: f64 = counted.iter().map(|c| c.rate).sum();
+    if sum > 1.0 + EPSILON {
+        let detail = counted
+            .iter()
+            .map(|c| format!("{}={}", c.segment, c.rate))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(AdmissionError::OverCommitted {
+            gpu: request.gpu,
+            sum,
+            detail,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,579 @@
+//! The daemon (driver): the control loop over the segments, and `run`, which wires it with the
+//! report ingest and the HTTP endpoint.
+//!
+//! Shutdown handshake: `run` takes a shutdown future. When it resolves, the control thread is
+//! told to stop (it finishes the tick in progress and writes the state file one last time), the
+//! HTTP server stops accepting, the QUIC endpoint is closed with code 0, and `run` returns when
+//! all three are done. Segments are left in place: processes keep their rates while no agent
+//! runs, and the next agent adopts them.
+
+use crate::AgentError;
+use crate::controller::{
+    Controller, ControllerConfig, Decision, Observation, burst_for, share_target,
+};
+use crate::measure::{Utilization, pid_alive};
+use crate::metrics::{AgentMetrics, SegmentMetrics};
+use crate::registry::{Registry, Sighting};
+use crate::reports::ReportStore;
+use crate::segments::{
+    self, AgentState, DEFAULT_NS_PER_TOKEN, Health, Mapped, SegmentState, is_recreatable,
+};
+use crate::target::TargetSource;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sair_shm::{Counters, Mode, Params, list_segments};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Settings of the control loop.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Directory of the segment files.
+    pub shm_dir: PathBuf,
+    /// Node name (metric label).
+    pub node: String,
+    /// Control period.
+    pub period: Duration,
+    /// A segment with no live process, untouched this long, is collected.
+    pub gc_idle: Duration,
+    /// Device time an idle segment may save up, ns.
+    pub burst_ns: u64,
+    /// Share of a GPU left free by `share` segments.
+    pub share_headroom: f64,
+    /// Controller tunables.
+    pub controller: ControllerConfig,
+    /// Most (pipeline, stage, replica) keys kept.
+    pub max_report_keys: usize,
+}
+
+struct Managed {
+    m: Mapped,
+    ctl: Controller,
+    metrics: SegmentMetrics,
+    last: Counters,
+    /// Generation after the agent's last look or write; another value means someone else
+    /// (set-rate) changed the parameters during the window.
+    seen_generation: u64,
+    measured: Option<f64>,
+    launches_per_s: f64,
+    recreated: u64,
+}
+
+impl std::fmt::Debug for Managed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Managed")
+            .field("path", &self.m.seg.path())
+            .field("measured", &self.measured)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The control loop's state. `tick` is one period; it does file I/O and NVML calls but holds
+/// no policy of its own beyond wiring the sans-IO cores.
+#[derive(Debug)]
+pub struct ControlLoop {
+    cfg: DaemonConfig,
+    util: Option<Box<dyn Utilization>>,
+    targets: Box<dyn TargetSource>,
+    metrics: AgentMetrics,
+    segs: BTreeMap<String, Managed>,
+    /// Last good (gpu, params) per segment, to recreate a corrupt one.
+    remembered: BTreeMap<String, (u32, Params)>,
+    registry: Registry,
+    persisted: AgentState,
+    last_poll: Option<(Instant, u64)>,
+    warned: HashSet<String>,
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+impl ControlLoop {
+    /// A loop over `cfg.shm_dir`; `util` is `None` when NVML is unavailable (rates are then
+    /// held as they are, targets still applied).
+    pub fn new(
+        cfg: DaemonConfig,
+        util: Option<Box<dyn Utilization>>,
+        targets: Box<dyn TargetSource>,
+        metrics: AgentMetrics,
+    ) -> Self {
+        let persisted = match segments::read_state(&cfg.shm_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "state file unreadable; starting uncalibrated");
+                AgentState::default()
+            }
+        };
+        metrics.nvml_up.set(if util.is_some() { 1.0 } else { 0.0 });
+        ControlLoop {
+            registry: Registry::new(cfg.gc_idle),
+            cfg,
+            util,
+            targets,
+            metrics,
+            segs: BTreeMap::new(),
+            remembered: BTreeMap::new(),
+            persisted,
+            last_poll: None,
+            warned: HashSet::new(),
+        }
+    }
+
+    fn adopt(&mut self, name: &str, m: Mapped, recreated: u64) {
+        let gpu = m.seg.gpu();
+        let npt = self
+            .persisted
+            .segments
+            .get(name)
+            .and_then(|s| s.ns_per_token);
+        let ctl = if recreated > 0 {
+            Controller::new(self.cfg.controller)
+        } else {
+            Controller::resume(self.cfg.controller, npt)
+        };
+        tracing::info!(segment = name, gpu, params = ?m.seg.params(), calibrated = npt.is_some(), "adopted segment");
+        self.remembered
+            .insert(name.to_owned(), (gpu, m.seg.params()));
+        let managed = Managed {
+            metrics: SegmentMetrics::new(&self.cfg.node, name, gpu),
+            last: m.seg.counters(),
+            seen_generation: m.seg.generation(),
+            measured: None,
+            launches_per_s: 0.0,
+            recreated,
+            ctl,
+            m,
+        };
+        self.segs.insert(name.to_owned(), managed);
+    }
+
+    /// Replaces a damaged file with a fresh segment carrying the last known parameters (or an
+    /// unlimited one when the agent never saw it valid).
+    fn recreate(&mut self, name: &str, path: &std::path::Path, why: &str) {
+        let (gpu, params) = self.remembered.get(name).copied().unwrap_or((
+            0,
+            Params {
+                mode: Mode::Off,
+                target_share: 1.0,
+                refill_per_s: (1e9 / DEFAULT_NS_PER_TOKEN) as u64,
+                burst: burst_for((1e9 / DEFAULT_NS_PER_TOKEN) as u64, 1.0, self.cfg.burst_ns),
+                cost_scale: 1.0,
+            },
+        ));
+        let before = self.segs.remove(name).map_or(0, |m| m.recreated);
+        match Mapped::create(path, gpu, &params) {
+            Ok(m) => {
+                self.metrics.recreated.increment(1);
+                tracing::warn!(
+                    segment = name,
+                    reason = why,
+                    mode = params.mode.as_str(),
+                    target = params.target_share,
+                    "segment file was damaged; recreated it"
+                );
+                self.adopt(name, m, before + 1);
+            }
+            Err(e) => {
+                self.metrics.segment_errors.increment(1);
+                tracing::error!(segment = name, error = %e, "could not recreate damaged segment");
+            }
+        }
+    }
+
+    fn warn_once(&mut self, key: String, msg: &str) {
+        if self.warned.insert(key.clone()) {
+            self.metrics.segment_errors.increment(1);
+            tracing::warn!(segment = key, "{msg}");
+        }
+    }
+
+    fn apply_remote_targets(&mut self) {
+        for u in self.targets.poll() {
+            match crate::ops::set_rate(
+                &self.cfg.shm_dir,
+                &u.segment,
+                u.rate,
+                u.gpu,
+                u.mode,
+                self.cfg.burst_ns,
+            ) {
+                Ok(o) => {
+                    tracing::info!(segment = o.segment, rate = o.rate, "applied remote target")
+                }
+                Err(e) => {
+                    self.metrics.targets_refused.increment(1);
+                    tracing::warn!(segment = u.segment, error = %e, "remote target refused");
+                }
+            }
+        }
+    }
+
+    fn discover(&mut self) {
+        let listed = match list_segments(&self.cfg.shm_dir) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the shm dir");
+                return;
+            }
+        };
+        // Managed segments first: their file may have changed under them.
+        let names: Vec<String> = self.segs.keys().cloned().collect();
+        for name in names {
+            let Some(health) = self.segs.get(&name).map(|m| m.m.health()) else {
+                continue;
+            };
+            match health {
+                Health::Ok => {}
+                Health::Gone => {
+                    tracing::info!(segment = name, "segment file removed");
+                    self.segs.remove(&name);
+                    self.registry.forget(&name);
+                }
+                Health::Replaced => {
+                    let Some(old) = self.segs.remove(&name) else {
+                        continue;
+                    };
+                    let path = old.m.seg.path().to_owned();
+                    drop(old);
+                    match Mapped::open(&path) {
+                        Ok(m) => self.adopt(&name, m, 0),
+                        Err(e) if is_recreatable(&e) => self.recreate(&name, &path, &e.to_string()),
+                        Err(e) => self.warn_once(name.clone(), &e.to_string()),
+                    }
+                }
+                Health::Corrupt(why) => {
+                    let Some(old) = self.segs.remove(&name) else {
+                        continue;
+                    };
+                    let path = old.m.seg.path().to_owned();
+                    let recreated = old.recreated;
+                    drop(old);
+                    self.recreate(&name, &path, &why);
+                    if let Some(m) = self.segs.get_mut(&name) {
+                        m.recreated = m.recreated.max(recreated + 1);
+                    }
+                }
+            }
+        }
+        for (name, path) in listed {
+            if self.segs.contains_key(&name) {
+                continue;
+            }
+            match Mapped::open(&path) {
+                Ok(m) => {
+                    self.warned.remove(&name);
+                    self.adopt(&name, m, 0);
+                }
+                Err(e) if is_recreatable(&e) => self.recreate(&name, &path, &e.to_string()),
+                Err(e) => self.warn_once(name, &e.to_string()),
+            }
+        }
+    }
+
+    /// One control period at `now`.
+    pub fn tick(&mut self, now: Instant) {
+        self.apply_remote_targets();
+        self.discover();
+        // Measure: per-process shares of each GPU in use, over the window since the last tick.
+        let window = self
+            .last_poll
+            .map(|(t, _)| now.saturating_duration_since(t));
+        let since_us = self.last_poll.map_or(0, |(_, us)| us);
+        let gpus: HashSet<u32> = self.segs.values().map(|m| m.m.seg.gpu()).collect();
+        let mut per_gpu: HashMap<u32, (HashMap<u32, f64>, Option<f64>)> = HashMap::new();
+        if let Some(util) = self.util.as_mut() {
+            for gpu in gpus {
+                match util.per_process(gpu, since_us) {
+                    Ok(map) => {
+                        let dev = util.device(gpu).ok();
+                        per_gpu.insert(gpu, (map, dev));
+                    }
+                    Err(e) => tracing::debug!(gpu, error = %e, "NVML query failed"),
+                }
+            }
+            self.metrics
+                .nvml_up
+                .set(if per_gpu.is_empty() && !self.segs.is_empty() {
+                    0.0
+                } else {
+                    1.0
+                });
+        }
+        self.last_poll = Some((now, unix_us()));
+
+        // First pass: counters and measured shares.
+        struct Seen {
+            name: String,
+            gpu: u32,
+            params: Params,
+            generation: u64,
+            counters: Counters,
+            measured: Option<f64>,
+            live: usize,
+        }
+        let mut seen = Vec::new();
+        for (name, m) in &mut self.segs {
+            let seg = &m.m.seg;
+            let gpu = seg.gpu();
+            let mut live = Vec::new();
+            for pid in seg.attached_pids() {
+                if pid_alive(pid) {
+                    live.push(pid);
+                } else {
+                    seg.layout().detach_pid(pid);
+                }
+            }
+            let measured = per_gpu
+                .get(&gpu)
+                .map(|(map, _)| live.iter().filter_map(|p| map.get(p)).sum::<f64>());
+            seen.push(Seen {
+                name: name.clone(),
+                gpu,
+                params: seg.params(),
+                generation: seg.generation(),
+                counters: seg.counters(),
+                measured,
+                live: live.len(),
+            });
+        }
+
+        // Second pass: control.
+        for s in &seen {
+            let Some(m) = self.segs.get_mut(&s.name) else {
+                continue;
+            };
+            let d_tokens = s
+                .counters
+                .tokens_consumed
+                .saturating_sub(m.last.tokens_consumed);
+            let d_launches = s.counters.launches.saturating_sub(m.last.launches);
+            let d_throttled = s
+                .counters
+                .throttled_launches
+                .saturating_sub(m.last.throttled_launches);
+            m.launches_per_s = window
+                .filter(|w| !w.is_zero())
+                .map_or(0.0, |w| d_launches as f64 / w.as_secs_f64());
+            m.measured = s.measured;
+            let external = s.generation != m.seen_generation;
+            let mut generation = s.generation;
+            if let (Some(window), false, true) = (window, external, s.params.mode != Mode::Off) {
+                let target = if s.params.mode == Mode::Share {
+                    let dev = per_gpu.get(&s.gpu).and_then(|(_, d)| *d);
+                    let managed: f64 = seen
+                        .iter()
+                        .filter(|o| o.gpu == s.gpu)
+                        .filter_map(|o| o.measured)
+                        .sum();
+                    let unmanaged = dev.map_or(0.0, |d| (d - managed).max(0.0));
+                    let reserved: f64 = seen
+                        .iter()
+                        .filter(|o| o.gpu == s.gpu && o.name != s.name)
+                        .filter(|o| o.counters.tokens_consumed > 0 && o.params.mode != Mode::Off)
+                        .map(|o| o.params.target_share.max(o.measured.unwrap_or(0.0)))
+                        .sum();
+                    share_target(
+                        s.params.target_share,
+                        reserved,
+                        unmanaged,
+                        self.cfg.share_headroom,
+                    )
+                } else {
+                    s.params.target_share
+                };
+                let obs = Observation {
+                    target,
+                    measured: s.measured,
+                    window,
+                    tokens: d_tokens,
+                    throttled_launches: d_throttled,
+                    rate: s.params.refill_per_s,
+                };
+                if let Decision::Set { rate } = m.ctl.step(&obs) {
+                    let params = Params {
+                        refill_per_s: rate,
+                        burst: burst_for(rate, target, self.cfg.burst_ns),
+                        ..s.params
+                    };
+                    // Do not overwrite a set-rate that landed since the parameters were read.
+                    if m.m.seg.generation() == s.generation {
+                        match m.m.seg.set_params(&params) {
+                            Ok(()) => generation = m.m.seg.generation(),
+                            Err(e) => {
+                                tracing::warn!(segment = s.name, error = %e, "could not write parameters")
+                            }
+                        }
+                    }
+                }
+            }
+            m.seen_generation = generation;
+            m.last = s.counters;
+            let params = m.m.seg.params();
+            self.remembered.insert(s.name.clone(), (s.gpu, params));
+            m.metrics.target.set(params.target_share);
+            if let Some(v) = s.measured {
+                m.metrics.measured.set(v);
+            }
+            m.metrics.launches.absolute(s.counters.launches);
+            m.metrics
+                .throttled_seconds
+                .set(s.counters.throttled_ns as f64 / 1e9);
+            m.metrics.refill.set(params.refill_per_s as f64);
+            self.registry.observe(
+                &s.name,
+                now,
+                Sighting {
+                    launches: s.counters.launches,
+                    tokens: s.counters.tokens_consumed,
+                    generation: s.generation,
+                    live_pids: s.live,
+                },
+            );
+        }
+        self.collect_garbage(now);
+        self.persist();
+    }
+
+    fn collect_garbage(&mut self, now: Instant) {
+        let garbage = self.registry.garbage(now);
+        if garbage.is_empty() {
+            return;
+        }
+        let _lock = match segments::lock_dir(&self.cfg.shm_dir) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot lock the shm dir for garbage collection");
+                return;
+            }
+        };
+        for name in garbage {
+            let Some(m) = self.segs.remove(&name) else {
+                self.registry.forget(&name);
+                continue;
+            };
+            m.m.seg
+                .layout()
+                .control
+                .retired
+                .store(1, std::sync::atomic::Ordering::Relaxed);
+            if let Err(e) = std::fs::remove_file(m.m.seg.path()) {
+                tracing::warn!(segment = name, error = %e, "could not remove idle segment");
+            } else {
+                self.metrics.collected.increment(1);
+                tracing::info!(segment = name, "collected idle segment (no live process)");
+            }
+            self.registry.forget(&name);
+            self.remembered.remove(&name);
+        }
+    }
+
+    fn persist(&mut self) {
+        let mut state = AgentState {
+            updated_unix_ms: segments::unix_ms(),
+            segments: BTreeMap::new(),
+        };
+        for (name, m) in &self.segs {
+            state.segments.insert(
+                name.clone(),
+                SegmentState {
+                    gpu: m.m.seg.gpu(),
+                    measured: m.measured,
+                    ns_per_token: m.ctl.ns_per_token(),
+                    launches_per_s: m.launches_per_s,
+                    recreated: m.recreated,
+                },
+            );
+        }
+        if let Err(e) = segments::write_state(&self.cfg.shm_dir, &state) {
+            tracing::warn!(error = %e, "could not write the state file");
+        }
+        self.persisted = state;
+    }
+
+    /// Names of the segments currently managed.
+    pub fn segment_names(&self) -> Vec<String> {
+        self.segs.keys().cloned().collect()
+    }
+}
+
+/// What `run` serves on.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// `/metrics` and `/healthz`.
+    pub metrics: Option<tokio::net::TcpListener>,
+    /// QUIC endpoint receiving `StageReport`s.
+    pub reports: Option<quinn::Endpoint>,
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn run(
+    cfg: DaemonConfig,
+    listeners: Listeners,
+    util: Option<Box<dyn Utilization>>,
+    targets: Box<dyn TargetSource>,
+    handle: PrometheusHandle,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&cfg.shm_dir).map_err(|source| AgentError::Io {
+        op: "create shm dir",
+        path: cfg.shm_dir.clone(),
+        source,
+    })?;
+    let metrics = AgentMetrics::new(&cfg.node);
+    let store = Arc::new(Mutex::new(ReportStore::new(cfg.max_report_keys)));
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let period = cfg.period;
+    let mut ctl = ControlLoop::new(cfg, util, targets, metrics.clone());
+    let control = std::thread::Builder::new()
+        .name("sair-agent-control".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            loop {
+                ctl.tick(Instant::now());
+                next += period;
+                let now = Instant::now();
+                if next < now {
+                    next = now;
+                }
+                match stop_rx.recv_timeout(next - now) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
+            }
+        })
+        .map_err(|source| AgentError::Io {
+            op: "spawn control thread",
+            path: PathBuf::new(),
+            source,
+        })?;
+    let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
+    let http = listeners
+        .metrics
+        .map(|l| tokio::spawn(crate::http::serve(l, handle, http_stop_rx.clone())));
+    let ingest = listeners.reports.map(|ep| {
+        tokio::spawn(crate::ingest::serve(
+            ep,
+            store.clone(),
+            metrics.clone(),
+            http_stop_rx.clone(),
+        ))
+    });
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = http_stop_tx.send(true);
+    let _ = stop_tx.send(());
+    if let Some(h) = http {
+        let _ = h.await;
+    }
+    if let Some(h) = ingest {
+        let _ = h.await;
+    }
+    let _ = tokio::task::spawn_blocking(move || control.join()).await;
+    Ok(())
+}

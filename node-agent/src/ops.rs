@@ -1,0 +1,301 @@
+//! One-shot operations on the shm dir: `set-rate`, `status`, `remove` (drivers over
+//! [`crate::admission`] and `sair-shm`). They work with or without a running daemon: targets
+//! live in each segment's control block (`target_share`, `mode`), which the daemon re-reads
+//! every control period.
+
+use crate::AgentError;
+use crate::admission::{Claim, admit, check_rate};
+use crate::controller::burst_for;
+use crate::segments::{self, DEFAULT_NS_PER_TOKEN, Mapped, read_state};
+use sair_shm::{Mode, Params, Segment, list_segments};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+/// Device time an idle segment may save up, by default.
+pub const DEFAULT_BURST_NS: u64 = 5_000_000;
+
+/// What `set-rate` did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SetOutcome {
+    /// Segment name.
+    pub segment: String,
+    /// GPU index.
+    pub gpu: u32,
+    /// True when the segment file was created.
+    pub created: bool,
+    /// The parameters written.
+    pub mode: &'static str,
+    /// Target share.
+    pub rate: f64,
+    /// Refill rate written, tokens/s.
+    pub refill_per_s: u64,
+    /// Burst written, tokens.
+    pub burst: u64,
+}
+
+/// The claims of every valid segment in `dir` (unreadable ones are skipped: they limit
+/// nothing, and the daemon recreates or reports them).
+pub fn claims(dir: &Path) -> Result<Vec<Claim>, AgentError> {
+    let mut out = Vec::new();
+    for (name, path) in list_segments(dir)? {
+        if let Ok(seg) = Segment::open(&path) {
+            let p = seg.params();
+            out.push(Claim {
+                segment: name,
+                gpu: seg.gpu(),
+                rate: p.target_share,
+                mode: p.mode,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Sets the target of `segment` (creating it if missing) after admission; on refusal nothing
+/// is written. The refill rate of an existing segment is rescaled by `rate / old target`, which
+/// keeps the calibration the daemon learned; a new segment starts from the daemon's median
+/// calibration on that GPU, or [`DEFAULT_NS_PER_TOKEN`].
+pub fn set_rate(
+    dir: &Path,
+    segment: &str,
+    rate: f64,
+    gpu: Option<u32>,
+    mode: Mode,
+    burst_ns: u64,
+) -> Result<SetOutcome, AgentError> {
+    let path = segments::path_of(dir, segment)?;
+    check_rate(segment, rate)?;
+    std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
+        op: "create shm dir",
+        path: dir.to_owned(),
+        source,
+    })?;
+    let _lock = segments::lock_dir(dir)?;
+    let existing = match Mapped::open(&path) {
+        Ok(m) => Some(m),
+        Err(e) if segments::is_recreatable(&e) => None,
+        Err(sair_shm::ShmError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let gpu = gpu
+        .or_else(|| existing.as_ref().map(|m| m.seg.gpu()))
+        .unwrap_or(0);
+    admit(
+        &claims(dir)?,
+        &Claim {
+            segment: segment.to_owned(),
+            gpu,
+            rate,
+            mode,
+        },
+    )?;
+    match existing {
+        Some(m) => {
+            let old = m.seg.params();
+            let scale = if old.target_share > 0.0 {
+                rate / old.target_share
+            } else {
+                1.0
+            };
+            let refill = ((old.refill_per_s.max(1) as f64) * scale).round().max(1.0) as u64;
+            let params = Params {
+                mode,
+                refill_per_s: refill,
+                burst: burst_for(refill, rate, burst_ns),
+                cost_scale: old.cost_scale,
+                target_share: rate,
+            };
+            if m.seg.gpu() != gpu {
+                m.seg.set_gpu(gpu);
+            }
+            m.seg.set_params(&params)?;
+            Ok(outcome(segment, gpu, false, &params))
+        }
+        None => {
+            let npt = read_state(dir)
+                .ok()
+                .and_then(|s| s.ns_per_token_guess(gpu))
+                .unwrap_or(DEFAULT_NS_PER_TOKEN);
+            let refill = (rate * 1e9 / npt).round().max(1.0) as u64;
+            let params = Params {
+                mode,
+                refill_per_s: refill,
+                burst: burst_for(refill, rate, burst_ns),
+                cost_scale: 1.0,
+                target_share: rate,
+            };
+            Mapped::create(&path, gpu, &params)?;
+            Ok(outcome(segment, gpu, true, &params))
+        }
+    }
+}
+
+fn outcome(segment: &str, gpu: u32, created: bool, p: &Params) -> SetOutcome {
+    SetOutcome {
+        segment: segment.to_owned(),
+        gpu,
+        created,
+        mode: p.mode.as_str(),
+        rate: p.target_share,
+        refill_per_s: p.refill_per_s,
+        burst: p.burst,
+    }
+}
+
+/// Removes a segment: its processes are told to re-open (they then find no file and run
+/// unthrottled), and the file is deleted.
+pub fn remove(dir: &Path, segment: &str) -> Result<(), AgentError> {
+    let path = segments::path_of(dir, segment)?;
+    let _lock = segments::lock_dir(dir)?;
+    match Segment::open(&path) {
+        Ok(seg) => seg.layout().control.retired.store(1, Relaxed),
+        Err(sair_shm::ShmError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Err(AgentError::NoSuchSegment {
+                name: segment.to_owned(),
+                dir: dir.to_owned(),
+            });
+        }
+        Err(_) => {}
+    }
+    std::fs::remove_file(&path).map_err(|source| AgentError::Io {
+        op: "remove",
+        path,
+        source,
+    })
+}
+
+/// One line of `status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatusRow {
+    /// Segment name.
+    pub segment: String,
+    /// GPU index (`None` when unreadable).
+    pub gpu: Option<u32>,
+    /// Mode.
+    pub mode: Option<&'static str>,
+    /// Target share.
+    pub target: Option<f64>,
+    /// Measured share from the daemon's last period (`None` without a daemon or measurement).
+    pub measured: Option<f64>,
+    /// Refill rate, tokens/s.
+    pub refill_per_s: Option<u64>,
+    /// Launches per second over the sampling interval.
+    pub launches_per_s: Option<f64>,
+    /// Fraction of launches throttled over the sampling interval.
+    pub throttled_fraction: Option<f64>,
+    /// Total time spent throttled, seconds.
+    pub throttled_seconds_total: Option<f64>,
+    /// Live attached pids.
+    pub pids: Vec<u32>,
+    /// Why the segment could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// Reads every segment, sampling counters over `sample` for rates.
+pub fn status(dir: &Path, sample: Duration) -> Result<Vec<StatusRow>, AgentError> {
+    let state = read_state(dir).unwrap_or_default();
+    let fresh = segments::unix_ms().saturating_sub(state.updated_unix_ms) < 10_000;
+    let mut opened = Vec::new();
+    let mut rows = Vec::new();
+    for (name, path) in list_segments(dir)? {
+        match Segment::open(&path) {
+            Ok(seg) => {
+                let c0 = seg.counters();
+                opened.push((name, seg, c0));
+            }
+            Err(e) => rows.push(StatusRow {
+                segment: name,
+                gpu: None,
+                mode: None,
+                target: None,
+                measured: None,
+                refill_per_s: None,
+                launches_per_s: None,
+                throttled_fraction: None,
+                throttled_seconds_total: None,
+                pids: Vec::new(),
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    let t0 = std::time::Instant::now();
+    if !opened.is_empty() && !sample.is_zero() {
+        std::thread::sleep(sample);
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    for (name, seg, c0) in opened {
+        let c1 = seg.counters();
+        let p = seg.params();
+        let launches = c1.launches.saturating_sub(c0.launches);
+        let throttled = c1.throttled_launches.saturating_sub(c0.throttled_launches);
+        let measured = if fresh {
+            state.segments.get(&name).and_then(|s| s.measured)
+        } else {
+            None
+        };
+        rows.push(StatusRow {
+            gpu: Some(seg.gpu()),
+            mode: Some(p.mode.as_str()),
+            target: Some(p.target_share),
+            measured,
+            refill_per_s: Some(p.refill_per_s),
+            launches_per_s: (!sample.is_zero()).then(|| launches as f64 / secs),
+            throttled_fraction: (launches > 0).then(|| throttled as f64 / launches as f64),
+            throttled_seconds_total: Some(c1.throttled_ns as f64 / 1e9),
+            pids: seg
+                .attached_pids()
+                .into_iter()
+                .filter(|p| crate::measure::pid_alive(*p))
+                .collect(),
+            error: None,
+            segment: name,
+        });
+    }
+    rows.sort_by(|a, b| a.segment.cmp(&b.segment));
+    Ok(rows)
+}
+
+/// `status` as a table.
+pub fn format_table(rows: &[StatusRow]) -> String {
+    let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_owned(), |v| format!("{v:.prec$}"));
+    let mut out = format!(
+        "{:<24} {:>3} {:<5} {:>6} {:>8} {:>12} {:>10} {:>9} {:>11}\n",
+        "SEGMENT",
+        "GPU",
+        "MODE",
+        "TARGET",
+        "MEASURED",
+        "REFILL/s",
+        "LAUNCH/s",
+        "THROTTLED",
+        "THROTTLED_s"
+    );
+    for r in rows {
+        if let Some(e) = &r.error {
+            out.push_str(&format!("{:<24} error: {e}\n", r.segment));
+            continue;
+        }
+        out.push_str(&format!(
+            "{:<24} {:>3} {:<5} {:>6} {:>8} {:>12} {:>10} {:>9} {:>11}\n",
+            r.segment,
+            r.gpu.map_or("-".into(), |g| g.to_string()),
+            r.mode.unwrap_or("-"),
+            opt(r.target, 3),
+            opt(r.measured, 3),
+            r.refill_per_s.map_or("-".into(), |v| v.to_string()),
+            opt(r.launches_per_s, 1),
+            r.throttled_fraction
+                .map_or("-".into(), |f| format!("{:.0}%", f * 100.0)),
+            opt(r.throttled_seconds_total, 3),
+        ));
+    }
+    out
+}

@@ -1,0 +1,201 @@
+//! Segment files under the shm dir (driver): health checks, the agent's state file, the
+//! admission lock.
+//!
+//! Besides the `*.seg` files of `sair-shm`, the directory holds two dot-files of the agent
+//! (`list_segments` skips names starting with `.`):
+//! - [`STATE_FILE`]: written by the daemon every period — per segment the measured share and
+//!   the ns-per-token calibration — so that `status` can show the measured share and a
+//!   restarted daemon is calibrated from its first period;
+//! - [`LOCK_FILE`]: `flock`ed by whoever changes targets (`set-rate`, remote targets, removal)
+//!   so that two admissions cannot both pass. A kernel `flock` is released when its holder
+//!   dies; it is never taken on the launch path.
+
+use crate::AgentError;
+use sair_shm::{MAGIC, SEGMENT_SIZE, Segment, ShmError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// The daemon's state file in the shm dir.
+pub const STATE_FILE: &str = ".sair-agent-state.json";
+/// The admission lock file in the shm dir.
+pub const LOCK_FILE: &str = ".sair-agent.lock";
+/// Device ns per token assumed for a segment made before any measurement (the emulator's
+/// default kernel, 1000 ns per block of 128 threads, is ≈ 7.8). The loop corrects it.
+pub const DEFAULT_NS_PER_TOKEN: f64 = 8.0;
+
+/// What the daemon last knew of a segment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SegmentState {
+    /// GPU index.
+    pub gpu: u32,
+    /// Measured share over the last window.
+    pub measured: Option<f64>,
+    /// Device ns per token.
+    pub ns_per_token: Option<f64>,
+    /// Launches per second over the last window.
+    pub launches_per_s: f64,
+    /// Times the agent recreated this segment.
+    pub recreated: u64,
+}
+
+/// The state file's content.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentState {
+    /// When it was written, unix ms.
+    pub updated_unix_ms: u64,
+    /// Per segment.
+    pub segments: BTreeMap<String, SegmentState>,
+}
+
+impl AgentState {
+    /// The median calibration of segments on `gpu`, a good first guess for a new segment.
+    pub fn ns_per_token_guess(&self, gpu: u32) -> Option<f64> {
+        let mut v: Vec<f64> = self
+            .segments
+            .values()
+            .filter(|s| s.gpu == gpu)
+            .filter_map(|s| s.ns_per_token)
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    }
+}
+
+/// Unix time in ms.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Reads the state file; a missing or unreadable one is an empty state (logged by the caller).
+pub fn read_state(dir: &Path) -> Result<AgentState, String> {
+    let path = dir.join(STATE_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AgentState::default()),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Writes the state file atomically (temp file + rename).
+pub fn write_state(dir: &Path, state: &AgentState) -> Result<(), AgentError> {
+    let path = dir.join(STATE_FILE);
+    let tmp = dir.join(format!("{STATE_FILE}.tmp.{}", std::process::id()));
+    let io = |op, source| AgentError::Io {
+        op,
+        path: path.clone(),
+        source,
+    };
+    let bytes =
+        serde_json::to_vec_pretty(state).map_err(|e| io("encode", std::io::Error::other(e)))?;
+    std::fs::write(&tmp, bytes).map_err(|e| io("write", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))
+}
+
+/// Holds the admission lock until dropped.
+pub fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<File>, AgentError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| AgentError::Io {
+            op: "open lock",
+            path: path.clone(),
+            source,
+        })?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| {
+        AgentError::Io {
+            op: "flock",
+            path,
+            source: std::io::Error::from(e),
+        }
+    })
+}
+
+/// Errors after which the file is replaced by a fresh segment: it is not a segment any more.
+/// Another layout version or an I/O error is left alone (another agent version may own it).
+pub fn is_recreatable(e: &ShmError) -> bool {
+    matches!(
+        e,
+        ShmError::Truncated { .. } | ShmError::BadMagic { .. } | ShmError::SizeMismatch { .. }
+    )
+}
+
+/// What became of a mapped segment's file since it was opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Same file, valid.
+    Ok,
+    /// The path no longer exists.
+    Gone,
+    /// Another file is at the path (re-created by someone), or ours was retired.
+    Replaced,
+    /// The file was damaged in place.
+    Corrupt(String),
+}
+
+/// A mapped segment and the identity of its file.
+#[derive(Debug)]
+pub struct Mapped {
+    /// The mapping.
+    pub seg: Segment,
+    ino: u64,
+}
+
+impl Mapped {
+    /// Opens the segment at `path`.
+    pub fn open(path: &Path) -> Result<Mapped, ShmError> {
+        let seg = Segment::open(path)?;
+        let ino = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+        Ok(Mapped { seg, ino })
+    }
+
+    /// Creates (or replaces) the segment at `path`.
+    pub fn create(path: &Path, gpu: u32, params: &sair_shm::Params) -> Result<Mapped, ShmError> {
+        let seg = Segment::create(path, gpu, params)?;
+        let ino = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
+        Ok(Mapped { seg, ino })
+    }
+
+    /// Checks the file before the mapping is read: a file truncated under a mapping must not
+    /// be touched (reading past its end would fault), so length and inode are checked first.
+    pub fn health(&self) -> Health {
+        let path = self.seg.path();
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Health::Gone,
+            Err(e) => return Health::Corrupt(format!("stat failed: {e}")),
+        };
+        if meta.ino() != self.ino {
+            return Health::Replaced;
+        }
+        if meta.len() < SEGMENT_SIZE as u64 {
+            return Health::Corrupt(format!(
+                "truncated to {} bytes under its mapping",
+                meta.len()
+            ));
+        }
+        let magic = self.seg.layout().header.magic.load(Relaxed);
+        if magic != MAGIC {
+            return Health::Corrupt(format!("magic overwritten with {magic:#018x}"));
+        }
+        if self.seg.is_retired() {
+            return Health::Replaced;
+        }
+        Health::Ok
+    }
+}
+
+/// `<dir>/<name>.seg` for a validated name.
+pub fn path_of(dir: &Path, name: &str) -> Result<PathBuf, AgentError> {
+    Ok(sair_shm::segment_path(dir, name)?)
+}
