@@ -6,3 +6,17 @@
 //!
 //! It must not make scaling decisions, must not block the request path on reporting, and must
 //! never let a malformed request or a failing peer take the process down.
+
+pub mod admission;
+pub mod balance;
+pub mod config;
+pub mod error;
+pub mod layer;
+pub mod metrics;
+pub mod report;
+pub mod server;
+pub mod stack;
+pub mod window;
+
+pub use config::{Config, ConfigError};
+pub use server::{Sidecar, SidecarError};

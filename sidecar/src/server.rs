@@ -1,0 +1,304 @@
+//! The drivers: the proxy accept loop, the metrics/health server, discovery and reporting
+//! tasks, and the shutdown handshake.
+//!
+//! Shutdown handshake: when the `shutdown` future given to [`Sidecar::run`] completes, the
+//! proxy listener is dropped (new connections are refused), `/readyz` turns 503, every open
+//! connection is told to finish the request it is serving (queued requests included) and then
+//! close, and `run` waits for that up to `--drain-timeout-seconds`. Background tasks are then
+//! cancelled and `run` returns `Ok(())`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sair_wire::transport::{Identity, Trust};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::Admission;
+use crate::balance::{self, Balancer};
+use crate::config::{Config, ConfigError, NextTarget};
+use crate::metrics::StageMetrics;
+use crate::report::{self, AgentTarget, ReportBuffer};
+use crate::stack::{Edge, Shared};
+use crate::window::{ReportIdentity, Window};
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("histogram buckets rejected by the exporter: {0}")]
+    Buckets(#[from] metrics_exporter_prometheus::BuildError),
+    #[error("agent TLS material: {0}")]
+    Tls(#[from] sair_wire::transport::TransportError),
+    #[error("could not read the agent CA file {path}: {why}")]
+    AgentCa { path: String, why: String },
+}
+
+/// One configured sidecar, ready to [`run`](Sidecar::run).
+#[derive(Debug)]
+pub struct Sidecar {
+    config: Config,
+    shared: Arc<Shared>,
+    handle: PrometheusHandle,
+    next: Option<NextTarget>,
+    agent: Option<AgentTarget>,
+    buffer: Option<Arc<ReportBuffer>>,
+}
+
+impl Sidecar {
+    /// Validates `config` and builds everything that does not need a runtime or a socket.
+    pub fn new(config: Config) -> Result<Self, SidecarError> {
+        config.validate()?;
+        let (metrics, handle) = StageMetrics::new(
+            &config.pipeline,
+            &config.stage,
+            &config.histogram_buckets_seconds,
+        )?;
+        let window = Arc::new(Mutex::new(Window::new(
+            ReportIdentity {
+                pipeline: config.pipeline.clone(),
+                stage: config.stage.clone(),
+                replica: config.replica_id(),
+                max_concurrency: config.max_concurrency,
+            },
+            Instant::now(),
+        )));
+        let admission = Admission::new(
+            config.max_concurrency,
+            config.queue_capacity,
+            config.queue_timeout(),
+            metrics.clone(),
+            window.clone(),
+        );
+        let next = config.next_target()?;
+        let upstream: http::Uri = config
+            .upstream
+            .parse()
+            .map_err(|_| ConfigError::BadUpstream(config.upstream.clone()))?;
+        let upstream = upstream
+            .authority()
+            .cloned()
+            .ok_or_else(|| ConfigError::BadUpstream(config.upstream.clone()))?;
+        let agent = match &config.agent {
+            None => None,
+            Some(address) => Some(agent_target(&config, address)?),
+        };
+        if let Some(a) = &agent {
+            a.client_config()?;
+        }
+        let buffer = agent
+            .as_ref()
+            .map(|_| ReportBuffer::new(config.report_buffer, metrics.reports_dropped.clone()));
+        let shared = Arc::new(Shared {
+            stage: config.stage.clone(),
+            next_stage: config.next_stage.clone(),
+            upstream,
+            client: Shared::client(),
+            metrics,
+            window,
+            admission,
+            balancer: next.as_ref().map(|_| Balancer::new()),
+            max_body_bytes: config.max_body_bytes,
+            upstream_timeout: config.upstream_timeout(),
+            retry_after_seconds: config.retry_after_seconds,
+        });
+        Ok(Sidecar {
+            config,
+            shared,
+            handle,
+            next,
+            agent,
+            buffer,
+        })
+    }
+
+    /// This sidecar's Prometheus handle (what `/metrics` renders).
+    pub fn metrics_handle(&self) -> PrometheusHandle {
+        self.handle.clone()
+    }
+
+    /// Serves requests on `listener` and metrics on `metrics_listener` until `shutdown`
+    /// completes, then drains (see the module docs).
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        metrics_listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), SidecarError> {
+        let stop = CancellationToken::new();
+        let ready = Arc::new(AtomicBool::new(true));
+        let mut tasks = tokio::task::JoinSet::new();
+        if let (Some(target), Some(balancer)) = (self.next.clone(), self.shared.balancer.clone()) {
+            tasks.spawn(balance::discover(
+                target,
+                balancer,
+                self.config.discovery_interval(),
+                stop.clone(),
+            ));
+        }
+        tasks.spawn(report::tick(
+            self.shared.window.clone(),
+            self.shared.admission.clone(),
+            self.buffer.clone(),
+            self.config.report_interval(),
+            stop.clone(),
+        ));
+        if let (Some(agent), Some(buffer)) = (self.agent.clone(), self.buffer.clone()) {
+            tasks.spawn(report::send_loop(agent, buffer, stop.clone()));
+        }
+        tasks.spawn(serve_metrics(
+            metrics_listener,
+            self.handle.clone(),
+            ready.clone(),
+            stop.clone(),
+        ));
+
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.config.header_read_timeout())
+            .max_buf_size(self.config.max_header_bytes.max(8192));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX));
+        let service = TowerToHyperService::new(Edge::new(self.shared.clone()));
+        let graceful = GracefulShutdown::new();
+        tracing::info!(
+            listen = ?listener.local_addr().ok(),
+            stage = %self.config.stage,
+            upstream = %self.config.upstream,
+            "sidecar serving"
+        );
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off briefly, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service.clone())
+                .into_owned();
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        ready.store(false, Ordering::Release);
+        tracing::info!(
+            inflight = self.shared.admission.inflight(),
+            queued = self.shared.admission.queue_depth(),
+            "draining"
+        );
+        if tokio::time::timeout(self.config.drain_timeout(), graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                inflight = self.shared.admission.inflight(),
+                "drain timeout reached; abandoning remaining requests"
+            );
+        }
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
+        tracing::info!("sidecar stopped");
+        Ok(())
+    }
+}
+
+fn agent_target(config: &Config, address: &str) -> Result<AgentTarget, SidecarError> {
+    let trust = if let Some(path) = &config.agent_ca {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let roots = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| SidecarError::AgentCa {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            })?;
+        Trust::Roots(roots)
+    } else {
+        Trust::InsecureSkipVerify
+    };
+    let identity = match (&config.tls_cert, &config.tls_key) {
+        (Some(c), Some(k)) => Some(Identity::from_pem_files(c, k)?),
+        _ => None,
+    };
+    Ok(AgentTarget {
+        address: address.to_owned(),
+        server_name: config.agent_server_name.clone(),
+        trust,
+        identity,
+    })
+}
+
+/// `/metrics`, `/healthz` and `/readyz` until `stop`.
+async fn serve_metrics(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    ready: Arc<AtomicBool>,
+    stop: CancellationToken,
+) {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (status, body) = match req.uri().path() {
+            "/metrics" => (StatusCode::OK, handle.render()),
+            "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
+            "/readyz" if ready.load(Ordering::Acquire) => (StatusCode::OK, "ready\n".to_owned()),
+            "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_owned()),
+            _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
+        };
+        let mut resp = Response::new(Full::new(Bytes::from(body)));
+        *resp.status_mut() = status;
+        if req.uri().path() == "/metrics" {
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+        }
+        async move { Ok::<_, std::convert::Infallible>(resp) }
+    });
+    loop {
+        let stream = tokio::select! {
+            a = listener.accept() => match a {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let service = service.clone();
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,61 @@
+use super::*;
+
+fn id(max: u32) -> ReportIdentity {
+    ReportIdentity {
+        pipeline: "p".into(),
+        stage: "s".into(),
+        replica: "r".into(),
+        max_concurrency: max,
+    }
+}
+
+#[test]
+fn busy_fraction_is_slot_time_over_window() {
+    let t0 = Instant::now();
+    let mut w = Window::new(id(2), t0);
+    // One slot busy for the whole second, another for half of it.
+    w.dispatched(t0, Duration::ZERO);
+    w.dispatched(t0 + Duration::from_millis(500), Duration::from_millis(500));
+    w.slot_released(t0 + Duration::from_millis(1000));
+    let r = w.take(t0 + Duration::from_secs(1), 0, 0);
+    assert!((r.mean_inflight - 1.5).abs() < 1e-6, "{}", r.mean_inflight);
+    assert!((r.busy_fraction - 0.75).abs() < 1e-6, "{}", r.busy_fraction);
+    r.validate().unwrap();
+    // The next window starts with the one slot still busy.
+    let r2 = w.take(t0 + Duration::from_secs(2), 0, 0);
+    assert!((r2.busy_fraction - 0.5).abs() < 1e-6);
+    assert_eq!(r2.arrivals, 0);
+}
+
+#[test]
+fn percentiles_and_counts() {
+    let t0 = Instant::now();
+    let mut w = Window::new(id(0), t0);
+    for i in 1..=100u64 {
+        w.arrival();
+        w.dispatched(t0, Duration::from_millis(i));
+        w.served(Duration::from_millis(20));
+        w.slot_released(t0);
+        w.finished(false, i % 10 == 0);
+    }
+    w.finished(true, false);
+    let r = w.take(t0 + Duration::from_secs(1), 3, 7);
+    assert_eq!(
+        (r.arrivals, r.completions, r.rejections, r.errors),
+        (100, 100, 1, 10)
+    );
+    assert!(
+        (r.queue_wait.p50 - 0.050).abs() < 0.001,
+        "{:?}",
+        r.queue_wait
+    );
+    assert!(
+        (r.queue_wait.p99 - 0.099).abs() < 0.001,
+        "{:?}",
+        r.queue_wait
+    );
+    assert!((r.service.p95 - 0.020).abs() < 0.0001);
+    assert_eq!(r.queue_depth, 3);
+    assert_eq!(r.window_end_unix_ms, 7);
+    r.validate().unwrap();
+}
