@@ -215,6 +215,7 @@ impl Sair {
         });
         let fallback = ModelSelector {
             use_retrieval: cfg.use_retrieval,
+            ..ModelSelector::default()
         };
         let selector: Box<dyn Selector> = match &cfg.llm {
             Some(l) => Box::new(llm::LlmSelector::new(l.clone(), fallback.clone())),
@@ -334,9 +335,7 @@ impl Sair {
         while !validator::gpu_fits(s, &a) && a.replicas[i] > s.stages[i].replicas_desired {
             a.replicas[i] -= 1;
         }
-        if a.replicas[i] == s.stages[i].replicas_desired
-            || self.validator.check(s, &a, s.t_s, true).is_err()
-        {
+        if a == Action::hold(s) || self.validator.check(s, &a, s.t_s, true).is_err() {
             return Self::hold_decision(s, "guard breach, but no safe scale-up".into());
         }
         // The guard's move becomes an episode like any other: close the running one early.
@@ -355,8 +354,12 @@ impl Sair {
             cost_per_hour: pred.cost_per_hour,
         };
         let label = format!(
-            "guard: {} {} -> {} replicas",
-            s.stages[i].name, s.stages[i].replicas_desired, a.replicas[i]
+            "guard: {} {}x{:.2} -> {}x{:.2}",
+            s.stages[i].name,
+            s.stages[i].replicas_desired,
+            s.stages[i].rho,
+            a.replicas[i],
+            a.rho[i]
         );
         let rationale = format!(
             "queue wait P99 {:.1} ms over the stage's SLO share for {:.0}s",

@@ -400,11 +400,12 @@ pub fn right_size(
             }
         }
         match best {
-            Some((_, b, bp)) => {
+            // Stop when nothing buys a measurable improvement (e.g. a GPU-bound target).
+            Some((_, b, bp)) if p99 - bp > 1e-4 => {
                 a = b;
                 p99 = bp;
             }
-            None => break,
+            _ => break,
         }
     }
     a

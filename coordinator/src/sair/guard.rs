@@ -69,7 +69,8 @@ impl Guard {
                 let since = *self.breach_since[i].get_or_insert(s.t_s);
                 let sustained = s.t_s - since >= self.cfg.sustain_s - 1e-9;
                 let resting = self.last_fire[i].is_some_and(|t| s.t_s - t < self.cfg.refractory_s);
-                let room = st.replicas_desired < limits.max_replicas(st);
+                let room = st.replicas_desired < limits.max_replicas(st)
+                    || (st.kind == crate::policy::StageKind::Gpu && st.rho < 0.999);
                 if sustained && !resting && room {
                     let excess = st.queue_wait_p99_s / threshold;
                     if worst.is_none_or(|(_, e)| excess > e) {
@@ -83,6 +84,20 @@ impl Guard {
         let (i, _) = worst?;
         let st = &s.stages[i];
         let mut a = Action::hold(s);
+        if st.kind == crate::policy::StageKind::Gpu && st.rho < 0.999 {
+            // A GPU stage running on a small share is faster fixed by a bigger share (service
+            // time falls too) than by more slow replicas; fall back to replicas if it does not
+            // pack.
+            let mut b = a.clone();
+            let up = (st.rho * 1.5).max(st.rho + 0.25).min(1.0);
+            b.rho[i] = ((up / 0.05).round() * 0.05).min(1.0);
+            b.rho[i] = b.rho[i].min(st.rho + limits.max_rho_step);
+            if super::validator::gpu_fits(s, &b) {
+                self.last_fire[i] = Some(s.t_s);
+                self.breach_since[i] = None;
+                return Some((i, b));
+            }
+        }
         let add = st.replicas_desired.div_ceil(2).max(1);
         a.replicas[i] = (st.replicas_desired + add).min(limits.max_replicas(st));
         self.last_fire[i] = Some(s.t_s);

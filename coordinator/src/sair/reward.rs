@@ -2,11 +2,13 @@
 //!
 //! `r = tier · (B + δ) + B · σ(s)`, with `tier` = 2 when the transition dominates (no
 //! objective worse beyond tolerance, at least one better), 0 when it is dominated, 1 otherwise
-//! (incomparable or equivalent); `σ` the logistic function, so the in-tier term lies in
-//! `(0, B)`; and `s = w_p·ΔP99/SLO + w_c·Δcost/cost − κ·min(1, max(0, P99'/SLO − 1))`, the
-//! weighted improvement minus the SLO-violation penalty. Because the in-tier term is confined
-//! to `(0, B)`, any two transitions one tier apart differ by more than δ (docs/policy.md,
-//! Proposition 1). The `sair-no-pareto` ablation uses `s` alone (a weighted sum).
+//! (incomparable or equivalent); `σ(x) = (1 + x/(1+|x|))/2`, so the in-tier term lies in
+//! `(0, B)`; and `s = w_p·ln(P99/P99') + w_c·ln(cost/cost') − κ·ln(max(1, P99'/SLO))`, the
+//! weighted log-improvement minus the SLO-violation penalty. Log ratios are scale-free and
+//! never saturate (a linear, clamped score made every candidate look alike in an overload);
+//! the algebraic sigmoid keeps far-apart scores distinguishable in floating point. Because the
+//! in-tier term is confined to `(0, B)`, any two transitions one tier apart differ by more than
+//! δ (docs/policy.md, Proposition 1). The `sair-no-pareto` ablation uses `s` alone.
 
 use serde::{Deserialize, Serialize};
 
@@ -98,16 +100,19 @@ pub fn tier(r: Relation) -> u8 {
 
 /// The weighted improvement minus the SLO penalty (`s` in the module docs).
 pub fn score(prev: Point, next: Point, slo_s: f64, cfg: &RewardConfig) -> f64 {
-    let dp = (prev.p99_s - next.p99_s) / slo_s;
-    let dc = (prev.cost_per_hour - next.cost_per_hour) / prev.cost_per_hour.abs().max(1e-9);
-    let violation = (next.p99_s / slo_s - 1.0).clamp(0.0, 1.0);
-    let s = cfg.w_p99 * dp.clamp(-4.0, 4.0) + cfg.w_cost * dc.clamp(-4.0, 4.0)
-        - cfg.slo_penalty * violation;
+    // Floors keep the logs finite: 1 ms and 1e-6/h are below anything that matters.
+    let p = |x: f64| x.clamp(1e-3, 1e4);
+    let c = |x: f64| x.max(1e-6);
+    let dp = (p(prev.p99_s) / p(next.p99_s)).ln();
+    let dc = (c(prev.cost_per_hour) / c(next.cost_per_hour)).ln();
+    let violation = (p(next.p99_s) / slo_s).max(1.0).ln();
+    let s = cfg.w_p99 * dp + cfg.w_cost * dc - cfg.slo_penalty * violation;
     if s.is_finite() { s } else { 0.0 }
 }
 
-fn logistic(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
+/// Algebraic sigmoid onto (0, 1): decays like 1/x, so large scores stay ordered.
+fn squash(x: f64) -> f64 {
+    0.5 * (1.0 + x / (1.0 + x.abs()))
 }
 
 /// The reward of the transition `prev → next`.
@@ -117,7 +122,7 @@ pub fn reward(prev: Point, next: Point, slo_s: f64, cfg: &RewardConfig) -> f64 {
         return s;
     }
     let t = f64::from(tier(relation(prev, next, slo_s, cfg)));
-    t * (cfg.band + cfg.delta) + cfg.band * logistic(2.0 * s)
+    t * (cfg.band + cfg.delta) + cfg.band * squash(s)
 }
 
 /// The reward of "nothing changed" (an equivalent transition with no violation): episodes

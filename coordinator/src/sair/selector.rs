@@ -75,10 +75,27 @@ pub fn correction(input: &SelectionInput<'_>, c: &Candidate) -> (f64, f64) {
 }
 
 /// The `model` selector.
-#[derive(Debug, Clone, Default)]
+///
+/// Feasibility first: among the safe candidates, only those predicted to keep P99 within
+/// `headroom × SLO` compete on (corrected) reward. If none is predicted feasible, the one with
+/// the lowest predicted P99 is taken (ties within 5 % broken by reward). Without this, the
+/// Pareto tiers alone would let an absurd but cheaper move (incomparable: cost down, P99 up
+/// a hundredfold) outrank holding under rising load (dominated: P99 slightly up, cost equal).
+#[derive(Debug, Clone)]
 pub struct ModelSelector {
     /// Whether retrieved episodes correct predictions (`sair-no-retrieval` turns this off).
     pub use_retrieval: bool,
+    /// Fraction of the SLO a candidate's predicted P99 must stay within to be feasible.
+    pub headroom: f64,
+}
+
+impl Default for ModelSelector {
+    fn default() -> Self {
+        Self {
+            use_retrieval: true,
+            headroom: 0.8,
+        }
+    }
 }
 
 impl ModelSelector {
@@ -107,10 +124,22 @@ impl Selector for ModelSelector {
 
     fn select(&mut self, input: &SelectionInput<'_>) -> Selection {
         let scores = self.scores(input);
+        let limit = self.headroom * input.state.slo_p99_s;
+        let p99 = |i: usize| input.candidates[i].predicted.p99_s;
         // Hold (index 0) is always safe: it changes nothing.
-        let mut best = 0;
-        for (i, (s, _, _)) in scores.iter().enumerate() {
-            if input.safe[i] && *s > scores[best].0 {
+        let safe: Vec<usize> = (0..input.candidates.len())
+            .filter(|&i| i == 0 || input.safe[i])
+            .collect();
+        let feasible: Vec<usize> = safe.iter().copied().filter(|&i| p99(i) <= limit).collect();
+        let pool = if feasible.is_empty() {
+            let min = safe.iter().map(|&i| p99(i)).fold(f64::INFINITY, f64::min);
+            safe.into_iter().filter(|&i| p99(i) <= min * 1.05).collect()
+        } else {
+            feasible
+        };
+        let mut best = pool[0];
+        for &i in &pool {
+            if scores[i].0 > scores[best].0 {
                 best = i;
             }
         }
