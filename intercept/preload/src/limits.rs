@@ -104,8 +104,12 @@ pub fn admit(
         Some(m) => m,
         None => return Verdict::Bypass(Bypass::UnknownMode),
     };
+    let cost = cost_of(units, f64::from_bits(c.cost_scale_bits.load(Relaxed)));
     if mode == Mode::Off {
+        // Counted (launches and tokens) so that the agent can measure device time per token
+        // before it sets a limit; the debt this leaves is forgiven when the mode changes.
         seg.counters.launches.fetch_add(1, Relaxed);
+        seg.bucket.consumed.fetch_add(cost, Relaxed);
         return Verdict::Unlimited;
     }
     let rate = c.refill_per_s.load(Relaxed);
@@ -113,7 +117,6 @@ pub fn admit(
         return Verdict::Bypass(Bypass::ZeroRate);
     }
     let burst = c.burst.load(Relaxed);
-    let cost = cost_of(units, f64::from_bits(c.cost_scale_bits.load(Relaxed)));
     let bucket = Bucket::new(seg);
     match bucket.acquire(cost, rate, burst, now) {
         Admission::Now => Verdict::Admitted,

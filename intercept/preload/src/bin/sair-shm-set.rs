@@ -44,6 +44,9 @@ struct Args {
     /// Replace the file (crash-safe) instead of updating it in place.
     #[arg(long, env = "SAIR_RECREATE")]
     recreate: bool,
+    /// Only print the segment's parameters and counters; change nothing.
+    #[arg(long)]
+    show: bool,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,10 @@ fn main() -> ExitCode {
 
 fn run(a: &Args) -> Result<(), sair_shm::ShmError> {
     let path = segment_path(&a.shm_dir, &a.segment)?;
+    if a.show {
+        print(&Segment::open(&path)?);
+        return Ok(());
+    }
     let params = match a.ns_per_token {
         Some(ns) => Params {
             cost_scale: a.cost_scale,
@@ -80,6 +87,12 @@ fn run(a: &Args) -> Result<(), sair_shm::ShmError> {
         }
         _ => Segment::create(&path, a.gpu, &params)?,
     };
+    print(&seg);
+    Ok(())
+}
+
+fn print(seg: &Segment) {
+    let path = seg.path();
     let p = seg.params();
     let c = seg.counters();
     println!(
@@ -94,5 +107,4 @@ fn run(a: &Args) -> Result<(), sair_shm::ShmError> {
         c.throttled_launches,
         c.tokens_consumed
     );
-    Ok(())
 }

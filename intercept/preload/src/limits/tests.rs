@@ -33,7 +33,18 @@ fn off_counts_and_passes() {
     let v = admit(seg.layout(), 1 << 40, &now, &|_| panic!("must not wait"));
     assert_eq!(v, Verdict::Unlimited);
     assert_eq!(seg.counters().launches, 1);
-    assert_eq!(seg.counters().tokens_consumed, 0);
+    assert_eq!(
+        seg.counters().tokens_consumed,
+        1 << 40,
+        "tokens counted for calibration"
+    );
+    // Switching to cap forgives what mode off accumulated: the next launch is admitted.
+    seg.set_params(&Params::default()).unwrap();
+    let now = || seg.layout().bucket.last_refill_ns.load(Relaxed) + 1_000_000_000;
+    assert_eq!(
+        admit(seg.layout(), 10, &now, &|_| panic!("must not wait")),
+        Verdict::Admitted
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
