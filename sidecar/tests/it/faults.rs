@@ -1,0 +1,179 @@
+//! Bad input and failing peers: no panic, no leaked slot, the process keeps serving.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_failing_requests_leave_no_slot_in_flight() {
+    let dead = closed_port().await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &format!("http://{dead}"),
+        "--max-concurrency",
+        "4",
+        "--queue-capacity",
+        "10000",
+    ])
+    .await;
+    const TOTAL: usize = 10_000;
+    const WORKERS: usize = 20;
+    let url = sc.url();
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    let tasks: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let c = client();
+                for _ in 0..TOTAL / WORKERS {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "load loop ran out of time"
+                    );
+                    let (status, _, body) = post_with(&c, &url, "x").await.unwrap();
+                    assert_eq!(status, 502);
+                    assert!(body.starts_with(b"{\"error\""));
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let sc_ref = &sc;
+    eventually("in-flight gauge back at 0", || async move {
+        let inflight = sc_ref.sample("sair_stage_inflight", &[]).await?;
+        let depth = sc_ref.sample("sair_stage_queue_depth", &[]).await?;
+        (inflight == 0.0 && depth == 0.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        sc.sample("sair_stage_requests_total", &["outcome=\"upstream_error\""])
+            .await,
+        Some(TOTAL as f64)
+    );
+    sc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_leave_release_their_slots_and_count_as_canceled() {
+    let up = upstream("m", Duration::from_millis(500)).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--max-concurrency",
+        "1",
+    ])
+    .await;
+    let url = sc.url();
+    // One request in flight and four queued, then every client hangs up.
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { post(&url, "x").await })
+        })
+        .collect();
+    let sc_ref = &sc;
+    eventually("one in flight, four queued", || async move {
+        let inflight = sc_ref.sample("sair_stage_inflight", &[]).await?;
+        let depth = sc_ref.sample("sair_stage_queue_depth", &[]).await?;
+        (inflight == 1.0 && depth == 4.0).then_some(())
+    })
+    .await;
+    for t in &tasks {
+        t.abort();
+    }
+    eventually(
+        "slots released and requests counted canceled",
+        || async move {
+            let inflight = sc_ref.sample("sair_stage_inflight", &[]).await?;
+            let depth = sc_ref.sample("sair_stage_queue_depth", &[]).await?;
+            let canceled = sc_ref
+                .sample("sair_stage_requests_total", &["outcome=\"canceled\""])
+                .await?;
+            (inflight == 0.0 && depth == 0.0 && canceled == 5.0).then_some(())
+        },
+    )
+    .await;
+    // The slot really is free: a new request is served at once.
+    let (status, h, _) = post(&url, "y").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(timing_of(&h, "s").0 < 100.0);
+    sc.stop().await;
+}
+
+async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    // The server closes the connection after a parse error; read to the end.
+    tokio::time::timeout(patience(), s.read_to_end(&mut out))
+        .await
+        .expect("connection was not closed")
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_http_gets_400_and_the_process_is_unaffected() {
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--max-header-bytes",
+        "8192",
+        "--header-read-timeout-seconds",
+        "0.3",
+        "--max-body-bytes",
+        "1000",
+    ])
+    .await;
+    for garbage in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n",
+        b"\x00\x01\x02\x03 nonsense \r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    ] {
+        let answer = raw_exchange(sc.addr, garbage).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{garbage:?} → {answer:?}"
+        );
+    }
+    // Oversized head: refused (431) rather than buffered.
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let answer = raw_exchange(sc.addr, big.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431") || answer.starts_with("HTTP/1.1 400"),
+        "{answer:?}"
+    );
+    // A slow client that never finishes its head is cut off.
+    let mut slow = tokio::net::TcpStream::connect(sc.addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(patience(), slow.read_to_end(&mut buf))
+        .await
+        .expect("slow client was not disconnected")
+        .ok();
+    // An oversized body: 413.
+    let (status, _, _) = post(&sc.url(), &"z".repeat(5000)).await.unwrap();
+    assert_eq!(status, 413);
+    // And the sidecar still serves.
+    let (status, _, body) = post(&sc.url(), "ok").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(&body[..], b"ok|m");
+    sc.stop().await;
+}

@@ -1,0 +1,159 @@
+//! StageReports reach a QUIC receiver; an unreachable agent never stops the serving.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sair_wire::transport::{DevCa, Identity, server_config, server_endpoint};
+use sair_wire::{MAX_FRAME_BYTES, Message, StageReport};
+use tokio::sync::mpsc;
+
+use crate::support::*;
+
+/// A minimal agent: accepts connections, reads every frame of every uni stream.
+fn receiver(
+    identity: &Identity,
+) -> (
+    SocketAddr,
+    mpsc::UnboundedReceiver<StageReport>,
+    quinn::Endpoint,
+) {
+    let endpoint = server_endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        server_config(identity, None).unwrap(),
+    )
+    .unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let ep = endpoint.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = ep.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                while let Ok(mut stream) = conn.accept_uni().await {
+                    while let Ok(Some(env)) =
+                        sair_wire::frame::read(&mut stream, MAX_FRAME_BYTES).await
+                    {
+                        let Message::StageReport(r) = env.message;
+                        let _ = tx.send(r);
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx, endpoint)
+}
+
+async fn report_with_traffic(rx: &mut mpsc::UnboundedReceiver<StageReport>) -> StageReport {
+    let deadline = tokio::time::Instant::now() + patience();
+    loop {
+        let r = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("no report with traffic arrived")
+            .expect("receiver closed");
+        r.validate().unwrap();
+        if r.arrivals > 0 {
+            return r;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_report_arrives_at_the_agent_over_verified_tls() {
+    let ca = DevCa::new().unwrap();
+    let (addr, mut rx, _ep) = receiver(&ca.issue(&["localhost"]).unwrap());
+    let dir = std::env::temp_dir().join(format!("sair-sidecar-it-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.to_pem().0).unwrap();
+    let up = upstream("m", Duration::from_millis(5)).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--max-concurrency",
+        "2",
+        "--replica",
+        "r-1",
+        "--agent",
+        &addr.to_string(),
+        "--agent-ca",
+        ca_file.to_str().unwrap(),
+        "--report-interval-seconds",
+        "0.2",
+    ])
+    .await;
+    for _ in 0..10 {
+        assert_eq!(post(&sc.url(), "x").await.unwrap().0, 200);
+    }
+    let r = report_with_traffic(&mut rx).await;
+    println!("{r:?}");
+    assert_eq!(
+        (r.pipeline.as_str(), r.stage.as_str(), r.replica.as_str()),
+        ("test", "s", "r-1")
+    );
+    assert_eq!(r.max_concurrency, 2);
+    assert!(r.completions > 0 && r.service.p50 >= 0.005, "{r:?}");
+    assert!(r.busy_fraction > 0.0 && r.busy_fraction <= 1.0, "{r:?}");
+    sc.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_agent_does_not_stop_the_serving() {
+    // Nothing answers QUIC on this UDP port.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dead = sock.local_addr().unwrap();
+    drop(sock);
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--agent",
+        &dead.to_string(),
+        "--agent-insecure-skip-verify",
+        "--report-interval-seconds",
+        "0.05",
+        "--report-buffer",
+        "1",
+    ])
+    .await;
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        assert_eq!(post(&sc.url(), "x").await.unwrap().0, 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "serving slowed down by reporting"
+    );
+    let sc_ref = &sc;
+    eventually("dropped reports counted", || async move {
+        let dropped = sc_ref
+            .sample("sair_sidecar_reports_dropped_total", &[])
+            .await?;
+        (dropped >= 1.0).then_some(())
+    })
+    .await;
+    // Then the agent appears on that port and reports start arriving (reconnect with backoff).
+    let identity = Identity::self_signed(&["localhost"]).unwrap();
+    let endpoint = server_endpoint(dead, server_config(&identity, None).unwrap());
+    if let Ok(endpoint) = endpoint {
+        let conn = tokio::time::timeout(patience(), endpoint.accept())
+            .await
+            .expect("sidecar never reconnected")
+            .unwrap()
+            .await
+            .unwrap();
+        let mut s = conn.accept_uni().await.unwrap();
+        let env = sair_wire::frame::read(&mut s, MAX_FRAME_BYTES)
+            .await
+            .unwrap()
+            .unwrap();
+        let Message::StageReport(r) = env.message;
+        assert_eq!(r.stage, "s");
+    }
+    sc.stop().await;
+}
