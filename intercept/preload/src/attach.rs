@@ -61,7 +61,7 @@ fn slow() -> Result<&'static SegmentLayout, Bypass> {
         return Err(reason.unwrap_or(Bypass::Attaching));
     }
     if ATTACHING.swap(true, AcqRel) {
-        return Err(Bypass::Attaching);
+        return wait_for_other_attacher();
     }
     FORK_HANDLER.call_once(register_fork_handler);
     let result = match configured_path() {
@@ -88,6 +88,22 @@ fn slow() -> Result<&'static SegmentLayout, Bypass> {
     };
     ATTACHING.store(false, Release);
     out
+}
+
+/// Another thread is attaching (microseconds: env read, open, mmap): wait for it, bounded, so
+/// that launches racing the first one are charged too.
+#[allow(unsafe_code)]
+fn wait_for_other_attacher() -> Result<&'static SegmentLayout, Bypass> {
+    let start = monotonic_ns();
+    while ATTACHING.load(Acquire) && monotonic_ns() - start < 50_000_000 {
+        std::thread::yield_now();
+    }
+    let p = SEG.load(Acquire);
+    if p.is_null() {
+        return Err(Bypass::from_u8(REASON.load(Acquire)).unwrap_or(Bypass::Attaching));
+    }
+    // SAFETY: SEG only ever holds null or a pointer from `Segment::leak` (never unmapped).
+    Ok(unsafe { &*p })
 }
 
 fn configured_path() -> Option<PathBuf> {
