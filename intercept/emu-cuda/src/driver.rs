@@ -100,11 +100,16 @@ fn new_handle() -> usize {
 
 /// `cuInit`: reads the configuration and maps the timeline (once per process).
 pub fn init(flags: u32) -> CUresult {
+    init_with(flags, Config::from_env)
+}
+
+/// `cuInit` with the configuration from `config` instead of the environment (tests).
+pub fn init_with(flags: u32, config: impl FnOnce() -> Config) -> CUresult {
     if flags != 0 {
         return CUDA_ERROR_INVALID_VALUE;
     }
     let d = DRIVER.get_or_init(|| {
-        let cfg = Config::from_env();
+        let cfg = config();
         let timeline = open_timeline(&cfg.state_path).map_err(|e| {
             eprintln!("sair-emu-cuda: {e}");
             CUDA_ERROR_OPERATING_SYSTEM

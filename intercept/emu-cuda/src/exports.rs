@@ -734,3 +734,6 @@ pub extern "C" fn cuGetProcAddress_v2(
 ) -> CUresult {
     guard(|| get_proc(sym, pfn, version, flags, status))
 }
+
+#[cfg(test)]
+mod tests;
