@@ -305,21 +305,7 @@ fn wrap_proc(
         .filter(|h| h.from_driver)
         .find(|h| real::cuda::<usize>(h.slot, h.name) == Some(got));
     let hook = by_addr.or_else(|| {
-        let name = cname(sym)?;
-        let ptds = fl & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM != 0;
-        let want: &str = match name {
-            b"cuLaunchKernel" if ptds => "cuLaunchKernel_ptsz",
-            b"cuLaunchKernel" => "cuLaunchKernel",
-            b"cuLaunchKernelEx" if ptds => "cuLaunchKernelEx_ptsz",
-            b"cuLaunchKernelEx" => "cuLaunchKernelEx",
-            b"cuLaunchCooperativeKernel" if ptds => "cuLaunchCooperativeKernel_ptsz",
-            b"cuLaunchCooperativeKernel" => "cuLaunchCooperativeKernel",
-            b"cuGraphLaunch" if ptds => "cuGraphLaunch_ptsz",
-            b"cuGraphLaunch" => "cuGraphLaunch",
-            b"cuGetProcAddress" if ver >= 12000 => "cuGetProcAddress_v2",
-            b"cuGetProcAddress" => "cuGetProcAddress",
-            _ => return None,
-        };
+        let want = fallback_hook_name(cname(sym)?, ver, fl)?;
         let h = table.iter().find(|h| h.bare_name() == want)?;
         // Only if our hook can reach a real function to forward to.
         real::cuda::<usize>(h.slot, h.name).map(|_| h)
@@ -330,3 +316,35 @@ fn wrap_proc(
     }
     r
 }
+
+/// The hook for a `cuGetProcAddress(name, version, flags)` request whose returned address is not
+/// an exported driver symbol. Only functions whose signature is fixed by (name, version, flags)
+/// are mapped; anything else is left to the driver.
+pub fn fallback_hook_name(name: &[u8], ver: i32, fl: u64) -> Option<&'static str> {
+    let ptds = fl & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM != 0;
+    Some(match name {
+        b"cuLaunchKernel" if ptds => "cuLaunchKernel_ptsz",
+        b"cuLaunchKernel" => "cuLaunchKernel",
+        b"cuLaunchKernelEx" if ptds => "cuLaunchKernelEx_ptsz",
+        b"cuLaunchKernelEx" => "cuLaunchKernelEx",
+        b"cuLaunchCooperativeKernel" if ptds => "cuLaunchCooperativeKernel_ptsz",
+        b"cuLaunchCooperativeKernel" => "cuLaunchCooperativeKernel",
+        b"cuGraphLaunch" if ptds => "cuGraphLaunch_ptsz",
+        b"cuGraphLaunch" => "cuGraphLaunch",
+        // cudaTypedefs.h: PFN_cuGraphInstantiate_v12000 has the WithFlags signature,
+        // _v11000 the _v2 one, _v10000 the original.
+        b"cuGraphInstantiate" if ver >= 12000 => "cuGraphInstantiateWithFlags",
+        b"cuGraphInstantiate" if ver >= 11000 => "cuGraphInstantiate_v2",
+        b"cuGraphInstantiate" => "cuGraphInstantiate",
+        b"cuGraphInstantiateWithFlags" => "cuGraphInstantiateWithFlags",
+        b"cuGraphInstantiateWithParams" if ptds => "cuGraphInstantiateWithParams_ptsz",
+        b"cuGraphInstantiateWithParams" => "cuGraphInstantiateWithParams",
+        b"cuGraphExecDestroy" => "cuGraphExecDestroy",
+        b"cuGetProcAddress" if ver >= 12000 => "cuGetProcAddress_v2",
+        b"cuGetProcAddress" => "cuGetProcAddress",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -14,6 +14,8 @@ use std::sync::atomic::Ordering::{Acquire, Release};
 pub type DlsymFn = unsafe extern "C" fn(*mut c_void, *const c_char) -> *mut c_void;
 
 static REAL_DLSYM: AtomicUsize = AtomicUsize::new(0);
+/// Slot value for "the driver has no such symbol" (never a function address).
+const MISSING: usize = 1;
 static LIBCUDA: AtomicUsize = AtomicUsize::new(0);
 
 /// The real `dlsym` of libc.
@@ -77,8 +79,20 @@ pub fn driver_symbol(name: &'static str) -> Option<usize> {
 pub fn cuda<F: Copy>(slot: &AtomicUsize, name: &'static str) -> Option<F> {
     const { assert!(std::mem::size_of::<F>() == std::mem::size_of::<usize>()) };
     let mut a = slot.load(Acquire);
+    if a == MISSING {
+        return None;
+    }
     if a == 0 {
-        a = driver_symbol(name)?;
+        match driver_symbol(name) {
+            Some(found) => a = found,
+            None => {
+                // Remember that this driver lacks the symbol (only once libcuda itself loaded).
+                if LIBCUDA.load(Acquire) != 0 {
+                    slot.store(MISSING, Release);
+                }
+                return None;
+            }
+        }
         slot.store(a, Release);
     }
     // SAFETY: `a` is a non-null address the driver exports under `name`, and the hook table

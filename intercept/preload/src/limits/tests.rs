@@ -189,7 +189,10 @@ fn launch_path_does_not_allocate() {
     assert!(throttled > 1000, "the loop exercised the waiting path");
     assert_eq!(after - before, 0, "allocations on the launch path");
     let probe = std::hint::black_box(vec![0u8; 8]);
-    assert!(counting::ALLOCS.with(|a| a.get()) > after, "the counter sees allocations");
+    assert!(
+        counting::ALLOCS.with(|a| a.get()) > after,
+        "the counter sees allocations"
+    );
     drop(probe);
     std::fs::remove_dir_all(dir).unwrap();
 }
