@@ -1,5 +1,5 @@
 //! The emulated driver's state: configuration read at `cuInit`, handles, contexts, streams,
-//! modules, graphs, and the launch model. Safe code; raw pointers stay in [`crate::exports`].
+//! modules, graphs, and the launch model. Safe code; raw pointers stay in `crate::exports`.
 //!
 //! Handles are opaque integers cast to pointers (callers never dereference CUDA handles); every
 //! handle is looked up in a registry, so a wrong or destroyed one is `CUDA_ERROR_INVALID_HANDLE`

@@ -14,7 +14,7 @@
 //!
 //! It does no real computation and must never be installed where a real driver is expected.
 //!
-//! Where unsafe lives: [`exports`] (the `#[unsafe(no_mangle)]` C ABI: out-parameter writes,
+//! Where unsafe lives: `exports` (the `#[unsafe(no_mangle)]` C ABI: out-parameter writes,
 //! C strings, structs read by pointer), [`timeline`] (mmap of the state file, `kill(pid, 0)`,
 //! `getuid`, `clock_gettime`) and [`driver`] (`pthread_atfork`).
 

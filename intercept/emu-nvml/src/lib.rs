@@ -7,7 +7,7 @@
 //! `SAIR_EMU_STATE` file), so they are what the emulated device actually did, not canned numbers.
 //! Environment is read at `nvmlInit`.
 //!
-//! Where unsafe lives: [`exports`] (the `#[unsafe(no_mangle)]` C ABI, out-parameter writes,
+//! Where unsafe lives: `exports` (the `#[unsafe(no_mangle)]` C ABI, out-parameter writes,
 //! output buffers) and the shared [`timeline`] (mmap, `kill(pid, 0)`, `getuid`,
 //! `clock_gettime`). [`model`] is safe.
 
