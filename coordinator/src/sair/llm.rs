@@ -312,9 +312,24 @@ pub struct Prompt {
     pub estimated_tokens: usize,
     pub episodes: usize,
     pub candidates: usize,
+    /// Indices of the candidates offered (the schema's enum).
+    pub offered: Vec<usize>,
 }
 
-fn render(input: &SelectionInput<'_>, n_eps: usize, cand_idx: &[usize]) -> String {
+/// What the queueing model thinks, offered to the LLM as a hint it may overrule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hint<'a> {
+    pub bottleneck: &'a str,
+    pub utilisation: f64,
+    pub best: &'a str,
+}
+
+fn render(
+    input: &SelectionInput<'_>,
+    n_eps: usize,
+    cand_idx: &[usize],
+    hint: Option<Hint<'_>>,
+) -> String {
     let s = input.state;
     let mut u = String::new();
     let _ = writeln!(
@@ -370,15 +385,25 @@ fn render(input: &SelectionInput<'_>, n_eps: usize, cand_idx: &[usize]) -> Strin
             input.predicted_reward[i]
         );
     }
+    if let Some(h) = hint {
+        let _ = writeln!(
+            u,
+            "Queueing model: bottleneck {} (utilisation {:.2}); its pick: {}.",
+            h.bottleneck, h.utilisation, h.best
+        );
+    }
     u.push_str("Answer with JSON only.");
     u
 }
 
-/// Builds the prompt under the token budget: drops episodes (lowest-ranked first), then
-/// candidates with the lowest predicted reward (hold is always kept).
-pub fn build_prompt(input: &SelectionInput<'_>, budget: usize) -> Prompt {
+/// Builds the prompt under the token budget. Only candidates the validator accepts now are
+/// offered (hold always is). Over budget it drops episodes (lowest-ranked first), then the
+/// candidates with the lowest predicted reward.
+pub fn build_prompt(input: &SelectionInput<'_>, budget: usize, hint: Option<Hint<'_>>) -> Prompt {
     let sys = estimate_tokens(SYSTEM_PROMPT);
-    let mut order: Vec<usize> = (0..input.candidates.len()).collect();
+    let mut order: Vec<usize> = (0..input.candidates.len())
+        .filter(|&i| i == 0 || input.safe[i])
+        .collect();
     order.sort_by(|&a, &b| {
         (b == 0)
             .cmp(&(a == 0))
@@ -389,7 +414,7 @@ pub fn build_prompt(input: &SelectionInput<'_>, budget: usize) -> Prompt {
     loop {
         let mut idx: Vec<usize> = order[..n_c].to_vec();
         idx.sort_unstable();
-        let user = render(input, n_eps, &idx);
+        let user = render(input, n_eps, &idx, hint);
         let t = sys + estimate_tokens(&user);
         if t <= budget || (n_eps == 0 && n_c <= 1) {
             return Prompt {
@@ -397,6 +422,7 @@ pub fn build_prompt(input: &SelectionInput<'_>, budget: usize) -> Prompt {
                 estimated_tokens: t,
                 episodes: n_eps,
                 candidates: n_c,
+                offered: idx,
             };
         }
         if n_eps > 0 {
@@ -488,11 +514,28 @@ impl LlmSelector {
         input: &SelectionInput<'_>,
         stats: &mut CallStats,
     ) -> Result<Answer, LlmError> {
-        let prompt = build_prompt(input, self.cfg.token_budget);
+        let pick = self.fallback.clone().select(input);
+        let util = input
+            .features
+            .get(input.bottleneck * 4)
+            .map_or(0.0, |f| f * 2.0);
+        let hint = Hint {
+            bottleneck: &input.state.stages[input.bottleneck].name,
+            utilisation: util,
+            best: &input.candidates[pick.index].id,
+        };
+        let prompt = build_prompt(input, self.cfg.token_budget, Some(hint));
         stats.estimated_prompt_tokens = prompt.estimated_tokens;
         let stages: Vec<&str> = input.state.stages.iter().map(|s| s.name.as_str()).collect();
+        // The schema offers what the prompt offers; an answer naming any other candidate id
+        // is still parsed, so the validator (not the parser) says why it is refused.
+        let offered: Vec<&str> = prompt
+            .offered
+            .iter()
+            .map(|&i| input.candidates[i].id.as_str())
+            .collect();
         let ids: Vec<&str> = input.candidates.iter().map(|c| c.id.as_str()).collect();
-        let schema = answer_schema(&stages, &ids);
+        let schema = answer_schema(&stages, &offered);
         let url = format!("{}/chat/completions", self.cfg.url);
         let mut last = LlmError::WorkerGone;
         let mut switched = false;

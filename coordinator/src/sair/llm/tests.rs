@@ -20,8 +20,8 @@ enum Mode {
     OnlyJsonObject(&'static str),
     /// 500 every time.
     Error,
-    /// Answer with the id of the candidate whose label starts with this text.
-    Label(&'static str),
+    /// Answer with a candidate id the schema does not offer.
+    NotOffered,
 }
 
 struct Fake {
@@ -86,18 +86,17 @@ fn fake(mode: Mode) -> Fake {
                     }
                 }
                 Mode::Error => (500, String::new()),
-                Mode::Label(want) => {
-                    let user = v["messages"][1]["content"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string();
-                    let id = user
-                        .lines()
-                        .find_map(|l| {
-                            let (id, rest) = l.strip_prefix("- c")?.split_once(": ")?;
-                            rest.starts_with(want).then(|| format!("c{id}"))
-                        })
-                        .unwrap_or_else(|| "c0".into());
+                Mode::NotOffered => {
+                    // The smallest candidate id the schema does not offer (an unsafe one).
+                    let offered = v
+                        .pointer("/response_format/json_schema/schema/properties/action/enum")
+                        .or_else(|| v.pointer("/response_format/schema/properties/action/enum"))
+                        .cloned()
+                        .unwrap_or(json!([]));
+                    let id = (0..100)
+                        .map(|k| format!("c{k}"))
+                        .find(|id| !offered.as_array().unwrap().iter().any(|o| o == id))
+                        .unwrap();
                     (
                         200,
                         format!(r#"{{"bottleneck":"pre","action":"{id}","rationale":"unsafe"}}"#),
@@ -205,9 +204,9 @@ fn garbage_timeout_error_and_unknown_ids_fall_back_to_the_model() {
 
 #[test]
 fn unsafe_valid_id_is_rejected_by_the_validator() {
-    // `pre` was just scaled up; the LLM answers with the id of a scale-down of `pre`, which
-    // the anti-oscillation rule rejects within the cooldown.
-    let f = fake(Mode::Label("pre -1"));
+    // `pre` was just scaled up, so its scale-downs are oscillations the validator rejects:
+    // they are not offered, and when the LLM names one anyway the model decides.
+    let f = fake(Mode::NotOffered);
     let mut p = policy(&f.url, 5000);
     let mut s = pipeline(100.0, 30.0);
     s.stages[0].replicas_desired = 3;
@@ -228,7 +227,11 @@ fn unsafe_valid_id_is_rejected_by_the_validator() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(asked.contains(": pre -1 replica"), "{asked}");
+    assert!(
+        !asked.contains(": pre -1 replica"),
+        "unsafe moves are not offered: {asked}"
+    );
+    assert!(asked.contains("Queueing model: bottleneck"), "{asked}");
 }
 
 #[test]
@@ -273,10 +276,10 @@ fn prompt_respects_the_token_budget() {
         episodes: &eps,
         bandwidth: 0.15,
     };
-    let full = build_prompt(&input, 100_000);
+    let full = build_prompt(&input, 100_000, None);
     assert_eq!(full.episodes, 15);
     for budget in [200, 400, 700, 2000] {
-        let p = build_prompt(&input, budget);
+        let p = build_prompt(&input, budget, None);
         assert!(
             p.estimated_tokens <= budget || p.candidates == 1,
             "{budget}: {p:?}"
