@@ -1,6 +1,8 @@
 //! The C ABI as a program sees it: result codes, lookups, the device model. One test function,
 //! because the driver is initialised once per process and the first checks need it uninitialised.
 
+use super::launch::*;
+use super::procaddr::*;
 use super::*;
 use crate::driver::{Config, init_with};
 use std::ptr::null_mut;
