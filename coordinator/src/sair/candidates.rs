@@ -304,10 +304,12 @@ pub fn generate(
     }
 
     let mut out: Vec<Candidate> = Vec::new();
-    for (kind, stage, label, a) in raw {
+    for (k, (kind, stage, label, a)) in raw.into_iter().enumerate() {
         let mut a = limits.clamp_bounds(s, &a);
         a = clamp_step(s, &a, limits);
-        if !gpu_fits(s, &a) {
+        // Hold (k = 0) is always offered, even when what is in place does not pack (a
+        // reported state can be inconsistent): changing nothing is always possible.
+        if k > 0 && !gpu_fits(s, &a) {
             continue;
         }
         if out.iter().any(|c| c.action == a) {

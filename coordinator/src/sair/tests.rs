@@ -203,3 +203,67 @@ fn closed_loop_rides_bursts_within_the_slo() {
     let min = late.iter().map(|x| x.2).fold(f64::INFINITY, f64::min);
     assert!(min < 0.8 * max, "cost stays flat: {min}..{max}");
 }
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_state() -> impl Strategy<Value = PipelineState> {
+        (
+            proptest::collection::vec(
+                (
+                    0.0f64..500.0,
+                    0.0005f64..0.05,
+                    1u32..8,
+                    prop_oneof![Just(StageKind::Cpu), Just(StageKind::Gpu)],
+                    0u64..5000,
+                    0.0f64..0.5,
+                ),
+                1..6,
+            ),
+            0.01f64..1.0,
+            0.0f64..3.0,
+        )
+            .prop_map(|(stages, slo, p99)| {
+                let mut s = pipeline(100.0, 0.0);
+                s.slo_p99_s = slo;
+                s.e2e_p99_s = p99;
+                s.gpus = 8;
+                s.stages = stages
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (rate, svc, reps, kind, depth, wait))| {
+                        let mut st = test_util::stage(&format!("s{i}"), kind, svc, reps, 1.0, rate);
+                        st.queue_depth = depth;
+                        st.queue_wait_p99_s = wait;
+                        st
+                    })
+                    .collect();
+                s
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Whatever it observes, the policy answers with an allocation inside the bounds that
+        /// packs onto the GPUs, at every call (full and off-beat).
+        #[test]
+        fn decisions_are_always_within_bounds(states in proptest::collection::vec(arb_state(), 1..8)) {
+            let mut p = Sair::new(SairConfig::default()).unwrap();
+            for (k, mut s) in states.into_iter().enumerate() {
+                s.t_s = k as f64 * 10.0;
+                let d = p.decide(&s);
+                prop_assert_eq!(d.action.replicas.len(), s.stages.len());
+                for (i, st) in s.stages.iter().enumerate() {
+                    prop_assert!(d.action.replicas[i] >= st.min_replicas.max(1));
+                    prop_assert!(d.action.replicas[i] <= st.max_replicas.max(1));
+                    prop_assert!(d.action.rho[i] > 0.0 && d.action.rho[i] <= 1.0);
+                }
+                if validator::gpu_fits(&s, &Action::hold(&s)) {
+                    prop_assert!(validator::gpu_fits(&s, &d.action));
+                }
+            }
+        }
+    }
+}
