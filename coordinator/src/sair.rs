@@ -114,6 +114,36 @@ pub fn build_with(name: &str, base: SairConfig) -> Option<Result<Sair, store::St
     base.for_name(name).map(Sair::new)
 }
 
+/// What a driver (the `sair` CLI, the simulator) knows that the policy needs.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Seed for exploration (one per run, so runs are reproducible).
+    pub seed: u64,
+    /// The scenario's control interval; 30 s when `None`.
+    pub interval_s: Option<f64>,
+    /// Prices per hour, when the driver knows them (the cost model is calibrated to the
+    /// reported cost rate either way).
+    pub prices: Option<Prices>,
+    /// `--state-dir`: where the experience store lives (one directory per run).
+    pub state_dir: Option<PathBuf>,
+    /// `--llm-url`, `--llm-model`, and the API key already resolved from the variable named by
+    /// `--llm-api-key-env` (see [`llm::LlmConfig::new`]).
+    pub llm: Option<llm::LlmConfig>,
+}
+
+/// Builds a registry name into a boxed policy; `None` for a name this module does not know.
+pub fn build(name: &str, inputs: Inputs) -> Option<Result<Box<dyn Policy>, store::StoreError>> {
+    let base = SairConfig {
+        seed: inputs.seed,
+        interval_s: inputs.interval_s.unwrap_or(30.0),
+        prices: inputs.prices.unwrap_or_default(),
+        state_dir: inputs.state_dir,
+        llm: inputs.llm,
+        ..SairConfig::default()
+    };
+    build_with(name, base).map(|r| r.map(|p| Box::new(p) as Box<dyn Policy>))
+}
+
 /// An action waiting for its outcome.
 #[derive(Debug, Clone)]
 struct Pending {

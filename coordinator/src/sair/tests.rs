@@ -171,6 +171,17 @@ fn registry_names_build() {
         assert_eq!(p.name(), *n);
     }
     assert!(build_with("hpa", SairConfig::default()).is_none());
+    let p = build(
+        "sair-no-gpu-rate",
+        Inputs {
+            interval_s: Some(15.0),
+            ..Inputs::default()
+        },
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(p.name(), "sair-no-gpu-rate");
+    assert_eq!(p.period_s(), Some(5.0));
 }
 
 #[test]
