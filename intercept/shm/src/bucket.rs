@@ -21,6 +21,14 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 const NS_PER_S: u128 = 1_000_000_000;
 
+/// `a - b` on the wrapping token counters, as a signed distance. The counters wrap after 2^64
+/// tokens (weeks at 1e13 tokens/s); every comparison goes through this, which is exact while the
+/// two are less than 2^63 apart.
+#[inline]
+pub fn ahead(a: u64, b: u64) -> i64 {
+    a.wrapping_sub(b) as i64
+}
+
 /// Outcome of taking tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -70,11 +78,11 @@ impl<'a> Bucket<'a> {
         let b = &self.seg.bucket;
         self.seg.counters.launches.fetch_add(1, Relaxed);
         let ticket = b.consumed.fetch_add(cost, AcqRel).wrapping_add(cost);
-        if b.credited.load(Acquire) >= ticket {
+        if ahead(b.credited.load(Acquire), ticket) >= 0 {
             return Admission::Now;
         }
         self.refill(now_ns(), rate_per_s, burst);
-        if b.credited.load(Acquire) >= ticket {
+        if ahead(b.credited.load(Acquire), ticket) >= 0 {
             Admission::Now
         } else {
             Admission::Wait { ticket }
@@ -85,11 +93,11 @@ impl<'a> Bucket<'a> {
     #[inline]
     pub fn poll(&self, ticket: u64, now_ns: u64, rate_per_s: u64, burst: u64) -> Poll {
         self.refill(now_ns, rate_per_s, burst);
-        let credited = self.seg.bucket.credited.load(Acquire);
-        if credited >= ticket {
+        let missing = ahead(ticket, self.seg.bucket.credited.load(Acquire));
+        if missing <= 0 {
             return Poll::Ready;
         }
-        let missing = u128::from(ticket - credited);
+        let missing = u128::from(missing.unsigned_abs());
         let wait = missing * NS_PER_S / u128::from(rate_per_s.max(1));
         Poll::Pending {
             wait_ns: u64::try_from(wait).unwrap_or(u64::MAX),
@@ -129,8 +137,8 @@ impl<'a> Bucket<'a> {
         }
         let consumed = b.consumed.load(Acquire);
         let credited = b.credited.load(Acquire);
-        let cap = consumed.saturating_add(burst);
-        let room = u128::from(cap.saturating_sub(credited));
+        let cap = consumed.wrapping_add(burst);
+        let room = u128::from(ahead(cap, credited).max(0).unsigned_abs());
         let (add, new_last) = if earned >= room {
             // Full bucket: the rest of the elapsed time is lost, as for an idle bucket.
             (room, now_ns)
@@ -150,8 +158,17 @@ impl<'a> Bucket<'a> {
                 .fetch_add(u64::try_from(add).unwrap_or(u64::MAX), AcqRel);
             // A concurrent refill may have used a stale `credited`: clamp. Never below an issued
             // ticket, since every ticket is <= consumed.
-            let cap = b.consumed.load(Acquire).saturating_add(burst);
-            b.credited.fetch_min(cap, AcqRel);
+            loop {
+                let cur = b.credited.load(Acquire);
+                let cap = b.consumed.load(Acquire).wrapping_add(burst);
+                if ahead(cur, cap) <= 0
+                    || b.credited
+                        .compare_exchange(cur, cap, AcqRel, Relaxed)
+                        .is_ok()
+                {
+                    break;
+                }
+            }
         }
     }
 }

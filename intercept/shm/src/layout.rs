@@ -296,13 +296,21 @@ impl SegmentLayout {
         let c = &self.control;
         let old_mode = c.mode.swap(p.mode as u32, Relaxed);
         if old_mode != p.mode as u32 {
-            let consumed = self
-                .bucket
-                .consumed
-                .load(std::sync::atomic::Ordering::Acquire);
-            self.bucket
-                .credited
-                .fetch_max(consumed, std::sync::atomic::Ordering::AcqRel);
+            use std::sync::atomic::Ordering::{AcqRel, Acquire};
+            // credited = max(credited, consumed), on the wrapping counters.
+            loop {
+                let cur = self.bucket.credited.load(Acquire);
+                let consumed = self.bucket.consumed.load(Acquire);
+                if crate::bucket::ahead(cur, consumed) >= 0
+                    || self
+                        .bucket
+                        .credited
+                        .compare_exchange(cur, consumed, AcqRel, Relaxed)
+                        .is_ok()
+                {
+                    break;
+                }
+            }
         }
         c.refill_per_s.store(p.refill_per_s, Relaxed);
         c.burst.store(p.burst, Relaxed);

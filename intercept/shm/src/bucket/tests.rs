@@ -144,3 +144,36 @@ fn threads_share_one_bucket() {
     assert!(elapsed >= 399_000_000, "too fast: {elapsed} ns");
     assert_eq!(l.counters().tokens_consumed, 800_000);
 }
+
+#[test]
+fn counters_wrap_around_u64() {
+    // Start both counters just below 2^64: tickets and credit wrap mid-run.
+    let l = fresh();
+    let start = u64::MAX - 250;
+    l.bucket.consumed.store(start, Relaxed);
+    let b = bucket_with(&l, start.wrapping_add(BURST), 0);
+    let mut now = 0u64;
+    let mut admitted = 0u64;
+    while admitted < 1_000 {
+        match b.acquire(10, RATE, BURST, || now) {
+            Admission::Now => {}
+            Admission::Wait { ticket } => loop {
+                match b.poll(ticket, now, RATE, BURST) {
+                    Poll::Ready => break,
+                    Poll::Pending { wait_ns } => {
+                        assert!(wait_ns <= 10_000, "bounded wait, got {wait_ns}");
+                        now += wait_ns.max(1);
+                    }
+                }
+            },
+        }
+        admitted += 10;
+    }
+    // 1000 tokens minus the 100 of burst at 1 token/µs.
+    assert!((899_000..=901_000).contains(&now), "virtual time {now}");
+    assert!(
+        l.bucket.consumed.load(Relaxed) < 1_000,
+        "the counter wrapped"
+    );
+    assert!(b.available() <= BURST as i64);
+}

@@ -127,3 +127,15 @@ fn mode_change_forgives_debt() {
     });
     assert_eq!(l.bucket.credited.load(Relaxed), 500, "same mode: debt kept");
 }
+
+#[test]
+fn mode_change_forgives_debt_across_wrap() {
+    let l = fresh();
+    l.bucket.credited.store(u64::MAX - 5, Relaxed);
+    l.bucket.consumed.store(10, Relaxed); // 16 tokens of debt, across the wrap
+    l.set_params(&Params {
+        mode: Mode::Cap, // fresh() is Off: a mode change
+        ..params()
+    });
+    assert_eq!(l.bucket.credited.load(Relaxed), 10);
+}
