@@ -50,13 +50,19 @@ PY
 seg() { "$T/sair-shm-set" --segment "$@"; }
 counter() { "$T/sair-shm-set" --segment "$1" --show | sed -n "s/.* $2=\([0-9]*\).*/\1/p"; }
 echo "GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo unknown)"
-echo "torch $($PYTHON -c 'import torch; print(torch.__version__, "cuda", torch.version.cuda)')"
+if ! info=$($PYTHON -c 'import torch; assert torch.cuda.is_available(), "CUDA not available"; print(torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))' 2>&1); then
+  echo "!! PyTorch with CUDA is required: $info"; exit 1
+fi
+echo "torch $info"
 for wl in $WORKLOADS; do
   echo "== workload: $wl (fp16 matmul ${N}x${N}, ${SECS} s per run)"
   base=$($PYTHON "$W/loop.py" "$N" "$SECS" "$wl" | cut -d' ' -f1)
   echo "baseline (no LD_PRELOAD): $base it/s"
   seg "cal-$wl" --mode off >/dev/null
-  read -r off wall < <(LD_PRELOAD="$PRE" SAIR_SEGMENT="cal-$wl" $PYTHON "$W/loop.py" "$N" "$SECS" "$wl")
+  if ! out=$(LD_PRELOAD="$PRE" SAIR_SEGMENT="cal-$wl" $PYTHON "$W/loop.py" "$N" "$SECS" "$wl"); then
+    echo "!! the loop failed under LD_PRELOAD (mode off)"; exit 1
+  fi
+  read -r off wall <<<"$out"
   tok=$(counter "cal-$wl" tokens); n_launch=$(counter "cal-$wl" launches)
   if [ "${n_launch:-0}" -eq 0 ]; then
     echo "!! no launch was intercepted in mode off: LD_PRELOAD did not take effect"; exit 1
