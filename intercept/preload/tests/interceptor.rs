@@ -337,6 +337,7 @@ fn rate_change_reaches_a_running_process_within_100ms() {
             seg.counters().launches >= before + 2
         })
         .expect("rate change never reached the process");
+        eprintln!("rate change reached the waiting process in {took:?}");
         best = best.min(took);
         seg.set_params(&slow).unwrap();
         // Changing mode twice forgives the debt, so the next wait starts fresh.
@@ -348,6 +349,7 @@ fn rate_change_reaches_a_running_process_within_100ms() {
         seg.set_params(&slow).unwrap();
     }
     drop(child);
+    eprintln!("rate change reached the waiting process in {best:?} (best of 3)");
     assert!(best < Duration::from_millis(100), "best of 3: {best:?}");
 }
 
