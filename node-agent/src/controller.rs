@@ -1,41 +1,39 @@
-//! The ρ feedback controller (sans-IO): measured share over the last window → new refill rate.
+//! The ρ feedback controller (sans-IO): measured share over the last windows → new refill rate.
 //!
 //! Why it is shaped this way (see docs/node-agent.md):
-//! - **Gain normalisation.** Every correction is *relative* — the rate is multiplied by
-//!   `clamp(target / measured, 1/max_step, max_step) ^ gain` — so the same gains work on a GPU
-//!   that runs 10⁴ tokens/s and on one that runs 10¹² tokens/s. HAMi-core#274 broke on large GPUs
-//!   because its correction was an absolute number of tokens.
-//! - **Feed-forward calibration.** The device time of one token is measured, not assumed:
-//!   `ns_per_token = measured × window / Δtokens`. The first time a segment has such an estimate
-//!   its rate jumps straight to `ρ × 1e9 / ns_per_token`, so even an initial guess that is off by
-//!   a factor of 10⁶ settles in one or two periods.
-//! - **Anti-windup.** The rate is lowered whenever the segment got more than ρ, but raised
-//!   only while the bucket is the binding constraint (some launch waited in the window). A
-//!   segment whose process asks for less than ρ is *demand-limited*: raising its rate would
-//!   only store up a burst for later. Its rate always stays within `[ff / band, ff × band]` of
-//!   the calibrated feed-forward rate `ff`.
-//! - **Damping.** `gain < 1` and a small dead band keep NVML's 1 %-quantised readings from
-//!   making the rate jitter.
+//! - **Gain normalisation.** The correction is *relative*: the new rate is the consumed rate
+//!   scaled by `target / measured`. Written with the device time of one token,
+//!   `ns_per_token = Σ busy_ns / Σ tokens` over the last `history` windows, it is
+//!   `rate = ρ × 1e9 / ns_per_token`. Nothing in it has a unit of tokens, so the same settings
+//!   work on a GPU that runs 10⁴ tokens/s and on one that runs 10¹² (HAMi-core#274 broke on
+//!   large GPUs because its correction was an absolute number of tokens).
+//! - **Consumption-normalised, hence no windup.** Scaling the *consumed* rate, not the
+//!   configured one, means a process that asks for less than ρ (demand-limited, or descheduled
+//!   for part of a window) does not see its rate pushed up to make up for it, and a window
+//!   inflated by a saved-up burst does not push it down: the estimate is device time per token,
+//!   which neither changes. There is no integrator to wind up; while the bucket binds
+//!   (`tokens = rate × window`) the update is exactly `rate ← rate × target / measured`.
+//! - **Damping and bounds.** Busy time and tokens are summed over `history` windows before
+//!   dividing, which averages out NVML's 1 % quantisation; after the first calibration a step
+//!   changes the rate by at most `max_step`×, and a dead band skips writes for tiny changes.
+//! - **Probing.** A share too small for a 1 %-resolution meter to see reads 0; while launches
+//!   wait and the meter reads 0, the rate grows by `probe_step`× per period until it is seen.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Tunables of [`Controller`]. All are relative, none depends on the GPU's speed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ControllerConfig {
-    /// Largest factor one step may change the rate by (and 1/it the smallest).
+    /// Largest factor one step may change the rate by (and 1/it the smallest), once calibrated.
     pub max_step: f64,
-    /// Exponent applied to the clamped ratio (damping), in (0, 1].
-    pub gain: f64,
-    /// Relative error below which the rate is left alone.
+    /// Relative change below which the rate is left alone.
     pub dead_band: f64,
-    /// The rate stays within `[ff / band, ff × band]` of the feed-forward rate.
-    pub band: f64,
-    /// Factor the rate grows by per period while the bucket binds but the segment's share is
-    /// too small for the meter to see (uncalibrated, reading 0): a fast probe upwards.
+    /// Factor the rate grows by per period while the bucket binds but the meter reads 0.
     pub probe_step: f64,
-    /// Weight of a new ns-per-token sample in its moving average, in (0, 1].
-    pub ewma: f64,
-    /// Bounds on the refill rate, tokens/s.
+    /// Windows over which busy time and tokens are summed for the ns-per-token estimate.
+    pub history: usize,
+    /// Lower bound on the refill rate, tokens/s.
     pub min_rate: u64,
     /// Upper bound on the refill rate, tokens/s.
     pub max_rate: u64,
@@ -45,11 +43,9 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
             max_step: 2.0,
-            gain: 0.7,
             dead_band: 0.01,
-            band: 4.0,
             probe_step: 10.0,
-            ewma: 0.5,
+            history: 10,
             min_rate: 1,
             max_rate: 1 << 50,
         }
@@ -80,8 +76,6 @@ pub enum Hold {
     Idle,
     /// Not yet calibrated and nothing to calibrate from.
     Uncalibrated,
-    /// The process used less than its rate allows; the bucket was not binding.
-    DemandLimited,
     /// Within the dead band.
     OnTarget,
 }
@@ -98,12 +92,15 @@ pub enum Decision {
     Keep(Hold),
 }
 
-/// Per-segment controller state. Plain data: the daemon persists `ns_per_token` next to the
+/// Per-segment controller state. The daemon persists [`Controller::ns_per_token`] next to the
 /// segments so a restarted agent is calibrated from its first period.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Controller {
     config: ControllerConfig,
-    ns_per_token: Option<f64>,
+    /// (busy ns, tokens) of the last windows with both non-zero.
+    windows: VecDeque<(f64, u64)>,
+    /// Estimate inherited from a previous agent, used until a window of our own exists.
+    resumed: Option<f64>,
     calibrated: bool,
 }
 
@@ -112,31 +109,40 @@ impl Controller {
     pub fn new(config: ControllerConfig) -> Self {
         Controller {
             config,
-            ns_per_token: None,
+            windows: VecDeque::new(),
+            resumed: None,
             calibrated: false,
         }
     }
 
     /// A controller that resumes from a persisted estimate: the rate in the segment was already
-    /// calibrated by a previous agent, so no feed-forward jump happens (a restart changes no
+    /// calibrated by a previous agent, so no calibration jump happens (a restart changes no
     /// running process's rate).
     pub fn resume(config: ControllerConfig, ns_per_token: Option<f64>) -> Self {
-        let ns_per_token = ns_per_token.filter(|v| v.is_finite() && *v > 0.0);
+        let resumed = ns_per_token.filter(|v| v.is_finite() && *v > 0.0);
         Controller {
             config,
-            ns_per_token,
-            calibrated: ns_per_token.is_some(),
+            windows: VecDeque::new(),
+            resumed,
+            calibrated: resumed.is_some(),
         }
     }
 
     /// The current device-ns-per-token estimate.
     pub fn ns_per_token(&self) -> Option<f64> {
-        self.ns_per_token
+        let (busy, tokens) = self.windows.iter().fold((0.0, 0u64), |(b, t), (wb, wt)| {
+            (b + wb, t.saturating_add(*wt))
+        });
+        if tokens > 0 && busy > 0.0 {
+            Some(busy / tokens as f64)
+        } else {
+            self.resumed
+        }
     }
 
     /// The rate that gives `target` with the current estimate, if calibrated.
     pub fn feed_forward(&self, target: f64) -> Option<u64> {
-        self.ns_per_token
+        self.ns_per_token()
             .map(|npt| self.clamp_rate(target * 1e9 / npt))
     }
 
@@ -159,11 +165,10 @@ impl Controller {
             && obs.tokens > 0
             && window_ns > 0.0
         {
-            let sample = m * window_ns / obs.tokens as f64;
-            self.ns_per_token = Some(match self.ns_per_token {
-                Some(old) => old + c.ewma * (sample - old),
-                None => sample,
-            });
+            self.windows.push_back((m * window_ns, obs.tokens));
+            while self.windows.len() > c.history.max(1) {
+                self.windows.pop_front();
+            }
         }
         let (Some(m), true) = (measured, obs.tokens > 0) else {
             return Decision::Keep(Hold::Idle);
@@ -179,7 +184,7 @@ impl Controller {
             }
             return Decision::Keep(Hold::Uncalibrated);
         };
-        // 2. First calibration: jump to the feed-forward rate.
+        // 2. First calibration: jump to the feed-forward rate, however far it is.
         if !self.calibrated {
             self.calibrated = true;
             return if ff == obs.rate {
@@ -188,29 +193,15 @@ impl Controller {
                 Decision::Set { rate: ff }
             };
         }
-        let ff = ff as f64;
+        // 3. Afterwards: bounded steps towards it, nothing inside the dead band.
         let current = obs.rate.max(1) as f64;
-        // 3. Relative correction. Downwards always (the segment got more than ρ); upwards only
-        // while the bucket binds, otherwise the process is demand-limited and raising the rate
-        // would only wind up (anti-windup).
-        let ratio = if m > 0.0 { obs.target / m } else { c.max_step };
-        let proposed = if obs.throttled_launches > 0 || ratio < 1.0 {
-            if (ratio - 1.0).abs() < c.dead_band {
-                current
-            } else {
-                current * ratio.clamp(1.0 / c.max_step, c.max_step).powf(c.gain)
-            }
-        } else {
-            current
-        };
-        let bounded = proposed.clamp(ff / c.band, ff * c.band);
-        let rate = self.clamp_rate(bounded);
+        let proposed = (ff as f64).clamp(current / c.max_step, current * c.max_step);
+        if (proposed / current - 1.0).abs() < c.dead_band {
+            return Decision::Keep(Hold::OnTarget);
+        }
+        let rate = self.clamp_rate(proposed);
         if rate == obs.rate {
-            if obs.throttled_launches > 0 || ratio < 1.0 {
-                Decision::Keep(Hold::OnTarget)
-            } else {
-                Decision::Keep(Hold::DemandLimited)
-            }
+            Decision::Keep(Hold::OnTarget)
         } else {
             Decision::Set { rate }
         }

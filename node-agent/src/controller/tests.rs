@@ -80,6 +80,9 @@ fn probes_then_calibrates_on_an_exact_meter() {
     assert!((shares[4] - 0.3).abs() < 0.01, "{shares:?}");
     let npt = ctl.ns_per_token().unwrap();
     assert!((npt / 0.01 - 1.0).abs() < 0.05, "estimated {npt}");
+    // Steady: no more writes.
+    let obs = plant.observe(0.3, rate, Duration::from_millis(100));
+    assert_eq!(ctl.step(&obs), Decision::Keep(Hold::OnTarget));
 }
 
 #[test]
@@ -123,8 +126,8 @@ fn demand_limited_segment_does_not_wind_up() {
     );
     let ff = 0.6 * 1e9 / 5.0;
     assert!(
-        (rate as f64) <= ff * 4.0 + 1.0,
-        "rate {rate} wound up past 4x the feed-forward {ff}"
+        (rate as f64 / ff - 1.0).abs() < 0.05,
+        "rate {rate} wound away from the calibrated {ff}"
     );
     // When demand rises, the share comes back to target quickly, not after a burst of windup.
     let busy = Plant {
@@ -139,7 +142,39 @@ fn demand_limited_segment_does_not_wind_up() {
         Duration::from_millis(100),
         30,
     );
+    assert!((shares[0] - 0.6).abs() < 0.02, "{shares:?}");
     assert!((shares.last().unwrap() - 0.6).abs() < 0.02, "{shares:?}");
+}
+
+#[test]
+fn windows_with_a_stalled_process_do_not_move_the_rate() {
+    // A process descheduled for part of some windows (demand 0.5–1.0 of what ρ allows): the
+    // rate must stay at the calibrated value instead of chasing the dips.
+    let npt = 7.8;
+    let mut ctl = Controller::new(ControllerConfig::default());
+    let mut rate = initial_rate(0.9);
+    let period = Duration::from_millis(100);
+    let mut rates = Vec::new();
+    for k in 0..100u32 {
+        let demand = if k % 7 == 3 { 0.6 } else { 1.0 };
+        let plant = Plant {
+            npt,
+            demand,
+            distort: 1.0,
+        };
+        let obs = plant.observe(0.9, rate, period);
+        if let Decision::Set { rate: r } = ctl.step(&obs) {
+            rate = r;
+        }
+        rates.push(rate);
+    }
+    let ff = 0.9 * 1e9 / npt;
+    for r in &rates[10..] {
+        assert!(
+            (*r as f64 / ff - 1.0).abs() < 0.03,
+            "{r} vs {ff}: {rates:?}"
+        );
+    }
 }
 
 #[test]
