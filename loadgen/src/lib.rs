@@ -6,3 +6,5 @@
 //!
 //! It must not contain scaling policy, and the driver must never wait for a response before
 //! sending the next scheduled request (no coordinated omission).
+
+pub mod pattern;
