@@ -51,7 +51,20 @@ impl Syms {
     pub fn dlsym(&self, name: &CStr) -> Result<*mut c_void, String> {
         // SAFETY: live handle and NUL-terminated name.
         let p = unsafe { libc::dlsym(self.lib, name.as_ptr()) };
-        nonnull(p, name)
+        if p.is_null() {
+            // SAFETY: dlerror returns null or a NUL-terminated message valid until the next call.
+            let err = unsafe { libc::dlerror() };
+            let why = if err.is_null() {
+                "no dlerror".into()
+            } else {
+                // SAFETY: non-null, NUL-terminated (see above).
+                unsafe { CStr::from_ptr(err) }
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            return Err(format!("dlsym({name:?}) returned null: {why}"));
+        }
+        Ok(p)
     }
 }
 
