@@ -168,6 +168,11 @@ pub struct Config {
     #[arg(long, env = "SAIR_DISCOVERY_INTERVAL_SECONDS", default_value_t = 1.0)]
     pub discovery_interval_seconds: f64,
 
+    /// Runtime threads; 1 runs everything on one thread (no cross-thread wake-ups, the
+    /// lowest tail latency on a busy node), 0 = one per CPU.
+    #[arg(long, env = "SAIR_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
+
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "SAIR_LOG_JSON")]
     pub log_json: bool,
@@ -323,6 +328,7 @@ impl Config {
             report_interval_seconds,
             report_buffer,
             discovery_interval_seconds,
+            worker_threads,
             log_json,
         );
     }

@@ -158,6 +158,7 @@ impl Sidecar {
         if let (Some(agent), Some(buffer)) = (self.agent.clone(), self.buffer.clone()) {
             tasks.spawn(report::send_loop(agent, buffer, stop.clone()));
         }
+        tasks.spawn(upkeep(self.handle.clone(), stop.clone()));
         tasks.spawn(serve_metrics(
             metrics_listener,
             self.handle.clone(),
@@ -255,6 +256,19 @@ fn agent_target(config: &Config, address: &str) -> Result<AgentTarget, SidecarEr
         trust,
         identity,
     })
+}
+
+/// Drains recorded histogram samples into their buckets every few seconds, so memory stays
+/// bounded even when nobody scrapes `/metrics` (a recorder that is not installed globally gets
+/// no upkeep thread from the exporter).
+async fn upkeep(handle: PrometheusHandle, stop: CancellationToken) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = every.tick() => handle.run_upkeep(),
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// `/metrics`, `/healthz` and `/readyz` until `stop`.

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Added latency and CPU of sair-sidecar against a direct call and against nginx as a plain
+# reverse proxy, at a fixed open-loop rate (issue 2). Loopback only, bounded duration.
+#
+#   scripts/bench-sidecar.sh [RATE] [SECONDS] [ROUNDS]     (defaults: 5000 10 2)
+#
+# SIDECAR_THREADS (default 1) and NGINX_WORKERS (default 1) size the two proxies alike.
+# Needs nginx on PATH (apt-get install -y nginx). Builds the release sidecar and the
+# open-loop driver (sidecar/examples/openloop.rs). Results: a table on stdout and JSON per run
+# in $BENCH_OUT (default: a temp dir). Ports 18081-18093 on 127.0.0.1 must be free.
+set -euo pipefail
+
+RATE=${1:-5000}
+SECS=${2:-10}
+ROUNDS=${3:-2}
+CONNS=${BENCH_CONNECTIONS:-32}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+OUT=${BENCH_OUT:-$(mktemp -d /tmp/sair-bench-sidecar.XXXXXX)}
+WORK=$(mktemp -d /tmp/sair-bench-work.XXXXXX)
+mkdir -p "$OUT"
+
+UP=18081      # trivial upstream (nginx, 1 worker, `return 200`)
+NGX=18082     # nginx reverse proxy
+SC=18083      # sair-sidecar
+SCM=18093     # sidecar metrics
+
+cargo build --release -q -p sair-sidecar --bin sair-sidecar --example openloop
+BIN=$CARGO_TARGET_DIR/release
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    [ -f "$WORK/up/nginx.pid" ] && kill "$(cat "$WORK/up/nginx.pid")" 2>/dev/null || true
+    [ -f "$WORK/px/nginx.pid" ] && kill "$(cat "$WORK/px/nginx.pid")" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+nginx_conf() { # dir workers body
+    mkdir -p "$1"
+    cat > "$1/nginx.conf" <<CONF
+worker_processes $2;
+daemon on;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    keepalive_requests 1000000;
+    $3
+}
+CONF
+    "$NGINX" -c "$1/nginx.conf" -p "$1"
+}
+
+nginx_conf "$WORK/up" 1 "server { listen 127.0.0.1:$UP; location / { return 200 'ok'; } }"
+# Same shape as the sidecar: pooled keep-alive to the upstream, HTTP/1.1, no buffering games.
+nginx_conf "$WORK/px" "${NGINX_WORKERS:-1}" "upstream model { server 127.0.0.1:$UP; keepalive 256; }
+    server { listen 127.0.0.1:$NGX;
+      location / { proxy_pass http://model; proxy_http_version 1.1;
+                   proxy_set_header Connection \"\"; } }"
+
+RUST_LOG=warn "$BIN/sair-sidecar" --listen 127.0.0.1:$SC --metrics-listen 127.0.0.1:$SCM \
+    --upstream http://127.0.0.1:$UP --stage bench --pipeline bench \
+    --worker-threads "${SIDECAR_THREADS:-1}" 2>"$WORK/sidecar.log" &
+SC_PID=$!
+pids+=("$SC_PID")
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$SC/" >/dev/null 2>&1 && break; sleep 0.1; done
+
+# CPU ticks (utime+stime) of a set of pids.
+ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+HZ=$(getconf CLK_TCK)
+up_pids() { pgrep -P "$(cat "$WORK/up/nginx.pid")" | tr '\n' ' '; }
+px_pids() { pgrep -P "$(cat "$WORK/px/nginx.pid")" | tr '\n' ' '; }
+
+run() { # name port pids...
+    local name=$1 port=$2; shift 2
+    local before after
+    before=$(ticks "$@")
+    "$BIN/examples/openloop" --url "http://127.0.0.1:$port/" --rate "$RATE" \
+        --duration-seconds "$SECS" --warmup-seconds 2 --connections "$CONNS" > "$OUT/$name.$r.json"
+    after=$(ticks "$@")
+    # CPU seconds of the measured processes per second of load, per 1k req/s.
+    python3 - "$OUT/$name.$r.json" "$((after - before))" "$HZ" "$RATE" "$SECS" <<'PY'
+import json, sys
+path, ticks, hz, rate, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+d = json.load(open(path))
+d["cpu_seconds"] = ticks / hz
+# The warm-up (2 s) and start-up also burn CPU: divide by the whole run length.
+d["cpu_cores_per_1k_rps"] = ticks / hz / (secs + 2.2) / (rate / 1000)
+json.dump(d, open(path, "w"))
+PY
+}
+
+for r in $(seq "$ROUNDS"); do
+    run direct  $UP  $(up_pids)
+    run sidecar $SC  "$SC_PID"
+    run nginx   $NGX $(px_pids)
+done
+
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import json, sys, statistics as st
+out, rounds = sys.argv[1], int(sys.argv[2])
+def load(n): return [json.load(open(f"{out}/{n}.{r}.json")) for r in range(1, rounds + 1)]
+runs = {n: load(n) for n in ("direct", "sidecar", "nginx")}
+def med(n, key, q): return st.median(r[key][q] for r in runs[n])
+print(f"rate {runs['direct'][0]['rate']:.0f} req/s, {rounds} round(s), medians over rounds; latency in µs")
+print(f"{'target':8} {'p50':>6} {'p99':>6} {'p99.9':>6} {'due-p99':>8} {'errors':>6} {'cpu/1k rps':>10} {'+p50':>6} {'+p99':>6}")
+for n in ("direct", "sidecar", "nginx"):
+    p50, p99 = med(n, "latency_from_send", "p50_us"), med(n, "latency_from_send", "p99_us")
+    p999 = med(n, "latency_from_send", "p999_us")
+    due99 = med(n, "latency_from_due", "p99_us")
+    err = sum(r["errors"] for r in runs[n])
+    cpu = st.median(r["cpu_cores_per_1k_rps"] for r in runs[n])
+    a50 = p50 - med("direct", "latency_from_send", "p50_us")
+    a99 = p99 - med("direct", "latency_from_send", "p99_us")
+    print(f"{n:8} {p50:6.0f} {p99:6.0f} {p999:6.0f} {due99:8.0f} {err:6d} {cpu:10.4f} {a50:6.0f} {a99:6.0f}")
+print(f"(cpu/1k rps: cores used by the measured process(es) per 1000 req/s; 'direct' measures the upstream nginx)")
+print(f"JSON per run: {out}")
+PY
