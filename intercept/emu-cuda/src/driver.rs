@@ -49,6 +49,7 @@ pub struct KernelNode {
 }
 
 mod graph;
+mod memory;
 
 #[derive(Debug)]
 struct Ctx {
@@ -73,6 +74,8 @@ struct Objects {
     graphs: HashMap<usize, Vec<usize>>,
     nodes: HashMap<usize, (usize, KernelNode)>,
     execs: HashMap<usize, Vec<KernelNode>>,
+    /// Emulated device memory: base address → host-backed bytes.
+    memory: HashMap<u64, Box<[u8]>>,
 }
 
 /// The initialised driver.
@@ -344,31 +347,44 @@ impl Driver {
         }
     }
 
-    pub fn stream_synchronize(&self, s: *mut std::ffi::c_void, ptds: bool) -> CUresult {
+    /// End of the last kernel queued on stream `s` (or the default streams).
+    fn stream_end(&self, s: *mut std::ffi::c_void, ptds: bool) -> Result<u64, CUresult> {
         let s = h(s);
-        let end = {
-            let o = self.objs();
-            let ctx = match self.current_ctx(&o) {
-                Ok(c) => c,
-                Err(e) => return e,
-            };
-            if s == CU_STREAM_PER_THREAD || (s == 0 && ptds) {
-                PTDS_END.with(|m| m.borrow().get(&ctx).copied().unwrap_or(0))
-            } else if s == 0 || s == CU_STREAM_LEGACY {
-                // The legacy default stream synchronises with all blocking streams.
-                o.ctxs[&ctx].last_end
-            } else {
-                match o.streams.get(&s) {
-                    Some(st) if st.capturing.is_some() => {
-                        return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-                    }
-                    Some(st) => st.last_end,
-                    None => return CUDA_ERROR_INVALID_HANDLE,
+        let o = self.objs();
+        let ctx = self.current_ctx(&o)?;
+        Ok(if s == CU_STREAM_PER_THREAD || (s == 0 && ptds) {
+            PTDS_END.with(|m| m.borrow().get(&ctx).copied().unwrap_or(0))
+        } else if s == 0 || s == CU_STREAM_LEGACY {
+            // The legacy default stream synchronises with all blocking streams.
+            o.ctxs[&ctx].last_end
+        } else {
+            match o.streams.get(&s) {
+                Some(st) if st.capturing.is_some() => {
+                    return Err(CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
                 }
+                Some(st) => st.last_end,
+                None => return Err(CUDA_ERROR_INVALID_HANDLE),
             }
-        };
-        wait_until(end);
-        CUDA_SUCCESS
+        })
+    }
+
+    pub fn stream_synchronize(&self, s: *mut std::ffi::c_void, ptds: bool) -> CUresult {
+        match self.stream_end(s, ptds) {
+            Ok(end) => {
+                wait_until(end);
+                CUDA_SUCCESS
+            }
+            Err(e) => e,
+        }
+    }
+
+    /// `cuStreamQuery`: `CUDA_ERROR_NOT_READY` while work is queued.
+    pub fn stream_query(&self, s: *mut std::ffi::c_void, ptds: bool) -> CUresult {
+        match self.stream_end(s, ptds) {
+            Ok(end) if now_ns() >= end => CUDA_SUCCESS,
+            Ok(_) => CUDA_ERROR_NOT_READY,
+            Err(e) => e,
+        }
     }
 
     /// A kernel launch: validates, then either records it (stream capture) or reserves its

@@ -55,6 +55,7 @@ macro_rules! try_cu {
 }
 
 mod launch;
+mod memory;
 mod procaddr;
 
 /// Driver version reported: CUDA 12.4.

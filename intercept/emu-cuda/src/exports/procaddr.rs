@@ -1,6 +1,7 @@
 //! Error names and strings, and `cuGetProcAddress(_v2)` with its version-aware table.
 
 use super::launch::*;
+use super::memory::*;
 use super::*;
 
 fn error_text(code: CUresult) -> Option<(&'static CStr, &'static CStr)> {
@@ -135,6 +136,16 @@ procs! {
     "cuGraphExecDestroy" 10000 false => cuGraphExecDestroy,
     "cuGraphLaunch" 10000 false => cuGraphLaunch,
     "cuGraphLaunch" 10000 true => cuGraphLaunch_ptsz,
+    "cuMemAlloc" 3020 false => cuMemAlloc_v2,
+    "cuMemFree" 3020 false => cuMemFree_v2,
+    "cuMemGetInfo" 3020 false => cuMemGetInfo_v2,
+    "cuMemcpyHtoD" 3020 false => cuMemcpyHtoD_v2,
+    "cuMemcpyDtoH" 3020 false => cuMemcpyDtoH_v2,
+    "cuMemcpyHtoDAsync" 3020 false => cuMemcpyHtoDAsync_v2,
+    "cuMemcpyDtoHAsync" 3020 false => cuMemcpyDtoHAsync_v2,
+    "cuMemsetD8" 3020 false => cuMemsetD8_v2,
+    "cuStreamQuery" 2000 false => cuStreamQuery,
+    "cuStreamQuery" 7000 true => cuStreamQuery_ptsz,
     "cuGetErrorName" 6000 false => cuGetErrorName,
     "cuGetErrorString" 6000 false => cuGetErrorString,
     "cuGetProcAddress" 11030 false => cuGetProcAddress,

@@ -2,6 +2,7 @@
 //! because the driver is initialised once per process and the first checks need it uninitialised.
 
 use super::launch::*;
+use super::memory::*;
 use super::procaddr::*;
 use super::*;
 use crate::driver::{Config, init_with};
@@ -234,6 +235,41 @@ fn driver_api_behaves_like_the_real_one() {
             CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT
         )
     );
+
+    // Device memory: real bytes, checked ranges.
+    let mut dptr = 0u64;
+    assert_eq!(cuMemAlloc_v2(&mut dptr, 0), CUDA_ERROR_INVALID_VALUE);
+    assert_eq!(cuMemAlloc_v2(&mut dptr, 64), CUDA_SUCCESS);
+    let (mut free, mut total) = (0usize, 0usize);
+    assert_eq!(cuMemGetInfo_v2(&mut free, &mut total), CUDA_SUCCESS);
+    assert_eq!(total - free, 64);
+    let src: Vec<u8> = (0..64).collect();
+    assert_eq!(cuMemcpyHtoD_v2(dptr, src.as_ptr().cast(), 64), CUDA_SUCCESS);
+    assert_eq!(cuMemsetD8_v2(dptr + 60, 0xff, 4), CUDA_SUCCESS);
+    let mut back = vec![0u8; 64];
+    assert_eq!(
+        cuMemcpyDtoH_v2(back.as_mut_ptr().cast(), dptr, 64),
+        CUDA_SUCCESS
+    );
+    assert_eq!(&back[..60], &src[..60]);
+    assert_eq!(&back[60..], &[0xff; 4]);
+    assert_eq!(
+        cuMemcpyDtoH_v2(back.as_mut_ptr().cast(), dptr + 1, 64),
+        CUDA_ERROR_INVALID_VALUE,
+        "range past the allocation"
+    );
+    assert_eq!(cuMemFree_v2(dptr + 1), CUDA_ERROR_INVALID_VALUE);
+    assert_eq!(cuMemFree_v2(dptr), CUDA_SUCCESS);
+    assert_eq!(cuMemFree_v2(dptr), CUDA_ERROR_INVALID_VALUE);
+
+    // cuStreamQuery: not ready while a kernel runs, ready after.
+    assert_eq!(
+        cuLaunchKernel(func, 1000, 1, 1, 32, 1, 1, 0, s, np, np),
+        CUDA_SUCCESS
+    );
+    assert_eq!(cuStreamQuery(s), CUDA_ERROR_NOT_READY);
+    assert_eq!(cuStreamSynchronize(s), CUDA_SUCCESS);
+    assert_eq!(cuStreamQuery(s), CUDA_SUCCESS);
 
     let mut text = std::ptr::null();
     assert_eq!(
