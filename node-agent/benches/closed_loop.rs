@@ -69,6 +69,10 @@ impl World {
     }
 
     fn set_rate(&self, seg: &str, rate: f64) {
+        self.set_rate_mode(seg, rate, "cap");
+    }
+
+    fn set_rate_mode(&self, seg: &str, rate: f64, mode: &str) {
         let out = Command::new(binary("sair-node-agent"))
             .args([
                 "set-rate",
@@ -77,6 +81,8 @@ impl World {
                 "--segment",
                 seg,
                 &format!("--rate={rate}"),
+                "--mode",
+                mode,
             ])
             .output()
             .unwrap();
@@ -202,21 +208,67 @@ fn settling(s: &[(f64, f64)], rho: f64, from: f64, to: f64) -> Option<f64> {
     settled_at.map(|x| x + 0.5 - from)
 }
 
+/// Samples a segment's refill rate every 50 ms until stopped: the controller's own stability,
+/// independent of how well the launcher kept up on a loaded machine.
+struct Watch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<Vec<(f64, u64)>>,
+}
+
+impl Watch {
+    fn start(w: &World, seg: &str) -> Watch {
+        let path = sair_shm::segment_path(&w.root.join("shm"), seg).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut out = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(seg) = sair_shm::Segment::open(&path) {
+                    out.push((t0.elapsed().as_secs_f64(), seg.params().refill_per_s));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            out
+        });
+        Watch { stop, handle }
+    }
+
+    /// (max / min − 1) of the refill rate from `from` seconds on, in percent.
+    fn spread(self, from: f64) -> f64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let v: Vec<u64> = self
+            .handle
+            .join()
+            .unwrap()
+            .into_iter()
+            .filter(|(t, _)| *t >= from)
+            .map(|(_, r)| r)
+            .collect();
+        let (min, max) = (v.iter().min().unwrap(), v.iter().max().unwrap());
+        (*max as f64 / *min as f64 - 1.0) * 100.0
+    }
+}
+
 fn main() {
     let total_ms = ((SETTLE_S + WINDOW_S) * 1000.0) as u64 + 300;
-    println!("| scenario | ρ | share (10 s) | error (pp) | worst 1 s (pp) | settling (s) |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| scenario | ρ | share (10 s) | error (pp) | worst 1 s (pp) | settling (s) | refill spread (%) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for rho in [0.1, 0.25, 0.5, 0.75, 0.9] {
         let w = World::new(&format!("r{rho}"));
         w.set_rate("s", rho);
         let _agent = w.agent();
+        let watch = Watch::start(&w, "s");
         let s = finish(w.launcher("s", total_ms));
         let got = share(&s, SETTLE_S, SETTLE_S + WINDOW_S);
         println!(
-            "| single | {rho} | {got:.4} | {:+.2} | {:.2} | {} |",
+            "| single | {rho} | {got:.4} | {:+.2} | {:.2} | {} | {:.2} |",
             (got - rho) * 100.0,
             worst_1s(&s, rho, SETTLE_S, SETTLE_S + WINDOW_S) * 100.0,
-            settling(&s, rho, 0.0, SETTLE_S + WINDOW_S).map_or("-".into(), |v| format!("{v:.1}"))
+            settling(&s, rho, 0.0, SETTLE_S + WINDOW_S).map_or("-".into(), |v| format!("{v:.1}")),
+            watch.spread(SETTLE_S)
         );
     }
     {
@@ -224,15 +276,17 @@ fn main() {
         w.set_rate("a", 0.3);
         w.set_rate("b", 0.7);
         let _agent = w.agent();
+        let (wa, wb) = (Watch::start(&w, "a"), Watch::start(&w, "b"));
         let (la, lb) = (w.launcher("a", total_ms), w.launcher("b", total_ms));
-        for (rho, s) in [(0.3, finish(la)), (0.7, finish(lb))] {
+        for (rho, s, watch) in [(0.3, finish(la), wa), (0.7, finish(lb), wb)] {
             let got = share(&s, SETTLE_S, SETTLE_S + WINDOW_S);
             println!(
-                "| pair 0.3/0.7 | {rho} | {got:.4} | {:+.2} | {:.2} | {} |",
+                "| pair 0.3/0.7 | {rho} | {got:.4} | {:+.2} | {:.2} | {} | {:.2} |",
                 (got - rho) * 100.0,
                 worst_1s(&s, rho, SETTLE_S, SETTLE_S + WINDOW_S) * 100.0,
                 settling(&s, rho, 0.0, SETTLE_S + WINDOW_S)
-                    .map_or("-".into(), |v| format!("{v:.1}"))
+                    .map_or("-".into(), |v| format!("{v:.1}")),
+                watch.spread(SETTLE_S)
             );
         }
     }
@@ -243,13 +297,15 @@ fn main() {
         w.ns_per_block = ns_per_block;
         w.set_rate("s", 0.5);
         let _agent = w.agent();
+        let watch = Watch::start(&w, "s");
         let s = finish(w.launcher("s", total_ms));
         let got = share(&s, SETTLE_S, SETTLE_S + WINDOW_S);
         println!(
-            "| cold start, GPU {what} than the guess | 0.5 | {got:.4} | {:+.2} | {:.2} | {} |",
+            "| cold start, GPU {what} than the guess | 0.5 | {got:.4} | {:+.2} | {:.2} | {} | {:.2} |",
             (got - 0.5) * 100.0,
             worst_1s(&s, 0.5, SETTLE_S, SETTLE_S + WINDOW_S) * 100.0,
-            settling(&s, 0.5, 0.0, SETTLE_S + WINDOW_S).map_or("-".into(), |v| format!("{v:.1}"))
+            settling(&s, 0.5, 0.0, SETTLE_S + WINDOW_S).map_or("-".into(), |v| format!("{v:.1}")),
+            watch.spread(SETTLE_S)
         );
     }
     {
@@ -265,11 +321,50 @@ fn main() {
         let s = finish(l);
         let got = share(&s, change + 3.0, 13.0);
         println!(
-            "| step 0.25→0.75 at {change:.1} s | 0.75 | {got:.4} (last {:.0} s) | {:+.2} | {:.2} | {} |",
+            "| step 0.25→0.75 at {change:.1} s | 0.75 | {got:.4} (last {:.0} s) | {:+.2} | {:.2} | {} | - |",
             13.0 - change - 3.0,
             (got - 0.75) * 100.0,
             worst_1s(&s, 0.75, change + 3.0, 13.0) * 100.0,
             settling(&s, 0.75, change, 13.0).map_or("-".into(), |v| format!("{v:.1}"))
+        );
+    }
+    {
+        // set-rate to effect: a launcher throttled to one 1 ms kernel per 100 ms (ρ = 0.01);
+        // time from the end of `set-rate --rate 1 --mode off` (and from its start, which
+        // includes starting the CLI process) until 5 more launches were counted (≥ 400 ms at
+        // the old rate, ~3 ms unlimited).
+        let w = World::new("latency");
+        let mut from_write = Vec::new();
+        let mut from_cli = Vec::new();
+        for i in 0..7 {
+            let seg = format!("l{i}");
+            w.set_rate(&seg, 0.01);
+            let segment = sair_shm::Segment::open(
+                &sair_shm::segment_path(&w.root.join("shm"), &seg).unwrap(),
+            )
+            .unwrap();
+            let l = w.launcher(&seg, 20_000);
+            while segment.counters().throttled_launches < 3 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let before = segment.counters().launches;
+            let t_cli = Instant::now();
+            w.set_rate_mode(&seg, 1.0, "off");
+            let t_write = Instant::now();
+            while segment.counters().launches < before + 5 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            from_write.push(t_write.elapsed().as_secs_f64() * 1e3);
+            from_cli.push(t_cli.elapsed().as_secs_f64() * 1e3);
+            drop(l);
+        }
+        from_write.sort_by(f64::total_cmp);
+        from_cli.sort_by(f64::total_cmp);
+        println!();
+        println!(
+            "set-rate to effect (7 runs): from the write median {:.1} ms, max {:.1} ms; \
+             from starting the CLI median {:.1} ms, max {:.1} ms",
+            from_write[3], from_write[6], from_cli[3], from_cli[6]
         );
     }
 }
