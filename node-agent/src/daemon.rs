@@ -577,3 +577,6 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || control.join()).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,151 @@
+//! The control loop over a real shm dir, with a scripted utilisation source instead of NVML.
+
+use super::*;
+use crate::target::{ChannelSource, TargetUpdate};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Reports `share` for every pid asked about (this test process), and the device as busy.
+#[derive(Debug)]
+struct Scripted {
+    share: Arc<AtomicU64>,
+}
+
+impl Utilization for Scripted {
+    fn per_process(&mut self, _gpu: u32, _since: u64) -> Result<HashMap<u32, f64>, AgentError> {
+        let s = f64::from_bits(self.share.load(Ordering::Relaxed));
+        Ok(HashMap::from([(std::process::id(), s)]))
+    }
+    fn device(&mut self, _gpu: u32) -> Result<f64, AgentError> {
+        Ok(f64::from_bits(self.share.load(Ordering::Relaxed)))
+    }
+}
+
+fn dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "sair-agent-unit-{tag}-{}-{}",
+        std::process::id(),
+        sair_shm::clock::monotonic_ns()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn config(shm_dir: PathBuf) -> DaemonConfig {
+    DaemonConfig {
+        shm_dir,
+        node: "unit".into(),
+        period: Duration::from_millis(100),
+        gc_idle: Duration::from_secs(600),
+        burst_ns: 5_000_000,
+        share_headroom: 0.05,
+        controller: ControllerConfig::default(),
+        max_report_keys: 16,
+    }
+}
+
+#[test]
+fn remote_targets_go_through_admission() {
+    let d = dir("remote");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut ctl = ControlLoop::new(
+        config(d.clone()),
+        None,
+        Box::new(ChannelSource(rx)),
+        AgentMetrics::new("unit"),
+    );
+    let update = |segment: &str, rate| TargetUpdate {
+        segment: segment.into(),
+        gpu: Some(0),
+        rate,
+        mode: Mode::Cap,
+    };
+    tx.send(update("a", 0.7)).unwrap();
+    tx.send(update("b", 0.5)).unwrap();
+    tx.send(update("c", 0.3)).unwrap();
+    ctl.tick(Instant::now());
+    assert_eq!(ctl.segment_names(), vec!["a".to_owned(), "c".to_owned()]);
+    let c = sair_shm::Segment::open(&d.join("c.seg")).unwrap();
+    assert_eq!(c.params().target_share, 0.3);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn loop_calibrates_from_measurements_and_persists_the_estimate() {
+    let d = dir("loop");
+    crate::ops::set_rate(&d, "s", 0.5, None, Mode::Cap, 5_000_000).unwrap();
+    let seg = sair_shm::Segment::open(&d.join("s.seg")).unwrap();
+    seg.layout().attach_pid(std::process::id());
+    let share = Arc::new(AtomicU64::new(0.25f64.to_bits()));
+    let mut ctl = ControlLoop::new(
+        config(d.clone()),
+        Some(Box::new(Scripted {
+            share: share.clone(),
+        })),
+        Box::new(crate::target::LocalOnly),
+        AgentMetrics::new("unit"),
+    );
+    let t0 = Instant::now();
+    ctl.tick(t0);
+    let rate0 = seg.params().refill_per_s;
+    // The process consumed a full window at the configured rate and the meter says 25 %:
+    // one token costs 0.25 × 100 ms / (rate × 100 ms) of device time.
+    let tokens = rate0 / 10;
+    seg.layout()
+        .bucket
+        .consumed
+        .fetch_add(tokens, Ordering::Relaxed);
+    seg.layout()
+        .counters
+        .throttled_launches
+        .fetch_add(5, Ordering::Relaxed);
+    ctl.tick(t0 + Duration::from_millis(100));
+    let rate1 = seg.params().refill_per_s;
+    let expect = rate0 as f64 * 0.5 / 0.25;
+    assert!(
+        (rate1 as f64 / expect - 1.0).abs() < 0.01,
+        "{rate0} -> {rate1}, expected {expect}"
+    );
+    assert_eq!(seg.params().target_share, 0.5, "target untouched");
+    let state = crate::segments::read_state(&d).unwrap();
+    let npt = state.segments["s"].ns_per_token.unwrap();
+    assert!((npt - 0.25 * 1e8 / tokens as f64).abs() / npt < 0.01);
+    assert_eq!(state.segments["s"].measured, Some(0.25));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_set_rate_during_the_window_is_not_overwritten() {
+    let d = dir("race");
+    crate::ops::set_rate(&d, "s", 0.2, None, Mode::Cap, 5_000_000).unwrap();
+    let seg = sair_shm::Segment::open(&d.join("s.seg")).unwrap();
+    seg.layout().attach_pid(std::process::id());
+    let share = Arc::new(AtomicU64::new(0.1f64.to_bits()));
+    let mut ctl = ControlLoop::new(
+        config(d.clone()),
+        Some(Box::new(Scripted { share })),
+        Box::new(crate::target::LocalOnly),
+        AgentMetrics::new("unit"),
+    );
+    let t0 = Instant::now();
+    ctl.tick(t0);
+    seg.layout()
+        .bucket
+        .consumed
+        .fetch_add(1000, Ordering::Relaxed);
+    let out = crate::ops::set_rate(&d, "s", 0.4, None, Mode::Cap, 5_000_000).unwrap();
+    ctl.tick(t0 + Duration::from_millis(100));
+    assert_eq!(seg.params().refill_per_s, out.refill_per_s);
+    assert_eq!(seg.params().target_share, 0.4);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn share_mode_takes_idle_time_and_gives_it_back() {
+    // Alone on the GPU, a share segment may use what nobody else reserves.
+    assert!((share_target(0.3, 0.0, 0.0, 0.05) - 0.95).abs() < 1e-9);
+    // An active cap segment at 0.5 gets its guarantee back.
+    assert!((share_target(0.3, 0.5, 0.0, 0.05) - 0.45).abs() < 1e-9);
+    // Never below its own ρ, never above 1.
+    assert_eq!(share_target(0.3, 0.9, 0.2, 0.05), 0.3);
+    assert_eq!(share_target(1.0, 0.0, 0.0, 0.0), 1.0);
+}
