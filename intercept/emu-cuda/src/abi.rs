@@ -26,6 +26,8 @@ pub type CUgraph = *mut c_void;
 pub type CUgraphNode = *mut c_void;
 /// Opaque `CUgraphExec`.
 pub type CUgraphExec = *mut c_void;
+/// Opaque `CUevent`.
+pub type CUevent = *mut c_void;
 /// Opaque `CUkernel`.
 pub type CUkernel = *mut c_void;
 

@@ -48,6 +48,7 @@ pub struct KernelNode {
     pub shape: LaunchShape,
 }
 
+mod events;
 mod graph;
 mod memory;
 
@@ -76,6 +77,8 @@ struct Objects {
     execs: HashMap<usize, Vec<KernelNode>>,
     /// Emulated device memory: base address → host-backed bytes.
     memory: HashMap<u64, Box<[u8]>>,
+    /// Events: handle → recorded device time (None until recorded).
+    events: HashMap<usize, Option<u64>>,
 }
 
 /// The initialised driver.

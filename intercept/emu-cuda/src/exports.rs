@@ -54,6 +54,7 @@ macro_rules! try_cu {
     };
 }
 
+mod events;
 mod launch;
 mod memory;
 mod procaddr;

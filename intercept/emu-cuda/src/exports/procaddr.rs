@@ -1,5 +1,6 @@
 //! Error names and strings, and `cuGetProcAddress(_v2)` with its version-aware table.
 
+use super::events::*;
 use super::launch::*;
 use super::memory::*;
 use super::*;
@@ -146,6 +147,13 @@ procs! {
     "cuMemsetD8" 3020 false => cuMemsetD8_v2,
     "cuStreamQuery" 2000 false => cuStreamQuery,
     "cuStreamQuery" 7000 true => cuStreamQuery_ptsz,
+    "cuEventCreate" 2000 false => cuEventCreate,
+    "cuEventDestroy" 4000 false => cuEventDestroy_v2,
+    "cuEventRecord" 2000 false => cuEventRecord,
+    "cuEventRecord" 7000 true => cuEventRecord_ptsz,
+    "cuEventSynchronize" 2000 false => cuEventSynchronize,
+    "cuEventQuery" 2000 false => cuEventQuery,
+    "cuEventElapsedTime" 2000 false => cuEventElapsedTime,
     "cuGetErrorName" 6000 false => cuGetErrorName,
     "cuGetErrorString" 6000 false => cuGetErrorString,
     "cuGetProcAddress" 11030 false => cuGetProcAddress,

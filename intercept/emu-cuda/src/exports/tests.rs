@@ -1,6 +1,7 @@
 //! The C ABI as a program sees it: result codes, lookups, the device model. One test function,
 //! because the driver is initialised once per process and the first checks need it uninitialised.
 
+use super::events::*;
 use super::launch::*;
 use super::memory::*;
 use super::procaddr::*;
@@ -270,6 +271,28 @@ fn driver_api_behaves_like_the_real_one() {
     assert_eq!(cuStreamQuery(s), CUDA_ERROR_NOT_READY);
     assert_eq!(cuStreamSynchronize(s), CUDA_SUCCESS);
     assert_eq!(cuStreamQuery(s), CUDA_SUCCESS);
+
+    // Events time the device: 2 kernels of 1000 blocks × 10 µs = 20 ms between the records.
+    let (mut e0, mut e1) = (null_mut(), null_mut());
+    assert_eq!(cuEventCreate(&mut e0, 0), CUDA_SUCCESS);
+    assert_eq!(cuEventCreate(&mut e1, 0), CUDA_SUCCESS);
+    assert_eq!(cuEventRecord(e0, s), CUDA_SUCCESS);
+    for _ in 0..2 {
+        assert_eq!(
+            cuLaunchKernel(func, 1000, 1, 1, 32, 1, 1, 0, s, np, np),
+            CUDA_SUCCESS
+        );
+    }
+    assert_eq!(cuEventRecord(e1, s), CUDA_SUCCESS);
+    assert_eq!(cuEventQuery(e1), CUDA_ERROR_NOT_READY);
+    let mut ms = 0f32;
+    assert_eq!(cuEventElapsedTime(&mut ms, e0, e1), CUDA_ERROR_NOT_READY);
+    assert_eq!(cuEventSynchronize(e1), CUDA_SUCCESS);
+    assert_eq!(cuEventQuery(e1), CUDA_SUCCESS);
+    assert_eq!(cuEventElapsedTime(&mut ms, e0, e1), CUDA_SUCCESS);
+    assert!((19.9..=20.1).contains(&ms), "elapsed {ms} ms");
+    assert_eq!(cuEventDestroy_v2(e0), CUDA_SUCCESS);
+    assert_eq!(cuEventDestroy_v2(e0), CUDA_ERROR_INVALID_HANDLE);
 
     let mut text = std::ptr::null();
     assert_eq!(
