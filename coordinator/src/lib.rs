@@ -5,5 +5,7 @@
 //! the request path, and a policy must see only what production can observe ([`policy`]'s
 //! [`policy::PipelineState`]), in simulation as live.
 
+pub mod baselines;
+pub mod policies;
 pub mod policy;
 pub mod sair;

@@ -1,3 +1,4 @@
+// LEAD NOTICE (01:10 UTC) for the REPLACEMENT simulator engineer ("sim2", target dir target-sim2): the original simulator engineer came back and is actively writing coordinator/ (policies.rs, baselines/, simulator, scenarios, the sair binary). Do NOT write anything under coordinator/ or docs/simulator.md, docs/baselines.md, docs/results.md. Your NEW task instead: the cross-component integration tests in the workspace tests/ crate (tests/src/ harness exists: Proc, free_port, binary(), assert_eventually!; add builders stage()/sidecar()/agent() and tests/tests/pipeline.rs): sair-loadgen → sair-sidecar(pre) → sair-stage, chained with --next to sair-sidecar(infer) → sair-stage with GPU kernels on the emulator under LD_PRELOAD=libsair_intercept.so, both sidecars reporting to a real sair-node-agent over QUIC; assert Server-Timing has both stages, the agent /metrics shows reports from both stages, and a set-rate on the infer segment changes its service time. Read each binary's --help for flags. Own only tests/ and docs/testing.md. Commit by 02:20.
 //! The policy interface shared by the production loop and the simulator.
 //!
 //! Each control interval a [`Policy`] receives the observable [`PipelineState`] and returns a
@@ -118,6 +119,12 @@ pub trait Policy: Send {
     /// How often the policy wants to be asked, in seconds (HPA syncs every 15 s, the SAIR
     /// loop every 30 s). `None` means the scenario's control interval.
     fn period_s(&self) -> Option<f64> {
+        None
+    }
+
+    /// The allocation the policy wants in place when the run starts (the `static` plan);
+    /// `None` keeps the scenario's initial allocation. Added for the simulator; optional.
+    fn initial_action(&self) -> Option<Action> {
         None
     }
 }
