@@ -80,4 +80,41 @@ impl Driver {
         }
         Ok((b as f64 - a as f64) as f32 / 1e6)
     }
+
+    /// `cuStreamWaitEvent`: later work on `s` follows the event. The device is serialized, so any
+    /// later launch already starts after it; the stream's completion time takes the event's.
+    pub fn stream_wait_event(
+        &self,
+        s: *mut std::ffi::c_void,
+        e: *mut std::ffi::c_void,
+        ptds: bool,
+    ) -> CUresult {
+        let t = match self.event_time(e) {
+            Ok(t) => t.unwrap_or(0),
+            Err(code) => return code,
+        };
+        let s = h(s);
+        let mut o = self.objs();
+        let ctx = match self.current_ctx(&o) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
+        if s == CU_STREAM_PER_THREAD || (s == 0 && ptds) {
+            PTDS_END.with(|m| {
+                let mut m = m.borrow_mut();
+                let end = m.entry(ctx).or_insert(0);
+                *end = (*end).max(t);
+            });
+        } else if s == 0 || s == CU_STREAM_LEGACY {
+            if let Some(c) = o.ctxs.get_mut(&ctx) {
+                c.last_end = c.last_end.max(t);
+            }
+        } else {
+            match o.streams.get_mut(&s) {
+                Some(st) => st.last_end = st.last_end.max(t),
+                None => return CUDA_ERROR_INVALID_HANDLE,
+            }
+        }
+        CUDA_SUCCESS
+    }
 }

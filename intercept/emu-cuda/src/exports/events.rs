@@ -36,3 +36,13 @@ pub extern "C" fn cuEventQuery(e: CUevent) -> CUresult {
 pub extern "C" fn cuEventElapsedTime(ms: *mut f32, start: CUevent, end: CUevent) -> CUresult {
     guard(|| put(ms, try_cu!(try_cu!(driver()).event_elapsed_ms(start, end))))
 }
+
+#[unsafe(no_mangle)]
+pub extern "C" fn cuStreamWaitEvent(s: CUstream, e: CUevent, _flags: u32) -> CUresult {
+    guard(|| try_cu!(driver()).stream_wait_event(s, e, false))
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn cuStreamWaitEvent_ptsz(s: CUstream, e: CUevent, _flags: u32) -> CUresult {
+    guard(|| try_cu!(driver()).stream_wait_event(s, e, true))
+}

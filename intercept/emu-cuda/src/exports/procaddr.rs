@@ -154,6 +154,8 @@ procs! {
     "cuEventSynchronize" 2000 false => cuEventSynchronize,
     "cuEventQuery" 2000 false => cuEventQuery,
     "cuEventElapsedTime" 2000 false => cuEventElapsedTime,
+    "cuStreamWaitEvent" 3020 false => cuStreamWaitEvent,
+    "cuStreamWaitEvent" 7000 true => cuStreamWaitEvent_ptsz,
     "cuGetErrorName" 6000 false => cuGetErrorName,
     "cuGetErrorString" 6000 false => cuGetErrorString,
     "cuGetProcAddress" 11030 false => cuGetProcAddress,

@@ -291,6 +291,15 @@ fn driver_api_behaves_like_the_real_one() {
     assert_eq!(cuEventQuery(e1), CUDA_SUCCESS);
     assert_eq!(cuEventElapsedTime(&mut ms, e0, e1), CUDA_SUCCESS);
     assert!((19.9..=20.1).contains(&ms), "elapsed {ms} ms");
+    // A second stream that waits on e1 completes no earlier than e1.
+    let mut s2 = null_mut();
+    assert_eq!(cuStreamCreate(&mut s2, 0), CUDA_SUCCESS);
+    assert_eq!(cuStreamWaitEvent(s2, e1, 0), CUDA_SUCCESS);
+    assert_eq!(cuStreamQuery(s2), CUDA_SUCCESS, "e1 already completed");
+    assert_eq!(
+        cuStreamWaitEvent(s2, 0x55 as CUevent, 0),
+        CUDA_ERROR_INVALID_HANDLE
+    );
     assert_eq!(cuEventDestroy_v2(e0), CUDA_SUCCESS);
     assert_eq!(cuEventDestroy_v2(e0), CUDA_ERROR_INVALID_HANDLE);
 
