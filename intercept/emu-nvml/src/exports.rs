@@ -180,6 +180,10 @@ pub extern "C" fn nvmlShutdown() -> NvmlReturn {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn nvmlErrorString(r: NvmlReturn) -> *const c_char {
+    catch_unwind(|| error_string(r)).unwrap_or(c"Unknown Error".as_ptr())
+}
+
+fn error_string(r: NvmlReturn) -> *const c_char {
     let s: &'static std::ffi::CStr = match r {
         NVML_SUCCESS => c"Success",
         NVML_ERROR_UNINITIALIZED => c"Uninitialized",
