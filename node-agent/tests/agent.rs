@@ -620,3 +620,42 @@ mod quic {
         assert_eq!(r.status, 200);
     }
 }
+
+/// Share over [from, to] seconds of a launcher's run.
+fn share_between(report: &Value, from: f64, to: f64) -> f64 {
+    let s: Vec<(f64, f64)> = report["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_f64().unwrap() / 1e9, p[1].as_f64().unwrap()))
+        .collect();
+    let i = s.iter().position(|(t, _)| *t >= from).unwrap();
+    let j = s.iter().rposition(|(t, _)| *t <= to).unwrap();
+    (s[j].1 - s[i].1) / ((s[j].0 - s[i].0) * 1e9)
+}
+
+#[test]
+fn share_mode_uses_idle_time_and_yields_to_a_guarantee() {
+    let w = World::new("sharemode");
+    assert!(
+        w.set_rate("a", "0.3", &["--mode", "share"])
+            .status
+            .success()
+    );
+    assert!(w.set_rate("b", "0.5", &[]).status.success());
+    let _agent = w.agent("agent", &[]);
+    let la = w.launcher("a", 9000);
+    std::thread::sleep(Duration::from_millis(4500));
+    let lb = w.launcher("b", 4500);
+    let ra = finish(la, Duration::from_secs(60));
+    let rb = finish(lb, Duration::from_secs(60));
+    // Alone, a uses far more than its 0.3 (up to 1 − headroom).
+    let alone = share_between(&ra, 2.0, 4.0);
+    assert!(alone > 0.7, "a alone: {alone:.3}");
+    // With b active, a gives b its 0.5 back.
+    let b_share = share_between(&rb, 2.0, 4.0);
+    assert!(b_share > 0.43, "b (cap 0.5) got {b_share:.3}");
+    let a_late = share_between(&ra, 7.0, 8.5);
+    assert!(a_late < 0.55, "a with b active: {a_late:.3}");
+    assert!(a_late > 0.25, "a below its guarantee: {a_late:.3}");
+}
