@@ -8,7 +8,7 @@
 
 use crate::abi::*;
 use crate::limits::{self, Verdict};
-use crate::{attach, graphs, real};
+use crate::{attach, capture, graphs, real};
 use sair_shm::clock::monotonic_ns;
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -47,10 +47,31 @@ pub fn charge(units: u64) -> Verdict {
     }
 }
 
+/// Charges a launch on `stream` unless stream capture is recording it.
+#[inline]
+fn charge_on(stream: CUstream, ptds: bool, units: u64) -> Verdict {
+    if capture::recording(stream, ptds) {
+        return Verdict::Recorded;
+    }
+    charge(units)
+}
+
 #[inline]
 fn work(g: [u32; 3], b: [u32; 3]) -> u64 {
     let s = LaunchShape { grid: g, block: b };
     s.blocks().saturating_mul(s.threads())
+}
+
+#[inline]
+fn config_stream(config: *const CUlaunchConfig) -> CUstream {
+    if config.is_null() {
+        return std::ptr::null_mut();
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: non-null; the API contract makes `config` a valid CUlaunchConfig for the call.
+    unsafe {
+        (*config).h_stream
+    }
 }
 
 #[inline]
@@ -126,54 +147,54 @@ hooks! {
     cuLaunchKernel(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32,
                    shm: u32, s: CUstream, p: *mut *mut c_void, e: *mut *mut c_void) -> CUresult
         [cuda, NOT_INIT] |real| {
-            charge(work([gx, gy, gz], [bx, by, bz]));
+            charge_on(s, false, work([gx, gy, gz], [bx, by, bz]));
             // SAFETY: the real cuLaunchKernel, called with the caller's arguments unchanged.
             unsafe { real(f, gx, gy, gz, bx, by, bz, shm, s, p, e) }
         }
     cuLaunchKernel_ptsz(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32,
                         shm: u32, s: CUstream, p: *mut *mut c_void, e: *mut *mut c_void) -> CUresult
         [cuda, NOT_INIT] |real| {
-            charge(work([gx, gy, gz], [bx, by, bz]));
+            charge_on(s, true, work([gx, gy, gz], [bx, by, bz]));
             // SAFETY: the real cuLaunchKernel_ptsz, called with the caller's arguments unchanged.
             unsafe { real(f, gx, gy, gz, bx, by, bz, shm, s, p, e) }
         }
     cuLaunchKernelEx(c: *const CUlaunchConfig, f: CUfunction, p: *mut *mut c_void,
                      e: *mut *mut c_void) -> CUresult
         [cuda, NOT_INIT] |real| {
-            charge(config_work(c));
+            charge_on(config_stream(c), false, config_work(c));
             // SAFETY: the real cuLaunchKernelEx, called with the caller's arguments unchanged.
             unsafe { real(c, f, p, e) }
         }
     cuLaunchKernelEx_ptsz(c: *const CUlaunchConfig, f: CUfunction, p: *mut *mut c_void,
                           e: *mut *mut c_void) -> CUresult
         [cuda, NOT_INIT] |real| {
-            charge(config_work(c));
+            charge_on(config_stream(c), true, config_work(c));
             // SAFETY: the real cuLaunchKernelEx_ptsz, called with the caller's arguments unchanged.
             unsafe { real(c, f, p, e) }
         }
     cuLaunchCooperativeKernel(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32,
                               bz: u32, shm: u32, s: CUstream, p: *mut *mut c_void) -> CUresult
         [cuda, NOT_INIT] |real| {
-            charge(work([gx, gy, gz], [bx, by, bz]));
+            charge_on(s, false, work([gx, gy, gz], [bx, by, bz]));
             // SAFETY: the real cuLaunchCooperativeKernel with the caller's arguments unchanged.
             unsafe { real(f, gx, gy, gz, bx, by, bz, shm, s, p) }
         }
     cuLaunchCooperativeKernel_ptsz(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32,
                                    bz: u32, shm: u32, s: CUstream, p: *mut *mut c_void) -> CUresult
         [cuda, NOT_INIT] |real| {
-            charge(work([gx, gy, gz], [bx, by, bz]));
+            charge_on(s, true, work([gx, gy, gz], [bx, by, bz]));
             // SAFETY: the real cuLaunchCooperativeKernel_ptsz with the caller's arguments unchanged.
             unsafe { real(f, gx, gy, gz, bx, by, bz, shm, s, p) }
         }
     cuGraphLaunch(g: CUgraphExec, s: CUstream) -> CUresult
         [cuda, NOT_INIT] |real| {
-            charge(graphs::units(g as usize));
+            charge_on(s, false, graphs::units(g as usize));
             // SAFETY: the real cuGraphLaunch with the caller's arguments unchanged.
             unsafe { real(g, s) }
         }
     cuGraphLaunch_ptsz(g: CUgraphExec, s: CUstream) -> CUresult
         [cuda, NOT_INIT] |real| {
-            charge(graphs::units(g as usize));
+            charge_on(s, true, graphs::units(g as usize));
             // SAFETY: the real cuGraphLaunch_ptsz with the caller's arguments unchanged.
             unsafe { real(g, s) }
         }
@@ -214,6 +235,49 @@ hooks! {
             graphs::remove(x as usize);
             // SAFETY: the real function with the caller's arguments unchanged.
             unsafe { real(x) }
+        }
+    cuStreamBeginCapture(s: CUstream, m: i32) -> CUresult
+        [cuda, NOT_INIT] |real| {
+            // SAFETY: the real function with the caller's arguments (CUDA 10.0 form takes only
+            // the stream; the extra register argument is ignored by the callee).
+            capture::began(unsafe { real(s, m) })
+        }
+    cuStreamBeginCapture_v2(s: CUstream, m: i32) -> CUresult
+        [cuda, NOT_INIT] |real| {
+            // SAFETY: the real function with the caller's arguments unchanged.
+            capture::began(unsafe { real(s, m) })
+        }
+    cuStreamBeginCapture_ptsz(s: CUstream, m: i32) -> CUresult
+        [cuda, NOT_INIT] |real| {
+            // SAFETY: as for cuStreamBeginCapture.
+            capture::began(unsafe { real(s, m) })
+        }
+    cuStreamBeginCapture_v2_ptsz(s: CUstream, m: i32) -> CUresult
+        [cuda, NOT_INIT] |real| {
+            // SAFETY: the real function with the caller's arguments unchanged.
+            capture::began(unsafe { real(s, m) })
+        }
+    cuStreamBeginCaptureToGraph(s: CUstream, g: CUgraph, d: *const CUgraphNode,
+                                dd: *const c_void, n: usize, m: i32) -> CUresult
+        [cuda, NOT_INIT] |real| {
+            // SAFETY: the real function with the caller's arguments unchanged.
+            capture::began(unsafe { real(s, g, d, dd, n, m) })
+        }
+    cuStreamBeginCaptureToGraph_ptsz(s: CUstream, g: CUgraph, d: *const CUgraphNode,
+                                     dd: *const c_void, n: usize, m: i32) -> CUresult
+        [cuda, NOT_INIT] |real| {
+            // SAFETY: the real function with the caller's arguments unchanged.
+            capture::began(unsafe { real(s, g, d, dd, n, m) })
+        }
+    cuStreamEndCapture(s: CUstream, g: *mut CUgraph) -> CUresult
+        [cuda, NOT_INIT] |real| {
+            // SAFETY: the real function with the caller's arguments unchanged.
+            capture::ended(unsafe { real(s, g) })
+        }
+    cuStreamEndCapture_ptsz(s: CUstream, g: *mut CUgraph) -> CUresult
+        [cuda, NOT_INIT] |real| {
+            // SAFETY: the real function with the caller's arguments unchanged.
+            capture::ended(unsafe { real(s, g) })
         }
     cuGetProcAddress(sym: *const c_char, pfn: *mut *mut c_void, ver: i32, fl: u64) -> CUresult
         [cuda, NOT_INIT] |real| {
@@ -340,6 +404,14 @@ pub fn fallback_hook_name(name: &[u8], ver: i32, fl: u64) -> Option<&'static str
         b"cuGraphInstantiateWithParams" if ptds => "cuGraphInstantiateWithParams_ptsz",
         b"cuGraphInstantiateWithParams" => "cuGraphInstantiateWithParams",
         b"cuGraphExecDestroy" => "cuGraphExecDestroy",
+        b"cuStreamBeginCapture" if ptds && ver >= 10010 => "cuStreamBeginCapture_v2_ptsz",
+        b"cuStreamBeginCapture" if ptds => "cuStreamBeginCapture_ptsz",
+        b"cuStreamBeginCapture" if ver >= 10010 => "cuStreamBeginCapture_v2",
+        b"cuStreamBeginCapture" => "cuStreamBeginCapture",
+        b"cuStreamBeginCaptureToGraph" if ptds => "cuStreamBeginCaptureToGraph_ptsz",
+        b"cuStreamBeginCaptureToGraph" => "cuStreamBeginCaptureToGraph",
+        b"cuStreamEndCapture" if ptds => "cuStreamEndCapture_ptsz",
+        b"cuStreamEndCapture" => "cuStreamEndCapture",
         b"cuGetProcAddress" if ver >= 12000 => "cuGetProcAddress_v2",
         b"cuGetProcAddress" => "cuGetProcAddress",
         _ => return None,

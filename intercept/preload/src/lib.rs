@@ -16,11 +16,13 @@
 //! Where unsafe lives: `hooks` (the `#[unsafe(no_mangle)]` exports, calls of the real
 //! functions, reading `CUlaunchConfig` and out-parameters), `real` (`dlopen`/`dlvsym`/`dlsym`
 //! and turning addresses into function pointers), `attach` (dereferencing the leaked segment
-//! pointer, `pthread_atfork`) and `graphs` (calls of the real graph query functions).
+//! pointer, `pthread_atfork`), `graphs` (calls of the real graph query functions) and `capture`
+//! (calling the real `cuStreamIsCapturing`).
 
 #[path = "../../emu-cuda/src/abi.rs"]
 mod abi;
 mod attach;
+mod capture;
 mod graphs;
 #[allow(unsafe_code)]
 mod hooks;

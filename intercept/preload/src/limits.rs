@@ -62,6 +62,8 @@ pub enum Verdict {
     Unlimited,
     /// Enough tokens: launched at once.
     Admitted,
+    /// Recorded by stream capture, not run: not charged (the graph launch is).
+    Recorded,
     /// Waited for its tokens.
     Throttled {
         /// Time spent waiting.

@@ -19,6 +19,17 @@ impl Driver {
         CUDA_SUCCESS
     }
 
+    /// `cuStreamIsCapturing`: 1 (active) for a stream being captured, else 0 (none).
+    pub fn is_capturing(&self, s: *mut std::ffi::c_void) -> Result<i32, CUresult> {
+        let s = h(s);
+        if s == 0 || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD {
+            return Ok(0);
+        }
+        let o = self.objs();
+        let st = o.streams.get(&s).ok_or(CUDA_ERROR_INVALID_HANDLE)?;
+        Ok(i32::from(st.capturing.is_some()))
+    }
+
     pub fn end_capture(&self, s: *mut std::ffi::c_void) -> Result<usize, CUresult> {
         let mut o = self.objs();
         let st = o.streams.get_mut(&h(s)).ok_or(CUDA_ERROR_INVALID_HANDLE)?;

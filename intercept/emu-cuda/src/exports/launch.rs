@@ -133,6 +133,16 @@ pub extern "C" fn cuStreamBeginCapture(s: CUstream) -> CUresult {
 }
 
 #[unsafe(no_mangle)]
+pub extern "C" fn cuStreamIsCapturing(s: CUstream, status: *mut i32) -> CUresult {
+    guard(|| put(status, try_cu!(try_cu!(driver()).is_capturing(s))))
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn cuStreamIsCapturing_ptsz(s: CUstream, status: *mut i32) -> CUresult {
+    cuStreamIsCapturing(s, status)
+}
+
+#[unsafe(no_mangle)]
 pub extern "C" fn cuStreamEndCapture(s: CUstream, graph: *mut CUgraph) -> CUresult {
     guard(|| {
         if graph.is_null() {

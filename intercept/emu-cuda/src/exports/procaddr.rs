@@ -125,6 +125,8 @@ procs! {
     "cuStreamBeginCapture" 10000 false => cuStreamBeginCapture,
     "cuStreamBeginCapture" 10010 false => cuStreamBeginCapture_v2,
     "cuStreamEndCapture" 10000 false => cuStreamEndCapture,
+    "cuStreamIsCapturing" 10000 false => cuStreamIsCapturing,
+    "cuStreamIsCapturing" 10000 true => cuStreamIsCapturing_ptsz,
     "cuGraphCreate" 10000 false => cuGraphCreate,
     "cuGraphDestroy" 10000 false => cuGraphDestroy,
     "cuGraphAddKernelNode" 12000 false => cuGraphAddKernelNode_v2,

@@ -154,6 +154,9 @@ fn driver_api_behaves_like_the_real_one() {
         CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
     );
     assert_eq!(cuStreamBeginCapture_v2(s, 0), CUDA_SUCCESS);
+    let mut capturing = -1;
+    assert_eq!(cuStreamIsCapturing(s, &mut capturing), CUDA_SUCCESS);
+    assert_eq!(capturing, 1);
     assert_eq!(
         cuLaunchKernel(func, 10, 1, 1, 32, 1, 1, 0, s, np, np),
         CUDA_SUCCESS
@@ -169,6 +172,8 @@ fn driver_api_behaves_like_the_real_one() {
     let mut g = null_mut();
     assert_eq!(cuStreamEndCapture(s, &mut g), CUDA_SUCCESS);
     assert_eq!(cuStreamEndCapture(s, &mut g), CUDA_ERROR_ILLEGAL_STATE);
+    assert_eq!(cuStreamIsCapturing(s, &mut capturing), CUDA_SUCCESS);
+    assert_eq!(capturing, 0);
     assert_eq!(
         tl.devices[0]
             .busy_ns

@@ -31,6 +31,9 @@ fn fallback_names_exist_in_the_table() {
         "cuGraphInstantiateWithParams",
         "cuGraphExecDestroy",
         "cuGetProcAddress",
+        "cuStreamBeginCapture",
+        "cuStreamBeginCaptureToGraph",
+        "cuStreamEndCapture",
     ];
     for name in names {
         for ver in [10000, 11030, 12000, 13000] {
