@@ -1,10 +1,11 @@
-//! Command line of `sair-node-agent`: flags, each with a `SAIR_*` environment variable.
-//! Precedence: flag > environment > default. `validate()` runs before anything binds; `main`
-//! exits 64 when it fails.
+//! Command line of `sair-node-agent`: flags, each with a `SAIR_*` environment variable, and for
+//! `run` a TOML file (`--config`). Precedence: flag > environment > file > default.
+//! `validate()` runs before anything binds; `main` exits 64 when it fails.
 
 use crate::AgentError;
 use clap::{Args, Parser, Subcommand};
 use sair_shm::Mode;
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -45,6 +46,10 @@ pub struct ShmDir {
 /// `run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    /// TOML file with any of the settings below (keys are the flag names with `_` for `-`);
+    /// flags and `SAIR_*` variables take precedence over it.
+    #[arg(long, env = "SAIR_CONFIG")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub shm: ShmDir,
     /// Address of `/metrics` and `/healthz` ("none" to disable).
@@ -85,6 +90,84 @@ pub struct RunArgs {
     /// generated once, reused after restarts). Local sidecars trust agent-cert.pem.
     #[arg(long, env = "SAIR_TLS_DIR", default_value = "/var/run/sair/tls")]
     pub tls_dir: PathBuf,
+}
+
+/// `run` settings from a TOML file. Every key is optional; unknown keys are an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--shm-dir`.
+    pub shm_dir: Option<PathBuf>,
+    /// `--metrics-listen`.
+    pub metrics_listen: Option<String>,
+    /// `--report-listen`.
+    pub report_listen: Option<String>,
+    /// `--control-period-ms`.
+    pub control_period_ms: Option<u64>,
+    /// `--nvml-lib`.
+    pub nvml_lib: Option<PathBuf>,
+    /// `--node-name`.
+    pub node_name: Option<String>,
+    /// `--gc-idle-seconds`.
+    pub gc_idle_seconds: Option<u64>,
+    /// `--burst-us`.
+    pub burst_us: Option<u64>,
+    /// `--share-headroom`.
+    pub share_headroom: Option<f64>,
+    /// `--max-report-keys`.
+    pub max_report_keys: Option<usize>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-dir`.
+    pub tls_dir: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// Parses the file's text.
+    pub fn parse(text: &str) -> Result<Self, AgentError> {
+        toml::from_str(text).map_err(|e| AgentError::Config(format!("config file: {e}")))
+    }
+
+    /// Reads and parses `path`.
+    pub fn load(path: &std::path::Path) -> Result<Self, AgentError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            AgentError::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        Self::parse(&text)
+    }
+}
+
+impl RunArgs {
+    /// Takes each setting from `file` unless `explicit(id)` says a flag or an environment
+    /// variable gave it (`id` is the clap argument id, the field name).
+    pub fn merge_file(&mut self, file: FileConfig, explicit: impl Fn(&str) -> bool) {
+        macro_rules! take {
+            ($($field:ident => $target:expr),* $(,)?) => {$(
+                if let Some(v) = file.$field {
+                    if !explicit(stringify!($field)) {
+                        $target = v.into();
+                    }
+                }
+            )*};
+        }
+        take!(
+            shm_dir => self.shm.shm_dir,
+            metrics_listen => self.metrics_listen,
+            report_listen => self.report_listen,
+            control_period_ms => self.control_period_ms,
+            nvml_lib => self.nvml_lib,
+            node_name => self.node_name,
+            gc_idle_seconds => self.gc_idle_seconds,
+            burst_us => self.burst_us,
+            share_headroom => self.share_headroom,
+            max_report_keys => self.max_report_keys,
+            tls_cert => self.tls_cert,
+            tls_key => self.tls_key,
+            tls_dir => self.tls_dir,
+        );
+    }
 }
 
 /// Parses "none" or a socket address.
@@ -177,3 +260,6 @@ pub struct RemoveArgs {
     #[arg(long, env = "SAIR_SEGMENT")]
     pub segment: String,
 }
+
+#[cfg(test)]
+mod tests;

@@ -52,6 +52,8 @@ struct Managed {
     m: Mapped,
     ctl: Controller,
     metrics: SegmentMetrics,
+    /// GPU the metric handles are labelled with.
+    gpu: u32,
     last: Counters,
     /// Generation after the agent's last look or write; another value means someone else
     /// (set-rate) changed the parameters during the window.
@@ -142,6 +144,7 @@ impl ControlLoop {
             .insert(name.to_owned(), (gpu, m.seg.params()));
         let managed = Managed {
             metrics: SegmentMetrics::new(&self.cfg.node, name, gpu),
+            gpu,
             last: m.seg.counters(),
             seen_generation: m.seg.generation(),
             measured: None,
@@ -304,6 +307,9 @@ impl ControlLoop {
                 } else {
                     1.0
                 });
+        } else {
+            // Set every period: the exporter drops gauges nobody updates.
+            self.metrics.nvml_up.set(0.0);
         }
         self.last_poll = Some((now, unix_us()));
 
@@ -319,8 +325,13 @@ impl ControlLoop {
         }
         let mut seen = Vec::new();
         for (name, m) in &mut self.segs {
+            let gpu = m.m.seg.gpu();
+            if gpu != m.gpu {
+                // Moved to another GPU by set-rate: the metric labels follow.
+                m.gpu = gpu;
+                m.metrics = SegmentMetrics::new(&self.cfg.node, name, gpu);
+            }
             let seg = &m.m.seg;
-            let gpu = seg.gpu();
             let mut live = Vec::new();
             for pid in seg.attached_pids() {
                 if pid_alive(pid) {

@@ -2,8 +2,9 @@
 //! success, 64 on a bad configuration, 1 when a request is refused or fails.
 
 use anyhow::Context;
-use clap::Parser;
-use sair_node_agent::config::{Cli, Command, RunArgs, parse_listen};
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use sair_node_agent::config::{Cli, Command, FileConfig, RunArgs, parse_listen};
 use sair_node_agent::controller::ControllerConfig;
 use sair_node_agent::daemon::{self, DaemonConfig, Listeners};
 use sair_node_agent::measure::{NvmlUtilization, Utilization};
@@ -15,8 +16,11 @@ use std::time::Duration;
 const EX_CONFIG: u8 = 64;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (m, c)));
+    let (matches, mut cli) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {
@@ -26,6 +30,23 @@ fn main() -> ExitCode {
             };
         }
     };
+    // `run --config FILE`: the file fills in what no flag or SAIR_* variable gave.
+    if let (Command::Run(args), Some(sub)) = (&mut cli.command, matches.subcommand_matches("run"))
+        && let Some(path) = args.config.clone()
+    {
+        match FileConfig::load(&path) {
+            Ok(file) => args.merge_file(file, |id| {
+                matches!(
+                    sub.value_source(id),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
+            }),
+            Err(e) => {
+                eprintln!("sair-node-agent: {e}");
+                return ExitCode::from(EX_CONFIG);
+            }
+        }
+    }
     init_tracing(cli.log_json);
     let result = match cli.command {
         Command::Run(args) => run(args),

@@ -498,6 +498,12 @@ fn healthz_and_bad_flags() {
     assert_eq!(out.status.code(), Some(64));
     let out = w.cli(&["run", "--metrics-listen", "not-an-address"]);
     assert_eq!(out.status.code(), Some(64));
+    let bad = w.root.join("bad.toml");
+    std::fs::write(&bad, "no_such_setting = 1\n").unwrap();
+    let out = w.cli(&["run", "--config", &bad.display().to_string()]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no_such_setting"), "{err}");
 }
 
 mod quic {
