@@ -56,25 +56,35 @@ fn nvml_wrapper_reads_the_emulated_timeline() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_micros() as u64;
-    // This process keeps emulated GPU 1 busy for half of a 200 ms window.
+    // This process runs 100 kernels of 1 ms, one every 2 ms, on emulated GPU 1: reserved up front
+    // on the time line, so the pattern does not depend on how this thread is scheduled.
     let start = timeline::now_ns();
-    let mut next = start;
-    while timeline::now_ns() < start + 200_000_000 {
-        let (_, end) = tl.reserve(1, next.max(timeline::now_ns()), 1_000_000);
+    for k in 0..100u64 {
+        let (_, end) = tl.reserve(1, start + 2_000_000 * k, 1_000_000);
         tl.account(slot, 1_000_000, end);
-        next = end + 1_000_000;
-        while timeline::now_ns() < next {
-            std::thread::sleep(std::time::Duration::from_micros(200));
-        }
     }
+    while timeline::now_ns() < start + 200_000_000 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let now_us = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64
+    };
+    let q0 = now_us();
     let samples = dev.process_utilization_stats(before_us).unwrap();
+    let q1 = now_us();
     let mine = samples
         .iter()
         .find(|s| s.pid == pid)
         .expect("a sample for this pid");
+    // 100 ms busy in a window of (q - before_us) µs, whatever the machine's load made it.
+    let lo = (100_000.0 * 100.0 / (q1 - before_us) as f64).floor() as u32;
+    let hi = (100_000.0 * 100.0 / (q0 - before_us) as f64).ceil() as u32;
     assert!(
-        (40..=60).contains(&mine.sm_util),
-        "half busy, got {}%",
+        (lo.saturating_sub(2)..=hi + 2).contains(&mine.sm_util) && hi <= 51,
+        "100 ms busy in the window: expected {lo}..={hi}%, got {}%",
         mine.sm_util
     );
     let util = dev.utilization_rates().unwrap();
