@@ -1,0 +1,389 @@
+//! The open-loop driver: one loop that walks a precomputed schedule, and a pool of HTTP/1.1
+//! connections that the scheduled requests borrow.
+//!
+//! The dispatcher never waits for a response. At each intended send time it spawns the request
+//! and moves on; the request borrows a free connection, and if none frees up within
+//! `drop_after` the arrival is counted as dropped (never sent late without being counted).
+//! Latency is measured from the intended send time, so a stalled server shows up as the full
+//! stall in the tail (no coordinated omission); send lag (actual minus intended send time) is
+//! recorded separately so the generator's own accuracy is visible.
+
+use crate::recorder::{ErrorKind, Recorder};
+use crate::server_timing;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The target URL is not an `http://host:port/path` URL.
+    #[error("target URL {url:?} is invalid: {reason}")]
+    BadTarget {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The host name did not resolve.
+    #[error("cannot resolve target host {host:?}")]
+    Resolve {
+        /// host:port.
+        host: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// No TCP connection could be made before the run.
+    #[error("target {addr} is unreachable (is the server running? no request was sent)")]
+    Unreachable {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The connect error.
+        source: std::io::Error,
+    },
+    /// The connection was made but the HTTP/1.1 handshake failed.
+    #[error("HTTP/1.1 handshake with {addr} failed")]
+    Handshake {
+        /// The address.
+        addr: SocketAddr,
+        /// hyper's error.
+        source: hyper::Error,
+    },
+}
+
+/// What every request of a run sends.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// Request method.
+    pub method: http::Method,
+    /// `Host` header value.
+    pub host: http::HeaderValue,
+    /// Path and query.
+    pub path: http::uri::PathAndQuery,
+    /// Extra headers.
+    pub headers: http::HeaderMap,
+    /// Request body (may be empty).
+    pub body: Bytes,
+}
+
+impl Target {
+    /// Parses `url` (`http://` only) and resolves its host.
+    pub async fn resolve(
+        url: &str,
+        method: http::Method,
+        headers: http::HeaderMap,
+        body: Bytes,
+    ) -> Result<Target, DriverError> {
+        let bad = |reason| DriverError::BadTarget {
+            url: url.to_owned(),
+            reason,
+        };
+        let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(bad("only http:// targets are supported"));
+        }
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        let port = authority.port_u16().unwrap_or(80);
+        let host = format!("{}:{port}", authority.host());
+        let addr = tokio::net::lookup_host(&host)
+            .await
+            .map_err(|source| DriverError::Resolve {
+                host: host.clone(),
+                source,
+            })?
+            .next()
+            .ok_or_else(|| DriverError::Resolve {
+                host: host.clone(),
+                source: std::io::Error::other("no addresses"),
+            })?;
+        let host_value =
+            http::HeaderValue::from_str(authority.as_str()).map_err(|_| bad("bad host"))?;
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        Ok(Target {
+            url: url.to_owned(),
+            addr,
+            method,
+            host: host_value,
+            path,
+            headers,
+            body,
+        })
+    }
+
+    fn request(&self) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(self.body.clone()));
+        *req.method_mut() = self.method.clone();
+        *req.uri_mut() = http::Uri::from(self.path.clone());
+        let h = req.headers_mut();
+        h.insert(http::header::HOST, self.host.clone());
+        for (k, v) in &self.headers {
+            h.append(k, v.clone());
+        }
+        req
+    }
+}
+
+type Conn = SendRequest<Full<Bytes>>;
+
+async fn connect(target: &Target) -> Result<Conn, DriverError> {
+    let stream =
+        TcpStream::connect(target.addr)
+            .await
+            .map_err(|source| DriverError::Unreachable {
+                addr: target.addr,
+                source,
+            })?;
+    // Requests are small and latency-bound; Nagle would add up to 40 ms.
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set");
+    }
+    let (send, conn) = http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|source| DriverError::Handshake {
+            addr: target.addr,
+            source,
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "connection closed with an error");
+        }
+    });
+    Ok(send)
+}
+
+/// `--connections` connection slots: a semaphore bounds concurrent requests, idle connections
+/// wait in a stack and are reopened lazily when one broke.
+#[derive(Debug)]
+pub struct Pool {
+    target: Target,
+    permits: Semaphore,
+    idle: Mutex<Vec<Conn>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Pool {
+    /// Opens `connections` connections before the run; the first failure is returned, so an
+    /// unreachable target is reported before any request is scheduled.
+    pub async fn connect(target: Target, connections: usize) -> Result<Pool, DriverError> {
+        let n = connections.max(1);
+        let mut idle = Vec::with_capacity(n);
+        for _ in 0..n {
+            idle.push(connect(&target).await?);
+        }
+        Ok(Pool {
+            target,
+            permits: Semaphore::new(n),
+            idle: Mutex::new(idle),
+        })
+    }
+
+    /// The target.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+}
+
+/// How requests are sent.
+#[derive(Debug, Clone, Copy)]
+pub struct DriverConfig {
+    /// Longest an arrival waits for a free connection before it is counted as dropped.
+    pub drop_after: Duration,
+    /// Per-request limit from the actual send to the end of the response body.
+    pub timeout: Duration,
+}
+
+/// When the run ends: the schedule's end, `duration`, `max_requests` or the shutdown future,
+/// whichever comes first; then in-flight requests get at most `drain` to finish.
+#[derive(Debug, Clone, Copy)]
+pub struct Stop {
+    /// Scheduled length of the run.
+    pub duration: Duration,
+    /// At most this many arrivals are dispatched.
+    pub max_requests: u64,
+    /// Bound on the wait for in-flight requests after the last arrival.
+    pub drain: Duration,
+}
+
+/// What the driver observed about the run as a whole.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOutcome {
+    /// From the start of the schedule to the end of the drain.
+    pub elapsed: Duration,
+    /// Arrivals dispatched (sent or dropped).
+    pub dispatched: u64,
+    /// True when the shutdown future ended the run early.
+    pub interrupted: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    pool: Arc<Pool>,
+    cfg: DriverConfig,
+    rec: Arc<Mutex<Recorder>>,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Sleeps on the timer until about 2 ms before `t`, then yields in a loop until `t`: tokio's
+/// timer has millisecond resolution, which alone would add up to 1 ms of send lag.
+async fn wait_until(t: Instant) {
+    const SPIN: Duration = Duration::from_millis(2);
+    loop {
+        let now = Instant::now();
+        if now >= t {
+            return;
+        }
+        if t - now > SPIN + Duration::from_micros(500) {
+            tokio::time::sleep_until(t - SPIN).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+type Exchange = Result<(Conn, Vec<server_timing::Entry>), (ErrorKind, Option<Conn>)>;
+
+async fn exchange(target: &Target, conn: Option<Conn>) -> Exchange {
+    let mut c = match conn {
+        Some(c) if !c.is_closed() => c,
+        _ => connect(target)
+            .await
+            .map_err(|_| (ErrorKind::Connect, None))?,
+    };
+    c.ready().await.map_err(|_| (ErrorKind::Send, None))?;
+    let resp = c
+        .send_request(target.request())
+        .await
+        .map_err(|_| (ErrorKind::Send, None))?;
+    let status = resp.status();
+    let mut timings = Vec::new();
+    for v in resp.headers().get_all("server-timing") {
+        if let Ok(s) = v.to_str() {
+            server_timing::parse_into(s, &mut timings);
+        }
+    }
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            return Err((ErrorKind::Body, None));
+        }
+    }
+    if status.is_success() {
+        Ok((c, timings))
+    } else {
+        Err((ErrorKind::from_status(status.as_u16()), Some(c)))
+    }
+}
+
+async fn one(shared: Arc<Shared>, intended: Instant, intended_s: f64) {
+    let acquired = tokio::time::timeout(shared.cfg.drop_after, shared.pool.permits.acquire()).await;
+    let Ok(Ok(permit)) = acquired else {
+        lock(&shared.rec).dropped(intended_s);
+        return;
+    };
+    let conn = lock(&shared.pool.idle).pop();
+    lock(&shared.rec).sent(intended_s, micros(intended.elapsed()));
+    let result =
+        tokio::time::timeout(shared.cfg.timeout, exchange(&shared.pool.target, conn)).await;
+    let latency = micros(intended.elapsed());
+    match result {
+        Ok(Ok((c, timings))) => {
+            lock(&shared.pool.idle).push(c);
+            lock(&shared.rec).completed(intended_s, latency, &timings);
+        }
+        Ok(Err((kind, c))) => {
+            if let Some(c) = c {
+                lock(&shared.pool.idle).push(c);
+            }
+            lock(&shared.rec).error(intended_s, kind);
+        }
+        // The connection is mid-exchange; it is dropped and reopened by a later request.
+        Err(_) => lock(&shared.rec).error(intended_s, ErrorKind::Timeout),
+    }
+    drop(permit);
+}
+
+/// Runs `schedule` (sorted offsets in seconds) against `pool` until `stop` or `shutdown`,
+/// recording into `rec`. Requests still in flight after the drain are counted as
+/// `unfinished` errors.
+pub async fn run(
+    pool: Arc<Pool>,
+    cfg: DriverConfig,
+    schedule: &[f64],
+    stop: Stop,
+    rec: Arc<Mutex<Recorder>>,
+    shutdown: impl Future<Output = ()>,
+) -> RunOutcome {
+    let shared = Arc::new(Shared {
+        pool,
+        cfg,
+        rec: rec.clone(),
+    });
+    let duration_s = stop.duration.as_secs_f64();
+    let start = Instant::now();
+    let end = start + stop.duration;
+    let mut set = JoinSet::new();
+    let mut dispatched = 0u64;
+    let mut interrupted = false;
+    tokio::pin!(shutdown);
+    for &off in schedule {
+        if off >= duration_s || dispatched >= stop.max_requests {
+            break;
+        }
+        let intended = start + Duration::from_secs_f64(off.max(0.0));
+        tokio::select! {
+            biased;
+            () = &mut shutdown => { interrupted = true; break; }
+            () = wait_until(intended) => {}
+        }
+        dispatched += 1;
+        set.spawn(one(shared.clone(), intended, off));
+        while set.try_join_next().is_some() {}
+    }
+    if !interrupted {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => interrupted = true,
+            () = tokio::time::sleep_until(end) => {}
+        }
+    }
+    let drained = tokio::time::timeout(stop.drain, async {
+        while set.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        set.abort_all();
+        while set.join_next().await.is_some() {}
+    }
+    let elapsed = start.elapsed();
+    let mut r = lock(&rec);
+    let c = r.counts();
+    let unfinished = c.sent.saturating_sub(c.completed + c.errors);
+    r.errors_untimed(ErrorKind::Unfinished, unfinished);
+    RunOutcome {
+        elapsed,
+        dispatched,
+        interrupted,
+    }
+}

@@ -1,0 +1,486 @@
+//! The measurements of one run (sans-IO): counters, HdrHistograms, the per-second timeline and
+//! per-stage `Server-Timing` percentiles, and the JSON report built from them.
+//!
+//! Every event is keyed by the request's *intended* send time (seconds from the start of the
+//! schedule), so the timeline follows the pattern even when the server falls behind.
+
+use crate::server_timing::{Entry, Part};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Highest latency recorded, in microseconds (one hour); larger values are clamped.
+const MAX_US: u64 = 3_600_000_000;
+/// Distinct `Server-Timing` stages tracked; entries of further stages are ignored.
+pub const MAX_STAGES: usize = 64;
+/// Seconds of timeline kept (one day); events later than that go to the last second.
+const MAX_TIMELINE_S: usize = 86_400;
+
+/// Why a sent request did not complete. Serialised in `errors` as the snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// A (re)connection to the target failed.
+    Connect,
+    /// The request could not be written or the response head not read.
+    Send,
+    /// No complete response within `--timeout`.
+    Timeout,
+    /// The response body failed mid-way.
+    Body,
+    /// Status 400–499.
+    Http4xx,
+    /// Status 500–599.
+    Http5xx,
+    /// Any other non-success status (1xx, 3xx).
+    HttpOther,
+    /// Still in flight when the bounded drain at the end of the run ran out.
+    Unfinished,
+}
+
+impl ErrorKind {
+    /// The name used in the JSON `errors` object.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Send => "send",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Body => "body",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::HttpOther => "http_other",
+            ErrorKind::Unfinished => "unfinished",
+        }
+    }
+
+    /// The kind for a non-2xx status code.
+    pub fn from_status(status: u16) -> ErrorKind {
+        match status {
+            400..=499 => ErrorKind::Http4xx,
+            500..=599 => ErrorKind::Http5xx,
+            _ => ErrorKind::HttpOther,
+        }
+    }
+}
+
+fn hist_us() -> Histogram<u64> {
+    // 3 significant figures over 1 µs .. 1 h; the bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("constant histogram bounds are valid")
+}
+
+fn hist_small() -> Histogram<u32> {
+    Histogram::new_with_bounds(1, MAX_US, 2).expect("constant histogram bounds are valid")
+}
+
+fn us(ms: f64) -> u64 {
+    ((ms * 1000.0).round() as u64).clamp(1, MAX_US)
+}
+
+#[derive(Debug)]
+struct Second {
+    sent: u64,
+    completed: u64,
+    dropped: u64,
+    errors: u64,
+    latency: Histogram<u32>,
+}
+
+impl Second {
+    fn new() -> Second {
+        Second {
+            sent: 0,
+            completed: 0,
+            dropped: 0,
+            errors: 0,
+            latency: hist_small(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct StageHists {
+    queue: Histogram<u64>,
+    service: Histogram<u64>,
+}
+
+/// Accumulates one run's events.
+#[derive(Debug)]
+pub struct Recorder {
+    sent: u64,
+    completed: u64,
+    dropped: u64,
+    errors: BTreeMap<ErrorKind, u64>,
+    latency: Histogram<u64>,
+    send_lag: Histogram<u64>,
+    timeline: Vec<Second>,
+    stages: BTreeMap<String, StageHists>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+/// Live counters for a progress line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests completed with a success status.
+    pub completed: u64,
+    /// Arrivals dropped (no free connection in time).
+    pub dropped: u64,
+    /// Requests that failed, all kinds together.
+    pub errors: u64,
+}
+
+impl Recorder {
+    /// An empty recorder.
+    pub fn new() -> Recorder {
+        Recorder {
+            sent: 0,
+            completed: 0,
+            dropped: 0,
+            errors: BTreeMap::new(),
+            latency: hist_us(),
+            send_lag: hist_us(),
+            timeline: Vec::new(),
+            stages: BTreeMap::new(),
+        }
+    }
+
+    fn second(&mut self, intended_s: f64) -> &mut Second {
+        let i = (intended_s.max(0.0) as usize).min(MAX_TIMELINE_S - 1);
+        while self.timeline.len() <= i {
+            self.timeline.push(Second::new());
+        }
+        &mut self.timeline[i]
+    }
+
+    /// A request scheduled at `intended_s` was sent `lag_us` after its intended time.
+    pub fn sent(&mut self, intended_s: f64, lag_us: u64) {
+        self.sent += 1;
+        self.send_lag.saturating_record(lag_us.clamp(1, MAX_US));
+        self.second(intended_s).sent += 1;
+    }
+
+    /// The arrival at `intended_s` found no free connection in time and was not sent.
+    pub fn dropped(&mut self, intended_s: f64) {
+        self.dropped += 1;
+        self.second(intended_s).dropped += 1;
+    }
+
+    /// The request sent for `intended_s` completed `latency_us` after its intended send time.
+    pub fn completed(&mut self, intended_s: f64, latency_us: u64, timings: &[Entry]) {
+        self.completed += 1;
+        let v = latency_us.clamp(1, MAX_US);
+        self.latency.saturating_record(v);
+        self.second(intended_s).completed += 1;
+        self.second(intended_s).latency.saturating_record(v);
+        for e in timings {
+            if !self.stages.contains_key(&e.stage) {
+                if self.stages.len() >= MAX_STAGES {
+                    continue;
+                }
+                self.stages.insert(
+                    e.stage.clone(),
+                    StageHists {
+                        queue: hist_us(),
+                        service: hist_us(),
+                    },
+                );
+            }
+            if let Some(h) = self.stages.get_mut(&e.stage) {
+                let h = match e.part {
+                    Part::Queue => &mut h.queue,
+                    Part::Service => &mut h.service,
+                };
+                h.saturating_record(us(e.dur_ms));
+            }
+        }
+    }
+
+    /// The request sent for `intended_s` failed.
+    pub fn error(&mut self, intended_s: f64, kind: ErrorKind) {
+        *self.errors.entry(kind).or_insert(0) += 1;
+        self.second(intended_s).errors += 1;
+    }
+
+    /// `n` failures of `kind` that belong to no particular second (e.g. `unfinished`).
+    pub fn errors_untimed(&mut self, kind: ErrorKind, n: u64) {
+        if n > 0 {
+            *self.errors.entry(kind).or_insert(0) += n;
+        }
+    }
+
+    /// Counters so far.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            sent: self.sent,
+            completed: self.completed,
+            dropped: self.dropped,
+            errors: self.errors.values().sum(),
+        }
+    }
+
+    /// Recent latency percentile (ms) over the whole run so far, for a progress line.
+    pub fn latency_ms(&self, quantile: f64) -> f64 {
+        ms(self.latency.value_at_quantile(quantile))
+    }
+
+    /// Builds the report. `duration_s` is the scheduled run length; `elapsed_s` the wall time
+    /// from the first intended send to the end of the drain.
+    pub fn report(&self, meta: RunMeta) -> Report {
+        let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+        for (k, v) in &self.errors {
+            errors.insert(k.as_str().to_owned(), *v);
+        }
+        let timeline = self
+            .timeline
+            .iter()
+            .enumerate()
+            .map(|(t, s)| TimelinePoint {
+                t: t as u64,
+                rps: s.sent,
+                completed: s.completed,
+                dropped: s.dropped,
+                p50_ms: ms(s.latency.value_at_quantile(0.5)),
+                p99_ms: ms(s.latency.value_at_quantile(0.99)),
+                errors: s.errors,
+            })
+            .collect();
+        let stages = self
+            .stages
+            .iter()
+            .map(|(name, h)| {
+                (
+                    name.clone(),
+                    StageReport {
+                        queue_p50_ms: ms(h.queue.value_at_quantile(0.5)),
+                        queue_p99_ms: ms(h.queue.value_at_quantile(0.99)),
+                        service_p50_ms: ms(h.service.value_at_quantile(0.5)),
+                        service_p99_ms: ms(h.service.value_at_quantile(0.99)),
+                        count: h.service.len().max(h.queue.len()),
+                    },
+                )
+            })
+            .collect();
+        let duration_s = meta.duration_s;
+        let rate = |n: u64| {
+            if duration_s > 0.0 {
+                n as f64 / duration_s
+            } else {
+                0.0
+            }
+        };
+        Report {
+            version: REPORT_VERSION,
+            target: meta.target,
+            pattern: meta.pattern,
+            seed: meta.seed,
+            duration_s,
+            elapsed_s: meta.elapsed_s,
+            connections: meta.connections,
+            scheduled: meta.scheduled,
+            sent: self.sent,
+            completed: self.completed,
+            dropped: self.dropped,
+            errors,
+            offered_rps: rate(meta.scheduled),
+            achieved_rps: rate(self.sent),
+            completed_rps: rate(self.completed),
+            latency_ms: LatencyMs {
+                p50: ms(self.latency.value_at_quantile(0.5)),
+                p90: ms(self.latency.value_at_quantile(0.9)),
+                p99: ms(self.latency.value_at_quantile(0.99)),
+                p999: ms(self.latency.value_at_quantile(0.999)),
+                max: ms(self.latency.max()),
+                mean: if self.latency.is_empty() {
+                    0.0
+                } else {
+                    self.latency.mean() / 1000.0
+                },
+            },
+            send_lag_ms: SendLagMs {
+                p50: ms(self.send_lag.value_at_quantile(0.5)),
+                p99: ms(self.send_lag.value_at_quantile(0.99)),
+                max: ms(self.send_lag.max()),
+            },
+            timeline,
+            stages,
+        }
+    }
+}
+
+fn ms(v_us: u64) -> f64 {
+    v_us as f64 / 1000.0
+}
+
+/// Facts about the run that the recorder does not see.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// The target URL.
+    pub target: String,
+    /// The pattern run.
+    pub pattern: crate::pattern::Pattern,
+    /// The schedule's seed.
+    pub seed: u64,
+    /// Scheduled duration in seconds.
+    pub duration_s: f64,
+    /// Wall time of the run including the drain, in seconds.
+    pub elapsed_s: f64,
+    /// `--connections`.
+    pub connections: usize,
+    /// Arrivals in the schedule.
+    pub scheduled: u64,
+}
+
+/// Version of the report layout (`loadgen/schema/report.schema.json`).
+pub const REPORT_VERSION: u32 = 1;
+
+/// The JSON report of one run. Field meanings are in docs/loadgen.md and the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Layout version.
+    pub version: u32,
+    /// The target URL.
+    pub target: String,
+    /// The pattern run.
+    pub pattern: crate::pattern::Pattern,
+    /// The schedule's seed.
+    pub seed: u64,
+    /// Scheduled duration (s).
+    pub duration_s: f64,
+    /// Wall time including the drain (s).
+    pub elapsed_s: f64,
+    /// Maximum concurrent requests.
+    pub connections: usize,
+    /// Arrivals in the schedule.
+    pub scheduled: u64,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests answered with a 2xx status, body read.
+    pub completed: u64,
+    /// Arrivals not sent: no free connection within the bound.
+    pub dropped: u64,
+    /// Failed sent requests by kind.
+    pub errors: BTreeMap<String, u64>,
+    /// `scheduled / duration_s`.
+    pub offered_rps: f64,
+    /// `sent / duration_s`.
+    pub achieved_rps: f64,
+    /// `completed / duration_s`.
+    pub completed_rps: f64,
+    /// Latency of completed requests from their intended send time.
+    pub latency_ms: LatencyMs,
+    /// Actual minus intended send time of sent requests.
+    pub send_lag_ms: SendLagMs,
+    /// Per second of intended send time.
+    pub timeline: Vec<TimelinePoint>,
+    /// Per `Server-Timing` stage.
+    pub stages: BTreeMap<String, StageReport>,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyMs {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+/// Send lag percentiles in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendLagMs {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// One second of the run, by intended send time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    /// Second from the start.
+    pub t: u64,
+    /// Requests sent for arrivals in this second.
+    pub rps: u64,
+    /// Of those, completed.
+    pub completed: u64,
+    /// Arrivals of this second dropped.
+    pub dropped: u64,
+    /// Median latency of this second's completed requests.
+    pub p50_ms: f64,
+    /// 99th percentile latency of this second's completed requests.
+    pub p99_ms: f64,
+    /// Failed requests of this second.
+    pub errors: u64,
+}
+
+/// One stage's `Server-Timing` percentiles.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageReport {
+    /// Median queue time.
+    pub queue_p50_ms: f64,
+    /// 99th percentile queue time.
+    pub queue_p99_ms: f64,
+    /// Median service time.
+    pub service_p50_ms: f64,
+    /// 99th percentile service time.
+    pub service_p99_ms: f64,
+    /// Responses that carried this stage's entries.
+    pub count: u64,
+}
+
+impl Report {
+    /// A short human summary.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} {} for {:.1}s: scheduled {}, sent {} ({:.1}/s of {:.1}/s offered), completed {}, dropped {}, errors {}\n",
+            self.pattern.name(),
+            self.target,
+            self.duration_s,
+            self.scheduled,
+            self.sent,
+            self.achieved_rps,
+            self.offered_rps,
+            self.completed,
+            self.dropped,
+            self.errors.values().sum::<u64>(),
+        );
+        for (k, v) in &self.errors {
+            s.push_str(&format!("  error {k}: {v}\n"));
+        }
+        let l = &self.latency_ms;
+        s.push_str(&format!(
+            "latency ms (from intended send): p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  mean {:.2}\n",
+            l.p50, l.p90, l.p99, l.p999, l.max, l.mean
+        ));
+        let g = &self.send_lag_ms;
+        s.push_str(&format!(
+            "send lag ms: p50 {:.3}  p99 {:.3}  max {:.3}\n",
+            g.p50, g.p99, g.max
+        ));
+        for (name, st) in &self.stages {
+            s.push_str(&format!(
+                "stage {name}: queue p50 {:.2} p99 {:.2}  service p50 {:.2} p99 {:.2} ms\n",
+                st.queue_p50_ms, st.queue_p99_ms, st.service_p50_ms, st.service_p99_ms
+            ));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests;
