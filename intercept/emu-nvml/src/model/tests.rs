@@ -1,13 +1,17 @@
 use super::*;
 use crate::timeline::open_timeline;
 
+/// A fresh time line; its file is unlinked at once (the mapping stays valid), so no test leaves
+/// a file behind.
 fn timeline(tag: &str) -> &'static TimelineLayout {
     let p = std::env::temp_dir().join(format!(
         "sair-nvml-model-{tag}-{}.state",
         std::process::id()
     ));
     let _ = std::fs::remove_file(&p);
-    open_timeline(&p).unwrap()
+    let tl = open_timeline(&p).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    tl
 }
 
 #[test]
