@@ -154,22 +154,29 @@ impl Controller {
         r.round().clamp(c.min_rate as f64, c.max_rate as f64) as u64
     }
 
-    /// One control step.
-    pub fn step(&mut self, obs: &Observation) -> Decision {
-        let c = self.config;
+    /// Records the device time per token of a window without deciding anything (segments in
+    /// mode `off` are measured this way, so that a later `cap` starts calibrated).
+    pub fn learn(&mut self, obs: &Observation) {
         let window_ns = obs.window.as_nanos() as f64;
-        let measured = obs.measured.filter(|m| m.is_finite() && *m >= 0.0);
-        // 1. Learn the device time of a token.
-        if let Some(m) = measured
+        if let Some(m) = obs.measured
+            && m.is_finite()
             && m > 0.0
             && obs.tokens > 0
             && window_ns > 0.0
         {
             self.windows.push_back((m * window_ns, obs.tokens));
-            while self.windows.len() > c.history.max(1) {
+            while self.windows.len() > self.config.history.max(1) {
                 self.windows.pop_front();
             }
         }
+    }
+
+    /// One control step.
+    pub fn step(&mut self, obs: &Observation) -> Decision {
+        let c = self.config;
+        let measured = obs.measured.filter(|m| m.is_finite() && *m >= 0.0);
+        // 1. Learn the device time of a token.
+        self.learn(obs);
         let (Some(m), true) = (measured, obs.tokens > 0) else {
             return Decision::Keep(Hold::Idle);
         };

@@ -423,6 +423,16 @@ impl ControlLoop {
                     }
                 }
             }
+            if let (Some(window), Mode::Off) = (window, s.params.mode) {
+                m.ctl.learn(&Observation {
+                    target: s.params.target_share,
+                    measured: s.measured,
+                    window,
+                    tokens: d_tokens,
+                    throttled_launches: d_throttled,
+                    rate: s.params.refill_per_s,
+                });
+            }
             m.seen_generation = generation;
             m.last = s.counters;
             let params = m.m.seg.params();

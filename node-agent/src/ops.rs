@@ -54,9 +54,10 @@ pub fn claims(dir: &Path) -> Result<Vec<Claim>, AgentError> {
 }
 
 /// Sets the target of `segment` (creating it if missing) after admission; on refusal nothing
-/// is written. The refill rate of an existing segment is rescaled by `rate / old target`, which
-/// keeps the calibration the daemon learned; a new segment starts from the daemon's median
-/// calibration on that GPU, or [`DEFAULT_NS_PER_TOKEN`].
+/// is written. The refill rate of an existing segment is `rate × 1e9 / ns_per_token` with the
+/// daemon's calibration from its state file, or else the old rate rescaled by
+/// `rate / old target` (the calibration the segment itself implies); a new segment starts from
+/// the daemon's median calibration on that GPU, or [`DEFAULT_NS_PER_TOKEN`].
 pub fn set_rate(
     dir: &Path,
     segment: &str,
@@ -98,12 +99,20 @@ pub fn set_rate(
     match existing {
         Some(m) => {
             let old = m.seg.params();
-            let scale = if old.target_share > 0.0 {
-                rate / old.target_share
-            } else {
-                1.0
+            // The daemon's calibration of this segment, if it has one (it also measures `off`
+            // segments); otherwise the calibration implied by the segment's own rate.
+            let npt = read_state(dir)
+                .ok()
+                .and_then(|s| s.segments.get(segment).and_then(|s| s.ns_per_token))
+                .filter(|v| v.is_finite() && *v > 0.0);
+            let refill = match npt {
+                Some(npt) => rate * 1e9 / npt,
+                None if old.target_share > 0.0 => {
+                    old.refill_per_s.max(1) as f64 * rate / old.target_share
+                }
+                None => old.refill_per_s.max(1) as f64,
             };
-            let refill = ((old.refill_per_s.max(1) as f64) * scale).round().max(1.0) as u64;
+            let refill = refill.round().clamp(1.0, (1u64 << 50) as f64) as u64;
             let params = Params {
                 mode,
                 refill_per_s: refill,

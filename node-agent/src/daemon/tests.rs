@@ -149,3 +149,31 @@ fn share_mode_takes_idle_time_and_gives_it_back() {
     assert_eq!(share_target(0.3, 0.9, 0.2, 0.05), 0.3);
     assert_eq!(share_target(1.0, 0.0, 0.0, 0.0), 1.0);
 }
+
+#[test]
+fn off_segments_are_measured_so_a_later_cap_starts_calibrated() {
+    let d = dir("off");
+    crate::ops::set_rate(&d, "o", 1.0, None, Mode::Off, 5_000_000).unwrap();
+    let seg = sair_shm::Segment::open(&d.join("o.seg")).unwrap();
+    seg.layout().attach_pid(std::process::id());
+    let share = Arc::new(AtomicU64::new(0.6f64.to_bits()));
+    let mut ctl = ControlLoop::new(
+        config(d.clone()),
+        Some(Box::new(Scripted { share })),
+        Box::new(crate::target::LocalOnly),
+        AgentMetrics::new("unit"),
+    );
+    let t0 = Instant::now();
+    ctl.tick(t0);
+    let before = seg.params();
+    // 0.6 of 100 ms for 3 million tokens: 20 ns per token.
+    seg.layout()
+        .bucket
+        .consumed
+        .fetch_add(3_000_000, Ordering::Relaxed);
+    ctl.tick(t0 + Duration::from_millis(100));
+    assert_eq!(seg.params(), before, "an off segment is not controlled");
+    let out = crate::ops::set_rate(&d, "o", 0.3, None, Mode::Cap, 5_000_000).unwrap();
+    assert_eq!(out.refill_per_s, 15_000_000, "0.3 × 1e9 / 20 ns");
+    std::fs::remove_dir_all(&d).unwrap();
+}
