@@ -587,15 +587,21 @@ pub async fn run(
     });
     shutdown.await;
     tracing::info!("shutting down");
+    // Receivers gone means the tasks already ended: nothing to tell them.
     let _ = http_stop_tx.send(true);
     let _ = stop_tx.send(());
-    if let Some(h) = http {
-        let _ = h.await;
+    for (what, task) in [("http", http), ("ingest", ingest)] {
+        if let Some(Err(e)) = match task {
+            Some(h) => Some(h.await),
+            None => None,
+        } {
+            tracing::error!(task = what, error = %e, "task ended abnormally");
+        }
     }
-    if let Some(h) = ingest {
-        let _ = h.await;
+    match tokio::task::spawn_blocking(move || control.join()).await {
+        Ok(Ok(())) => {}
+        _ => tracing::error!("control thread panicked"),
     }
-    let _ = tokio::task::spawn_blocking(move || control.join()).await;
     Ok(())
 }
 

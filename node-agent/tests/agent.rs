@@ -489,11 +489,18 @@ fn idle_segments_are_collected_and_removal_works() {
 }
 
 #[test]
-fn healthz_and_bad_flags() {
+fn healthz_sigterm_and_bad_flags() {
     let w = World::new("flags");
-    let agent = w.agent("agent", &[]);
+    let mut agent = w.agent("agent", &[]);
     let r = sair_tests::http::request(&agent.metrics, "GET", "/healthz", b"").unwrap();
     assert_eq!(r.status, 200);
+    // SIGTERM: a clean, prompt exit.
+    let status = agent.proc.terminate(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}",
+        agent.proc.output()
+    );
     let out = w.cli(&["run", "--control-period-ms", "0"]);
     assert_eq!(out.status.code(), Some(64));
     let out = w.cli(&["run", "--metrics-listen", "not-an-address"]);
