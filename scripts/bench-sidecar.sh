@@ -4,7 +4,8 @@
 #
 #   scripts/bench-sidecar.sh [RATE] [SECONDS] [ROUNDS]     (defaults: 5000 10 2)
 #
-# SIDECAR_THREADS (default 1) and NGINX_WORKERS (default 1) size the two proxies alike.
+# SIDECAR_THREADS (default 0 = one per core) and NGINX_WORKERS (default auto = one per core)
+# size the two proxies alike.
 # Needs nginx on PATH (apt-get install -y nginx). Builds the release sidecar and the
 # open-loop driver (sidecar/examples/openloop.rs). Results: a table on stdout and JSON per run
 # in $BENCH_OUT (default: a temp dir). Ports 18081-18093 on 127.0.0.1 must be free.
@@ -62,14 +63,14 @@ CONF
 
 nginx_conf "$WORK/up" 1 "server { listen 127.0.0.1:$UP; location / { return 200 'ok'; } }"
 # Same shape as the sidecar: pooled keep-alive to the upstream, HTTP/1.1, no buffering games.
-nginx_conf "$WORK/px" "${NGINX_WORKERS:-1}" "upstream model { server 127.0.0.1:$UP; keepalive 256; }
+nginx_conf "$WORK/px" "${NGINX_WORKERS:-auto}" "upstream model { server 127.0.0.1:$UP; keepalive 256; }
     server { listen 127.0.0.1:$NGX;
       location / { proxy_pass http://model; proxy_http_version 1.1;
                    proxy_set_header Connection \"\"; } }"
 
 RUST_LOG=warn "$BIN/sair-sidecar" --listen 127.0.0.1:$SC --metrics-listen 127.0.0.1:$SCM \
     --upstream http://127.0.0.1:$UP --stage bench --pipeline bench \
-    --worker-threads "${SIDECAR_THREADS:-1}" 2>"$WORK/sidecar.log" &
+    --worker-threads "${SIDECAR_THREADS:-0}" 2>"$WORK/sidecar.log" &
 SC_PID=$!
 pids+=("$SC_PID")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$SC/" >/dev/null 2>&1 && break; sleep 0.1; done
