@@ -9,3 +9,5 @@ pub mod baselines;
 pub mod policies;
 pub mod policy;
 pub mod sair;
+pub mod scenario;
+pub mod sim;

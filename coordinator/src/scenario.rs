@@ -1,0 +1,525 @@
+//! Scenario files: a pipeline, a workload and prices, in TOML, validated before anything runs.
+//!
+//! Every error names the file, the field (as a TOML path such as `pipeline.stages[1].min_replicas`)
+//! and the problem. Trace paths are relative to the scenario file. Format: docs/simulator.md.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sair_loadgen::pattern::{self, Pattern};
+use serde::Deserialize;
+
+use crate::policies::{CostPrices, PolicyContext, StagePlan};
+use crate::policy::{StageKind, StageSpec};
+
+/// The smallest share (GPU ρ or CPU share) a replica may hold.
+pub const MIN_SHARE: f64 = 0.01;
+
+/// A scenario could not be loaded: which file, which field, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct ScenarioError {
+    pub path: PathBuf,
+    pub kind: ScenarioErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioErrorKind {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("not a valid scenario: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("`{field}`: {problem}")]
+    Invalid { field: String, problem: String },
+    #[error("no scenario files (*.toml) in this directory")]
+    EmptyDir,
+}
+
+/// How service times are distributed around their mean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ServiceDist {
+    /// Lognormal with the given coefficient of variation.
+    Lognormal {
+        cv: f64,
+    },
+    Exp,
+    Const,
+}
+
+/// One stage, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageConfig {
+    pub name: String,
+    pub kind: StageKind,
+    /// Mean service time per request on one replica at share 1.
+    pub service_s: f64,
+    pub dist: ServiceDist,
+    pub concurrency: u32,
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub startup_s: f64,
+    pub initial_replicas: u32,
+    pub initial_rho: f64,
+    pub queue_capacity: Option<u64>,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// The file stem, used to name results.
+    pub name: String,
+    pub path: PathBuf,
+    pub pipeline: String,
+    pub slo_p99_s: f64,
+    pub stages: Vec<StageConfig>,
+    pub pattern: Pattern,
+    pub duration_s: f64,
+    pub prices: CostPrices,
+    pub gpus: u32,
+    pub interval_s: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    pipeline: PipelineToml,
+    workload: WorkloadToml,
+    cost: CostToml,
+    #[serde(default)]
+    control: ControlToml,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineToml {
+    name: String,
+    slo_p99_ms: f64,
+    stages: Vec<StageToml>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum DistToml {
+    Lognormal,
+    Exp,
+    Const,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageToml {
+    name: String,
+    kind: StageKind,
+    service_ms: f64,
+    dist: Option<DistToml>,
+    cv: Option<f64>,
+    concurrency: Option<u32>,
+    min_replicas: u32,
+    max_replicas: u32,
+    startup_s: Option<f64>,
+    /// Replicas at the start (default `min_replicas`).
+    replicas: Option<u32>,
+    /// Share per replica at the start (default 1).
+    rho: Option<f64>,
+    queue_capacity: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadToml {
+    pattern: String,
+    duration_s: f64,
+    rate: Option<f64>,
+    peak: Option<f64>,
+    burst_every_s: Option<f64>,
+    burst_len_s: Option<f64>,
+    period_s: Option<f64>,
+    step_at_s: Option<f64>,
+    trace: Option<String>,
+    speed: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostToml {
+    cpu_replica: f64,
+    gpu: f64,
+    #[serde(default)]
+    gpus: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlToml {
+    interval_s: f64,
+}
+
+impl Default for ControlToml {
+    fn default() -> Self {
+        Self { interval_s: 30.0 }
+    }
+}
+
+/// Default coefficient of variation of a lognormal stage.
+pub const DEFAULT_CV: f64 = 0.5;
+
+struct Check {
+    problems: Vec<(String, String)>,
+}
+
+impl Check {
+    fn fail(&mut self, field: impl fmt::Display, problem: impl fmt::Display) {
+        self.problems.push((field.to_string(), problem.to_string()));
+    }
+
+    fn positive(&mut self, field: impl fmt::Display, v: f64) {
+        if !v.is_finite() || v <= 0.0 {
+            self.fail(field, format!("must be a positive number, got {v}"));
+        }
+    }
+
+    fn non_negative(&mut self, field: impl fmt::Display, v: f64) {
+        if !v.is_finite() || v < 0.0 {
+            self.fail(field, format!("must be >= 0, got {v}"));
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads and validates one scenario file.
+    pub fn load(path: &Path) -> Result<Self, ScenarioError> {
+        let err = |kind| ScenarioError {
+            path: path.to_path_buf(),
+            kind,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.into()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let name = path
+            .file_stem()
+            .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+        let mut s = Self::parse(&name, &text, base).map_err(err)?;
+        s.path = path.to_path_buf();
+        Ok(s)
+    }
+
+    /// Loads files and every `*.toml` in directories (sorted), all or nothing.
+    pub fn load_all(paths: &[PathBuf]) -> Result<Vec<Self>, ScenarioError> {
+        let mut out = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                let rd = std::fs::read_dir(p).map_err(|e| ScenarioError {
+                    path: p.clone(),
+                    kind: e.into(),
+                })?;
+                let mut files: Vec<PathBuf> = rd
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.extension().is_some_and(|x| x == "toml"))
+                    .collect();
+                files.sort();
+                if files.is_empty() {
+                    return Err(ScenarioError {
+                        path: p.clone(),
+                        kind: ScenarioErrorKind::EmptyDir,
+                    });
+                }
+                for f in files {
+                    out.push(Self::load(&f)?);
+                }
+            } else {
+                out.push(Self::load(p)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Parses and validates scenario text; `base` resolves trace paths.
+    pub fn parse(name: &str, text: &str, base: &Path) -> Result<Self, ScenarioErrorKind> {
+        let f: FileToml = toml::from_str(text)?;
+        let mut c = Check {
+            problems: Vec::new(),
+        };
+        c.positive("pipeline.slo_p99_ms", f.pipeline.slo_p99_ms);
+        if f.pipeline.stages.is_empty() {
+            c.fail("pipeline.stages", "at least one stage is required");
+        }
+        let mut names = HashSet::new();
+        let mut stages = Vec::new();
+        for (i, s) in f.pipeline.stages.iter().enumerate() {
+            let at = |k: &str| format!("pipeline.stages[{i}].{k}");
+            if !names.insert(s.name.clone()) {
+                c.fail(at("name"), format!("duplicate stage name `{}`", s.name));
+            }
+            c.positive(at("service_ms"), s.service_ms);
+            let dist = match (s.dist.unwrap_or(DistToml::Lognormal), s.cv) {
+                (DistToml::Lognormal, cv) => {
+                    let cv = cv.unwrap_or(DEFAULT_CV);
+                    c.non_negative(at("cv"), cv);
+                    ServiceDist::Lognormal { cv }
+                }
+                (d, Some(_)) => {
+                    c.fail(
+                        at("cv"),
+                        format!("applies only to dist = \"lognormal\", not {d:?}"),
+                    );
+                    ServiceDist::Exp
+                }
+                (DistToml::Exp, None) => ServiceDist::Exp,
+                (DistToml::Const, None) => ServiceDist::Const,
+            };
+            let concurrency = s.concurrency.unwrap_or(1);
+            if concurrency == 0 {
+                c.fail(at("concurrency"), "must be at least 1");
+            }
+            if s.min_replicas == 0 {
+                c.fail(at("min_replicas"), "must be at least 1");
+            }
+            if s.min_replicas > s.max_replicas {
+                c.fail(
+                    at("min_replicas"),
+                    format!(
+                        "min_replicas ({}) is greater than max_replicas ({})",
+                        s.min_replicas, s.max_replicas
+                    ),
+                );
+            }
+            let startup_s = s.startup_s.unwrap_or(0.0);
+            c.non_negative(at("startup_s"), startup_s);
+            let initial = s.replicas.unwrap_or(s.min_replicas);
+            if initial < s.min_replicas || initial > s.max_replicas {
+                c.fail(
+                    at("replicas"),
+                    format!(
+                        "initial replicas {initial} outside [{}, {}]",
+                        s.min_replicas, s.max_replicas
+                    ),
+                );
+            }
+            let rho = s.rho.unwrap_or(1.0);
+            if !(MIN_SHARE..=1.0).contains(&rho) {
+                c.fail(at("rho"), format!("must be in [{MIN_SHARE}, 1], got {rho}"));
+            }
+            stages.push(StageConfig {
+                name: s.name.clone(),
+                kind: s.kind,
+                service_s: s.service_ms / 1e3,
+                dist,
+                concurrency,
+                min_replicas: s.min_replicas,
+                max_replicas: s.max_replicas,
+                startup_s,
+                initial_replicas: initial,
+                initial_rho: rho,
+                queue_capacity: s.queue_capacity,
+            });
+        }
+        c.non_negative("cost.cpu_replica", f.cost.cpu_replica);
+        c.non_negative("cost.gpu", f.cost.gpu);
+        c.positive("control.interval_s", f.control.interval_s);
+        let gpu_stages: Vec<&StageConfig> =
+            stages.iter().filter(|s| s.kind == StageKind::Gpu).collect();
+        if !gpu_stages.is_empty() && f.cost.gpus == 0 {
+            c.fail(
+                "cost.gpus",
+                "the pipeline has GPU stages but no GPUs (gpus = 0)",
+            );
+        } else if !gpu_stages.is_empty() {
+            let shares: Vec<f64> = gpu_stages
+                .iter()
+                .flat_map(|s| std::iter::repeat_n(s.initial_rho, s.initial_replicas as usize))
+                .collect();
+            let total: f64 = shares.iter().sum();
+            if total > f64::from(f.cost.gpus) + 1e-9 {
+                c.fail(
+                    "pipeline.stages[].rho",
+                    format!(
+                        "initial GPU shares sum to {total:.2} (replicas x rho), more than the {} GPUs",
+                        f.cost.gpus
+                    ),
+                );
+            } else if crate::sim::placement::pack(&shares, f.cost.gpus).is_none() {
+                c.fail(
+                    "pipeline.stages[].rho",
+                    format!("initial GPU shares do not pack onto {} GPUs", f.cost.gpus),
+                );
+            }
+        }
+        let w = &f.workload;
+        c.positive("workload.duration_s", w.duration_s);
+        let pattern = workload_pattern(w, base, &mut c);
+        if let Some((field, problem)) = c.problems.into_iter().next() {
+            return Err(ScenarioErrorKind::Invalid { field, problem });
+        }
+        let pattern = pattern.ok_or_else(|| ScenarioErrorKind::Invalid {
+            field: "workload.pattern".into(),
+            problem: "invalid".into(),
+        })?;
+        if let Err(e) = pattern.validate() {
+            return Err(ScenarioErrorKind::Invalid {
+                field: "workload".into(),
+                problem: e.to_string(),
+            });
+        }
+        Ok(Self {
+            name: name.to_string(),
+            path: PathBuf::new(),
+            pipeline: f.pipeline.name,
+            slo_p99_s: f.pipeline.slo_p99_ms / 1e3,
+            stages,
+            pattern,
+            duration_s: w.duration_s,
+            prices: CostPrices {
+                cpu_replica_per_hour: f.cost.cpu_replica,
+                gpu_per_hour: f.cost.gpu,
+            },
+            gpus: f.cost.gpus,
+            interval_s: f.control.interval_s,
+        })
+    }
+
+    /// What a policy may know before the run: bounds, prices, SLO, the planned peak.
+    pub fn context(&self, seed: u64, state_dir: Option<PathBuf>) -> PolicyContext {
+        PolicyContext {
+            pipeline: self.pipeline.clone(),
+            stages: self
+                .stages
+                .iter()
+                .map(|s| StagePlan {
+                    spec: StageSpec {
+                        name: s.name.clone(),
+                        kind: s.kind,
+                        concurrency: s.concurrency,
+                        min_replicas: s.min_replicas,
+                        max_replicas: s.max_replicas,
+                    },
+                    startup_s: s.startup_s,
+                    nominal_service_s: s.service_s,
+                    initial_replicas: s.initial_replicas,
+                    initial_rho: s.initial_rho,
+                })
+                .collect(),
+            slo_p99_s: self.slo_p99_s,
+            gpus: self.gpus,
+            prices: self.prices,
+            interval_s: self.interval_s,
+            peak_rate_rps: self.pattern.max_rate(self.duration_s),
+            seed,
+            state_dir,
+        }
+    }
+}
+
+/// Which pattern parameters each pattern takes (TOML names); the rest must be absent.
+fn workload_pattern(w: &WorkloadToml, base: &Path, c: &mut Check) -> Option<Pattern> {
+    const KNOWN: &str = "poisson, ramp, burst, sine, step, trace";
+    let given: [(&str, bool); 8] = [
+        ("rate", w.rate.is_some()),
+        ("peak", w.peak.is_some()),
+        ("burst_every_s", w.burst_every_s.is_some()),
+        ("burst_len_s", w.burst_len_s.is_some()),
+        ("period_s", w.period_s.is_some()),
+        ("step_at_s", w.step_at_s.is_some()),
+        ("trace", w.trace.is_some()),
+        ("speed", w.speed.is_some()),
+    ];
+    let takes: &[&str] = match w.pattern.as_str() {
+        "poisson" => &["rate"],
+        "ramp" => &["rate", "peak"],
+        "burst" => &["rate", "peak", "burst_every_s", "burst_len_s"],
+        "sine" => &["rate", "peak", "period_s"],
+        "step" => &["rate", "peak", "step_at_s"],
+        "trace" => &["trace", "speed"],
+        other => {
+            c.fail(
+                "workload.pattern",
+                format!("unknown pattern `{other}`; known patterns: {KNOWN}"),
+            );
+            return None;
+        }
+    };
+    for (k, present) in given {
+        if present && !takes.contains(&k) {
+            c.fail(
+                format!("workload.{k}"),
+                format!("does not apply to pattern `{}`", w.pattern),
+            );
+        }
+    }
+    let mut need = |k: &str, v: Option<f64>, positive: bool| -> f64 {
+        match v {
+            None => {
+                c.fail(
+                    format!("workload.{k}"),
+                    format!("missing; pattern `{}` needs it", w.pattern),
+                );
+                0.0
+            }
+            Some(x) => {
+                if positive {
+                    c.positive(format!("workload.{k}"), x);
+                } else {
+                    c.non_negative(format!("workload.{k}"), x);
+                }
+                x
+            }
+        }
+    };
+    let p = match w.pattern.as_str() {
+        "poisson" => Pattern::Poisson {
+            rate: need("rate", w.rate, false),
+        },
+        "ramp" => Pattern::Ramp {
+            rate: need("rate", w.rate, false),
+            peak: need("peak", w.peak, false),
+        },
+        "burst" => Pattern::Burst {
+            rate: need("rate", w.rate, false),
+            peak: need("peak", w.peak, false),
+            every_s: need("burst_every_s", w.burst_every_s, true),
+            len_s: need("burst_len_s", w.burst_len_s, true),
+        },
+        "sine" => Pattern::Sine {
+            rate: need("rate", w.rate, false),
+            peak: need("peak", w.peak, false),
+            period_s: need("period_s", w.period_s, true),
+        },
+        "step" => Pattern::Step {
+            rate: need("rate", w.rate, false),
+            peak: need("peak", w.peak, false),
+            at_s: need("step_at_s", w.step_at_s, false),
+        },
+        _ => {
+            let speed = w.speed.unwrap_or(1.0);
+            c.positive("workload.speed", speed);
+            let Some(rel) = &w.trace else {
+                c.fail(
+                    "workload.trace",
+                    "missing; pattern `trace` needs a CSV path",
+                );
+                return None;
+            };
+            let path = base.join(rel);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    c.fail(
+                        "workload.trace",
+                        format!("cannot read {}: {e}", path.display()),
+                    );
+                    return None;
+                }
+            };
+            match pattern::parse_trace_csv(&text) {
+                Ok(points) => Pattern::Trace { points, speed },
+                Err(e) => {
+                    c.fail("workload.trace", format!("{}: {e}", path.display()));
+                    return None;
+                }
+            }
+        }
+    };
+    Some(p)
+}
+
+#[cfg(test)]
+mod tests;
