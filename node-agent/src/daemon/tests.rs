@@ -1,7 +1,9 @@
 //! The control loop over a real shm dir, with a scripted utilisation source instead of NVML.
 
 use super::*;
+use crate::AgentError;
 use crate::target::{ChannelSource, TargetUpdate};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Reports `share` for every pid asked about (this test process), and the device as busy.

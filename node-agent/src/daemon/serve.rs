@@ -1,0 +1,96 @@
+//! `run`: the control thread, the HTTP endpoint and the report ingest, with the shutdown
+//! handshake described in [`super`].
+
+use super::{ControlLoop, DaemonConfig};
+use crate::AgentError;
+use crate::measure::Utilization;
+use crate::metrics::AgentMetrics;
+use crate::reports::ReportStore;
+use crate::target::TargetSource;
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// What `run` serves on.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// `/metrics` and `/healthz`.
+    pub metrics: Option<tokio::net::TcpListener>,
+    /// QUIC endpoint receiving `StageReport`s.
+    pub reports: Option<quinn::Endpoint>,
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn run(
+    cfg: DaemonConfig,
+    listeners: Listeners,
+    util: Option<Box<dyn Utilization>>,
+    targets: Box<dyn TargetSource>,
+    handle: PrometheusHandle,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&cfg.shm_dir).map_err(|source| AgentError::Io {
+        op: "create shm dir",
+        path: cfg.shm_dir.clone(),
+        source,
+    })?;
+    let metrics = AgentMetrics::new(&cfg.node);
+    let store = Arc::new(Mutex::new(ReportStore::new(cfg.max_report_keys)));
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let period = cfg.period;
+    let mut ctl = ControlLoop::new(cfg, util, targets, metrics.clone());
+    let control = std::thread::Builder::new()
+        .name("sair-agent-control".into())
+        .spawn(move || {
+            let mut next = Instant::now();
+            loop {
+                ctl.tick(Instant::now());
+                next += period;
+                let now = Instant::now();
+                if next < now {
+                    next = now;
+                }
+                match stop_rx.recv_timeout(next - now) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
+            }
+        })
+        .map_err(|source| AgentError::Io {
+            op: "spawn control thread",
+            path: PathBuf::new(),
+            source,
+        })?;
+    let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
+    let http = listeners
+        .metrics
+        .map(|l| tokio::spawn(crate::http::serve(l, handle, http_stop_rx.clone())));
+    let ingest = listeners.reports.map(|ep| {
+        tokio::spawn(crate::ingest::serve(
+            ep,
+            store.clone(),
+            metrics.clone(),
+            http_stop_rx.clone(),
+        ))
+    });
+    shutdown.await;
+    tracing::info!("shutting down");
+    // Receivers gone means the tasks already ended: nothing to tell them.
+    let _ = http_stop_tx.send(true);
+    let _ = stop_tx.send(());
+    for (what, task) in [("http", http), ("ingest", ingest)] {
+        if let Some(Err(e)) = match task {
+            Some(h) => Some(h.await),
+            None => None,
+        } {
+            tracing::error!(task = what, error = %e, "task ended abnormally");
+        }
+    }
+    match tokio::task::spawn_blocking(move || control.join()).await {
+        Ok(Ok(())) => {}
+        _ => tracing::error!("control thread panicked"),
+    }
+    Ok(())
+}
