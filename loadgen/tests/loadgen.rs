@@ -1,0 +1,274 @@
+//! `sair-loadgen` end to end against scripted loopback servers and `sair-stage`.
+
+#[path = "support/proc.rs"]
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::{Behaviour, StageProc, loadgen, report_schema, schema_violations, serve};
+
+fn f(v: &Value, ptr: &str) -> f64 {
+    v.pointer(ptr)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{ptr} missing in {v}"))
+}
+
+fn u(v: &Value, ptr: &str) -> u64 {
+    v.pointer(ptr)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{ptr} missing in {v}"))
+}
+
+#[test]
+fn a_one_second_stall_shows_as_one_second_tail_latency() {
+    let addr = serve(Behaviour::StallOneSecond);
+    let url = format!("http://{addr}/");
+    // 3 s at 100/s with enough connections that nothing is dropped during the stall.
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--duration",
+        "3s",
+        "--rate",
+        "100",
+        "--connections",
+        "400",
+        "--seed",
+        "7",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.report.unwrap();
+    assert_eq!(u(&r, "/dropped"), 0);
+    assert_eq!(u(&r, "/completed"), u(&r, "/sent"));
+    // About a third of the requests arrive during the stall, with latencies spread from 1 s
+    // down to 0. A closed-loop tool would record one slow request per connection instead.
+    let p90 = f(&r, "/latency_ms/p90");
+    let p99 = f(&r, "/latency_ms/p99");
+    let max = f(&r, "/latency_ms/max");
+    assert!(p90 > 500.0, "p90 {p90} ms");
+    assert!(p99 > 850.0 && p99 < 1500.0, "p99 {p99} ms");
+    assert!(max > 900.0 && max < 1600.0, "max {max} ms");
+    // The stalled second is the slow one in the timeline.
+    let tl = r["timeline"].as_array().unwrap();
+    assert!(f(&tl[1], "/p50_ms") > 300.0, "{}", tl[1]);
+    assert!(f(&tl[2], "/p99_ms") < 300.0, "{}", tl[2]);
+}
+
+#[test]
+fn arrivals_without_a_free_connection_are_dropped_not_delayed() {
+    let addr = serve(Behaviour::Delay(Duration::from_millis(100)));
+    let url = format!("http://{addr}/");
+    // One connection serves at most ~10 requests per second; 50 per second are scheduled.
+    let run = loadgen(&[
+        "--target",
+        &url,
+        "--duration",
+        "2s",
+        "--rate",
+        "50",
+        "--connections",
+        "1",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.report.unwrap();
+    let (scheduled, sent, dropped) = (u(&r, "/scheduled"), u(&r, "/sent"), u(&r, "/dropped"));
+    assert_eq!(sent + dropped, scheduled, "{r}");
+    assert!(sent <= 25, "sent {sent}");
+    assert!(dropped >= scheduled / 2, "dropped {dropped} of {scheduled}");
+    // Sent requests waited at most the 10 ms drop bound for their connection (plus scheduling
+    // noise on a busy machine, hence the generous bound).
+    assert!(f(&r, "/send_lag_ms/p50") < 20.0, "{}", r["send_lag_ms"]);
+    let per_second: u64 = r["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| u(s, "/dropped"))
+        .sum();
+    assert_eq!(per_second, dropped);
+}
+
+#[test]
+fn the_report_matches_the_checked_in_schema() {
+    let stage = StageProc::spawn(
+        &[
+            "--cpu-ms",
+            "1",
+            "--concurrency",
+            "2",
+            "--server-timing",
+            "embed",
+        ],
+        &[],
+    );
+    let run = loadgen(&[
+        "--target",
+        &stage.url(),
+        "--duration",
+        "2s",
+        "--pattern",
+        "burst",
+        "--rate",
+        "20",
+        "--peak",
+        "100",
+        "--burst-every",
+        "1",
+        "--burst-len",
+        "0.5",
+        "--method",
+        "POST",
+        "--body-size",
+        "100",
+        "--header",
+        "x-test: 1",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.report.unwrap();
+    let mut bad = Vec::new();
+    schema_violations(&report_schema(), &r, "$", &mut bad);
+    assert!(bad.is_empty(), "{bad:#?}\n{r}");
+    // Every field the issue lists is there and filled in.
+    assert!(u(&r, "/completed") > 20);
+    assert!(r["errors"].is_object());
+    assert!(f(&r, "/achieved_rps") > 0.0);
+    for p in ["p50", "p90", "p99", "p999", "max", "mean"] {
+        assert!(f(&r, &format!("/latency_ms/{p}")) > 0.0, "{p}");
+    }
+    let tl = r["timeline"].as_array().unwrap();
+    assert_eq!(tl.len(), 2);
+    assert!(f(&r, "/stages/embed/service_p50_ms") >= 0.9);
+    assert!(u(&r, "/stages/embed/count") > 20);
+    assert!(run.stdout.contains("stage embed"), "{}", run.stdout);
+    // A schema violation is caught (the checker can fail).
+    let mut broken = r.clone();
+    broken["latency_ms"].as_object_mut().unwrap().remove("p99");
+    broken["timeline"][0]["rps"] = Value::from(-1);
+    let mut bad = Vec::new();
+    schema_violations(&report_schema(), &broken, "$", &mut bad);
+    assert_eq!(bad.len(), 2, "{bad:?}");
+}
+
+#[test]
+fn an_unreachable_target_fails_before_the_run() {
+    // Bind then drop a listener: the port is closed.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let run = loadgen(&["--target", &format!("http://{addr}/"), "--duration", "30s"]);
+    assert_eq!(run.code, Some(69));
+    assert!(run.stderr.contains("unreachable"), "{}", run.stderr);
+    assert!(run.wall < Duration::from_secs(10), "took {:?}", run.wall);
+    assert!(run.report.is_none());
+}
+
+#[test]
+fn bad_input_names_the_parameter_and_exits_64() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--rate", "-5"], "`rate`"),
+        (
+            &["--pattern", "ramp", "--rate", "100", "--peak", "50"],
+            "`peak`",
+        ),
+        (
+            &["--pattern", "burst", "--peak", "500", "--burst-len", "-1"],
+            "`burst-len`",
+        ),
+        (
+            &["--pattern", "sine", "--peak", "500", "--period", "0"],
+            "`period`",
+        ),
+        (
+            &["--pattern", "trace:/nonexistent/trace.csv"],
+            "trace:/nonexistent/trace.csv",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["--target", "http://127.0.0.1:9/"];
+        args.extend_from_slice(flags);
+        let run = loadgen(&args);
+        assert_eq!(run.code, Some(64), "{flags:?}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{flags:?}: {}", run.stderr);
+    }
+    let dir = support::scratch("trace");
+    let empty = dir.join("empty.csv");
+    std::fs::write(&empty, "second,rps\n").unwrap();
+    let run = loadgen(&[
+        "--target",
+        "http://127.0.0.1:9/",
+        "--pattern",
+        &format!("trace:{}", empty.display()),
+    ]);
+    assert_eq!(run.code, Some(64));
+    assert!(
+        run.stderr.contains("no `second,rps` points"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_failing_server_still_ends_on_time_and_reports_errors() {
+    let failing = serve(Behaviour::Status(503));
+    let run = loadgen(&[
+        "--target",
+        &format!("http://{failing}/"),
+        "--duration",
+        "1s",
+        "--rate",
+        "50",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.report.unwrap();
+    assert_eq!(u(&r, "/completed"), 0);
+    assert_eq!(u(&r, "/errors/http_5xx"), u(&r, "/sent"));
+    assert!(u(&r, "/sent") > 20);
+
+    // A server that never answers: every request times out and the run still ends within
+    // duration + timeout.
+    let hole = serve(Behaviour::BlackHole);
+    let run = loadgen(&[
+        "--target",
+        &format!("http://{hole}/"),
+        "--duration",
+        "1s",
+        "--rate",
+        "20",
+        "--timeout",
+        "500ms",
+    ]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.report.unwrap();
+    assert_eq!(u(&r, "/errors/timeout"), u(&r, "/sent"));
+    assert!(f(&r, "/elapsed_s") < 2.0, "elapsed {}", r["elapsed_s"]);
+    assert!(run.wall < Duration::from_secs(15), "took {:?}", run.wall);
+}
+
+#[test]
+fn same_seed_same_schedule_over_the_network() {
+    let stage = StageProc::spawn(&["--cpu-ms", "0"], &[]);
+    let args = [
+        "--target",
+        &stage.url(),
+        "--duration",
+        "1s",
+        "--rate",
+        "200",
+        "--pattern",
+        "poisson",
+        "--seed",
+        "11",
+    ];
+    let a = loadgen(&args).report.unwrap();
+    let b = loadgen(&args).report.unwrap();
+    assert_eq!(a["scheduled"], b["scheduled"]);
+    let expected = sair_loadgen::pattern::schedule(
+        &sair_loadgen::pattern::Pattern::Poisson { rate: 200.0 },
+        1.0,
+        11,
+    );
+    assert_eq!(u(&a, "/scheduled"), expected.len() as u64);
+}

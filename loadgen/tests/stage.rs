@@ -1,0 +1,175 @@
+//! `sair-stage` end to end: CPU cost, worker slots, echo, health, and GPU work through the
+//! SAIR GPU emulator standing in for `libcuda.so.1`.
+
+#[path = "support/proc.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use support::{StageProc, http, loadgen, scratch};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[test]
+fn service_time_matches_cpu_ms_at_low_load() {
+    let stage = StageProc::spawn(&["--cpu-ms", "20", "--concurrency", "1"], &[]);
+    // Sequential requests: no queueing, one worker busy at a time.
+    let service: Vec<f64> = (0..15)
+        .map(|_| {
+            let r = http(stage.addr, "GET", "/infer", b"");
+            assert_eq!(r.status, 200);
+            r.header_f64("x-sair-stage-service-ms")
+        })
+        .collect();
+    let m = median(service.clone());
+    eprintln!("service ms {service:?}, median {m}");
+    assert!(
+        (m - 20.0).abs() <= 2.0,
+        "median service {m} ms, expected 20 ± 10%"
+    );
+}
+
+#[test]
+fn the_loadgen_sees_the_stage_cost_in_server_timing() {
+    let stage = StageProc::spawn(
+        &[
+            "--cpu-ms",
+            "5",
+            "--concurrency",
+            "2",
+            "--server-timing",
+            "stage",
+        ],
+        &[],
+    );
+    let run = loadgen(&["--target", &stage.url(), "--duration", "2s", "--rate", "20"]);
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let r = run.report.unwrap();
+    let p50 = r["stages"]["stage"]["service_p50_ms"].as_f64().unwrap();
+    assert!(
+        (p50 - 5.0).abs() <= 0.5,
+        "service p50 {p50} ms, expected 5 ± 10%"
+    );
+}
+
+#[test]
+fn worker_slots_queue_excess_requests() {
+    let stage = StageProc::spawn(&["--cpu-ms", "200", "--concurrency", "1"], &[]);
+    let addr = stage.addr;
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || http(addr, "GET", "/", b"")))
+        .collect();
+    let resps: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let wall = t0.elapsed();
+    let queued: Vec<f64> = resps
+        .iter()
+        .map(|r| r.header_f64("x-sair-stage-queue-ms"))
+        .collect();
+    eprintln!("queue ms {queued:?}, wall {wall:?}");
+    // One slot: the three requests run one after another (≥ 600 ms of CPU in total) and the
+    // last one waited for the two before it.
+    assert!(wall >= Duration::from_millis(590), "{wall:?}");
+    assert!(
+        queued.iter().cloned().fold(0.0, f64::max) >= 350.0,
+        "{queued:?}"
+    );
+}
+
+#[test]
+fn echo_response_size_and_health() {
+    let stage = StageProc::spawn(&["--cpu-ms", "0", "--response-size", "1000"], &[]);
+    let r = http(stage.addr, "POST", "/x", b"hello");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 1000);
+    let h = http(stage.addr, "GET", "/healthz", b"");
+    assert_eq!((h.status, h.body.as_slice()), (200, b"ok\n".as_slice()));
+    drop(stage);
+    let echo = StageProc::spawn(&["--cpu-ms", "0", "--echo"], &[]);
+    let r = http(echo.addr, "POST", "/x", b"hello");
+    assert_eq!(r.body, b"hello");
+}
+
+#[test]
+fn bad_flags_exit_64_naming_the_flag() {
+    let out = support::run_bounded(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sair-stage"));
+            c.args(["--listen", "127.0.0.1:0", "--cpu-ms", "-3"]);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cpu-ms"));
+    let help = support::run_bounded(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sair-stage"));
+            c.arg("--help");
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert!(String::from_utf8_lossy(&help.stdout).contains("SYNTHETIC model server"));
+}
+
+/// `<target>/debug`, two levels above this test executable.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("test executable lives in <target>/<profile>/deps")
+        .to_owned()
+}
+
+#[test]
+fn gpu_work_goes_through_libcuda_on_the_emulator() {
+    let emu = target_dir().join("libsair_emu_cuda.so");
+    assert!(
+        emu.exists(),
+        "{} is missing: build the GPU emulator first (cargo build -p sair-emu-cuda; CI builds the workspace)",
+        emu.display()
+    );
+    let dir = scratch("gpu");
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::os::unix::fs::symlink(&emu, lib.join("libcuda.so.1")).unwrap();
+    let state = dir.join("emu.state");
+    // 4 kernels × 500 blocks × 2 µs per block = 4 ms of emulated GPU time per request.
+    let stage = StageProc::spawn(
+        &[
+            "--cpu-ms",
+            "0",
+            "--gpu-kernels",
+            "4",
+            "--kernel-blocks",
+            "500",
+            "--concurrency",
+            "1",
+        ],
+        &[
+            ("LD_LIBRARY_PATH", lib.as_path()),
+            ("SAIR_EMU_STATE", state.as_path()),
+            ("SAIR_EMU_NS_PER_BLOCK", std::path::Path::new("2000")),
+        ],
+    );
+    let gpu: Vec<f64> = (0..5)
+        .map(|_| {
+            let r = http(stage.addr, "GET", "/infer", b"");
+            assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
+            r.header_f64("x-sair-stage-gpu-ms")
+        })
+        .collect();
+    eprintln!("gpu ms {gpu:?}");
+    // cuStreamSynchronize returns only when the emulated device time line has passed the
+    // last kernel's end, so each request takes at least the 4 ms the emulator charges.
+    assert!(gpu.iter().all(|&g| g >= 3.9), "{gpu:?}");
+    assert!(median(gpu) < 100.0);
+    // The emulator kept its device time line in the state file: the launches reached it.
+    assert!(state.exists(), "emulator state file not created");
+    drop(stage);
+    std::fs::remove_dir_all(&dir).ok();
+}
