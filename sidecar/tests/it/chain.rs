@@ -82,6 +82,7 @@ async fn chain_of_three_returns_last_body_and_six_timings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn p2c_spreads_over_three_replicas_within_15_percent() {
+    let _exclusive = EXCLUSIVE.lock().await;
     let replicas = [
         upstream("r1", Duration::from_millis(3)).await,
         upstream("r2", Duration::from_millis(3)).await,

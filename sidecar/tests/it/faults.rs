@@ -8,6 +8,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_failing_requests_leave_no_slot_in_flight() {
+    let _exclusive = EXCLUSIVE.lock().await;
     let dead = closed_port().await;
     let sc = sidecar(&[
         "--stage",

@@ -18,6 +18,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drains_every_accepted_request() {
+    let _exclusive = EXCLUSIVE.lock().await;
     let up = upstream("m", Duration::from_millis(300)).await;
     let (port, mport) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_sair-sidecar"))

@@ -17,6 +17,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// Serialises the tests whose assertions are about timing or that generate heavy load, so
+/// they do not disturb each other inside this one test binary.
+pub static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How long polls wait before failing; raise with SAIR_TEST_PATIENCE_SECONDS on slow machines.
 pub fn patience() -> Duration {
     let secs = std::env::var("SAIR_TEST_PATIENCE_SECONDS")
@@ -85,12 +89,17 @@ pub async fn upstream(name: &str, delay: Duration) -> Upstream {
                         .await
                         .map(|c| c.to_bytes())
                         .unwrap_or_default();
+                    let began = Instant::now();
                     tokio::time::sleep(delay).await;
                     let mut out = body.to_vec();
                     out.extend_from_slice(format!("|{name}").as_bytes());
                     let mut resp = Response::new(Full::new(Bytes::from(out)));
                     resp.headers_mut()
                         .insert("content-type", "text/plain".parse().unwrap());
+                    // How long this handler took, as the model server itself saw it.
+                    let took = began.elapsed().as_micros().to_string();
+                    resp.headers_mut()
+                        .insert("x-upstream-us", took.parse().unwrap());
                     if let Some(rid) = rid {
                         resp.headers_mut().insert("x-seen-request-id", rid);
                     }
