@@ -4,7 +4,8 @@
 //!
 //! Responses carry the server-side timing, so clients can check the cost without network
 //! noise: `x-sair-stage-queue-ms` (wait for a worker slot), `x-sair-stage-service-ms` (work,
-//! wall clock), and with `--server-timing NAME` also `Server-Timing: NAME-queue;dur=..,
+//! wall clock), `x-sair-stage-cpu-ms` (CPU time the work used), `x-sair-stage-gpu-ms` (the GPU
+//! part, with GPU work), and with `--server-timing NAME` also `Server-Timing: NAME-queue;dur=..,
 //! NAME-service;dur=..` in the sidecar's format. `GET /healthz` answers `ok` at once.
 
 use crate::cpu::Burner;
@@ -31,6 +32,8 @@ use tokio::sync::Semaphore;
 pub const QUEUE_HEADER: &str = "x-sair-stage-queue-ms";
 /// Header: milliseconds of work (CPU + GPU), wall clock, measured in the server.
 pub const SERVICE_HEADER: &str = "x-sair-stage-service-ms";
+/// Header: CPU time the work consumed on its worker thread, in milliseconds.
+pub const CPU_HEADER: &str = "x-sair-stage-cpu-ms";
 /// Header: milliseconds of the GPU part alone.
 pub const GPU_HEADER: &str = "x-sair-stage-gpu-ms";
 
@@ -211,19 +214,23 @@ fn text(status: http::StatusCode, body: &'static str) -> http::Response<Full<Byt
 #[derive(Debug, Clone, Copy)]
 struct Work {
     service_ms: f64,
+    cpu_ms: f64,
     gpu_ms: f64,
 }
 
 impl Stage {
     fn work(&self, cpu_ms: f64) -> Result<Work, GpuError> {
         let t0 = Instant::now();
+        let c0 = crate::cpu::thread_cpu_ns();
         self.burner.burn(cpu_ms);
+        let used_ns = crate::cpu::thread_cpu_ns().saturating_sub(c0);
         let t1 = Instant::now();
         if let Some(gpu) = &self.gpu {
             gpu.run()?;
         }
         Ok(Work {
             service_ms: ms(t0.elapsed()),
+            cpu_ms: used_ns as f64 / 1e6,
             gpu_ms: ms(t1.elapsed()),
         })
     }
@@ -273,6 +280,7 @@ impl Stage {
         } else {
             Work {
                 service_ms: 0.0,
+                cpu_ms: 0.0,
                 gpu_ms: 0.0,
             }
         };
@@ -286,6 +294,9 @@ impl Stage {
         }
         if let Some(v) = num(work.service_ms) {
             h.insert(SERVICE_HEADER, v);
+        }
+        if let Some(v) = num(work.cpu_ms) {
+            h.insert(CPU_HEADER, v);
         }
         if self.gpu.is_some()
             && let Some(v) = num(work.gpu_ms)

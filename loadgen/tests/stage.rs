@@ -8,32 +8,57 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::{StageProc, http, loadgen, scratch};
 
-fn median(mut v: Vec<f64>) -> f64 {
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn median(v: Vec<f64>) -> f64 {
+    quantile(v, 0.5)
+}
+
+/// Tests that measure CPU-bound service times run one at a time, so they do not slow each
+/// other down on a small CI machine.
+static CPU_BOUND: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn cpu_bound() -> std::sync::MutexGuard<'static, ()> {
+    CPU_BOUND.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[test]
 fn service_time_matches_cpu_ms_at_low_load() {
+    let _serial = cpu_bound();
     let stage = StageProc::spawn(&["--cpu-ms", "20", "--concurrency", "1"], &[]);
     // Sequential requests: no queueing, one worker busy at a time.
-    let service: Vec<f64> = (0..15)
+    let (service, cpu): (Vec<f64>, Vec<f64>) = (0..15)
         .map(|_| {
             let r = http(stage.addr, "GET", "/infer", b"");
             assert_eq!(r.status, 200);
-            r.header_f64("x-sair-stage-service-ms")
+            (
+                r.header_f64("x-sair-stage-service-ms"),
+                r.header_f64("x-sair-stage-cpu-ms"),
+            )
         })
-        .collect();
-    let m = median(service.clone());
-    eprintln!("service ms {service:?}, median {m}");
+        .unzip();
+    eprintln!("service ms {service:?}\ncpu ms {cpu:?}");
+    // The CPU consumed is the requested 20 ms whatever else runs on the machine.
+    let c = median(cpu);
     assert!(
-        (m - 20.0).abs() <= 2.0,
-        "median service {m} ms, expected 20 ± 10%"
+        (c - 20.0).abs() <= 2.0,
+        "median CPU {c} ms, expected 20 ± 10%"
     );
+    // Wall-clock service time is never below it; it equals it only when the worker thread
+    // has a core to itself, which a shared CI machine cannot promise (at load average 5 on
+    // 2 cores it is about twice as long), so only a loose upper bound is checked on the
+    // fastest request. docs/benchmarks.md has the wall-clock figures on a quiet machine.
+    assert!(service.iter().all(|&s| s >= 19.0), "{service:?}");
+    let fastest = quantile(service, 0.0);
+    assert!(fastest < 100.0, "fastest service {fastest} ms");
 }
 
 #[test]
 fn the_loadgen_sees_the_stage_cost_in_server_timing() {
+    let _serial = cpu_bound();
     let stage = StageProc::spawn(
         &[
             "--cpu-ms",
@@ -49,14 +74,18 @@ fn the_loadgen_sees_the_stage_cost_in_server_timing() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let r = run.report.unwrap();
     let p50 = r["stages"]["stage"]["service_p50_ms"].as_f64().unwrap();
+    // Wall-clock service parsed from Server-Timing: at least the 5 ms of CPU and not wildly
+    // more at this low load (the tight check is the test above).
     assert!(
-        (p50 - 5.0).abs() <= 0.5,
-        "service p50 {p50} ms, expected 5 ± 10%"
+        (4.9..25.0).contains(&p50),
+        "service p50 {p50} ms, expected about 5"
     );
+    assert!(r["stages"]["stage"]["count"].as_u64().unwrap() > 20);
 }
 
 #[test]
 fn worker_slots_queue_excess_requests() {
+    let _serial = cpu_bound();
     let stage = StageProc::spawn(&["--cpu-ms", "200", "--concurrency", "1"], &[]);
     let addr = stage.addr;
     let t0 = Instant::now();
