@@ -238,6 +238,8 @@ impl ControlLoop {
                         continue;
                     };
                     let path = old.m.seg.path().to_owned();
+                    // Processes on the old file follow the path to the new one.
+                    old.m.retire();
                     drop(old);
                     match Mapped::open(&path) {
                         Ok(m) => self.adopt(&name, m, 0),
@@ -251,8 +253,11 @@ impl ControlLoop {
                     };
                     let path = old.m.seg.path().to_owned();
                     let recreated = old.recreated;
-                    drop(old);
                     self.recreate(&name, &path, &why);
+                    // After the new file is in place: processes still on the damaged one
+                    // re-open the path and attach to it.
+                    old.m.retire();
+                    drop(old);
                     if let Some(m) = self.segs.get_mut(&name) {
                         m.recreated = m.recreated.max(recreated + 1);
                     }

@@ -148,6 +148,8 @@ pub enum Health {
 pub struct Mapped {
     /// The mapping.
     pub seg: Segment,
+    /// The mapped file itself (its inode stays reachable after the path is replaced).
+    file: File,
     ino: u64,
 }
 
@@ -155,15 +157,38 @@ impl Mapped {
     /// Opens the segment at `path`.
     pub fn open(path: &Path) -> Result<Mapped, ShmError> {
         let seg = Segment::open(path)?;
-        let ino = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
-        Ok(Mapped { seg, ino })
+        Self::with_file(seg)
     }
 
     /// Creates (or replaces) the segment at `path`.
     pub fn create(path: &Path, gpu: u32, params: &sair_shm::Params) -> Result<Mapped, ShmError> {
         let seg = Segment::create(path, gpu, params)?;
-        let ino = std::fs::metadata(path).map(|m| m.ino()).unwrap_or(0);
-        Ok(Mapped { seg, ino })
+        Self::with_file(seg)
+    }
+
+    fn with_file(seg: Segment) -> Result<Mapped, ShmError> {
+        let path = seg.path().to_owned();
+        let file = File::open(&path).map_err(|source| ShmError::Io {
+            path: path.clone(),
+            op: "open",
+            source,
+        })?;
+        let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        Ok(Mapped { seg, file, ino })
+    }
+
+    /// Tells the processes still mapping this file to re-open the path (they then attach to
+    /// whatever is there now), unless the file is shorter than a segment, in which case the
+    /// mapping must not be touched at all.
+    pub fn retire(&self) -> bool {
+        let whole = self
+            .file
+            .metadata()
+            .is_ok_and(|m| m.len() >= SEGMENT_SIZE as u64);
+        if whole {
+            self.seg.layout().control.retired.store(1, Relaxed);
+        }
+        whole
     }
 
     /// Checks the file before the mapping is read: a file truncated under a mapping must not

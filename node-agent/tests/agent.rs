@@ -408,11 +408,21 @@ fn corrupt_and_truncated_segments_are_recreated_and_reported() {
         .is_some(),
         "agent never adopted t"
     );
-    // Magic overwritten in place (same length).
+    // A process attached to m before it is damaged.
+    let launcher = w.launcher("m", 10_000);
+    let pid = launcher.child.id();
+    assert_eventually!(
+        w.segment("m").attached_pids().contains(&pid),
+        "launcher never attached"
+    );
+    // Magic overwritten in place, without truncating: a file truncated under a mapping faults
+    // every process that maps it (SIGBUS), the launcher included.
     let m = segment_path(&w.shm(), "m").unwrap();
-    let mut bytes = std::fs::read(&m).unwrap();
-    bytes[..8].copy_from_slice(b"CORRUPT!");
-    std::fs::write(&m, &bytes).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&m).unwrap();
+        f.write_all_at(b"CORRUPT!", 0).unwrap();
+    }
     // Truncated copy put in place with a rename (an in-place truncation under a mapping is a
     // different hazard, see docs/node-agent.md).
     let t = segment_path(&w.shm(), "t").unwrap();
@@ -426,6 +436,15 @@ fn corrupt_and_truncated_segments_are_recreated_and_reported() {
     );
     // The targets the agent knew survive.
     assert_eq!(w.segment("m").params().target_share, 0.3);
+    // The process on the damaged file was told to re-open and now charges the new one.
+    assert_eventually!(
+        {
+            let seg = w.segment("m");
+            seg.attached_pids().contains(&pid) && seg.counters().launches > 0
+        },
+        "launcher never moved to the recreated segment"
+    );
+    drop(launcher);
     assert_eq!(w.segment("t").params().target_share, 0.2);
     let text = metrics(&agent);
     assert!(
