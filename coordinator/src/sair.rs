@@ -358,13 +358,9 @@ impl Sair {
 
     /// Off-beat call: only the guard may act.
     fn off_beat(&mut self, s: &PipelineState) -> Decision {
-        let Some((i, mut a)) = self.guard.check(s, &self.cfg.limits) else {
+        let Some((i, a)) = self.guard.check(s, &self.cfg.limits) else {
             return Self::hold_decision(s, "between decisions; no guard breach".into());
         };
-        // Shrink the step until the GPU shares pack.
-        while !validator::gpu_fits(s, &a) && a.replicas[i] > s.stages[i].replicas_desired {
-            a.replicas[i] -= 1;
-        }
         if a == Action::hold(s) || self.validator.check(s, &a, s.t_s, true).is_err() {
             return Self::hold_decision(s, "guard breach, but no safe scale-up".into());
         }

@@ -104,7 +104,46 @@ pub struct StageMemory {
 #[derive(Debug, Clone, Default)]
 pub struct History {
     arrivals: Vec<f64>,
+    /// Longer record of full-interval arrival rates, for the seasonal forecast.
+    season: Vec<f64>,
     pub stages: Vec<StageMemory>,
+}
+
+/// How many intervals the seasonal record keeps (an hour at 30 s).
+const SEASON_WINDOW: usize = 120;
+
+/// A detected period (in intervals) and its strength (autocorrelation of the differences).
+fn detect_period(x: &[f64]) -> Option<(usize, f64)> {
+    let n = x.len();
+    if n < 9 {
+        return None;
+    }
+    let (lo, hi) = x
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+    // Only loads that swing matter; a flat or noisy load has nothing to forecast.
+    if hi < 1.5 * lo.max(1e-9) {
+        return None;
+    }
+    // Differences remove trends (a ramp correlates with itself at every lag).
+    let d: Vec<f64> = x.windows(2).map(|w| w[1] - w[0]).collect();
+    let m = d.len();
+    let mean = d.iter().sum::<f64>() / m as f64;
+    let var: f64 = d.iter().map(|v| (v - mean).powi(2)).sum();
+    if var <= 0.0 {
+        return None;
+    }
+    let mut best: Option<(usize, f64)> = None;
+    for lag in 2..=(m / 2).min(60) {
+        let c: f64 = (lag..m)
+            .map(|t| (d[t] - mean) * (d[t - lag] - mean))
+            .sum::<f64>();
+        let r = c / var * m as f64 / (m - lag) as f64;
+        if r > 0.5 && best.is_none_or(|(_, b)| r > b) {
+            best = Some((lag, r));
+        }
+    }
+    best
 }
 
 /// How many past full intervals the trend looks at.
@@ -116,6 +155,10 @@ impl History {
         self.arrivals.push(arrival_rate);
         if self.arrivals.len() > TREND_WINDOW {
             self.arrivals.remove(0);
+        }
+        self.season.push(arrival_rate);
+        if self.season.len() > SEASON_WINDOW {
+            self.season.remove(0);
         }
         if self.stages.len() != s.stages.len() {
             self.stages = vec![StageMemory::default(); s.stages.len()];
@@ -148,11 +191,30 @@ impl History {
         if den > 0.0 { num / den } else { 0.0 }
     }
 
+    /// Seasonal forecast: when the load repeats with a detected period L, the largest rate
+    /// seen at the next two phases one and two periods ago (two, because new replicas need a
+    /// start-up before they serve). `None` without a clear period.
+    pub fn seasonal(&self) -> Option<f64> {
+        let x = &self.season;
+        let (l, _) = detect_period(x)?;
+        let n = x.len();
+        let mut best: Option<f64> = None;
+        for back in [l, 2 * l] {
+            for h in 0..2 {
+                if let Some(v) = (n + h).checked_sub(back).and_then(|i| x.get(i)) {
+                    best = Some(best.map_or(*v, |b| b.max(*v)));
+                }
+            }
+        }
+        best
+    }
+
     /// Pipeline demand to plan the next interval for: the current rate, raised (never
-    /// lowered) by one interval of the recent upward trend.
+    /// lowered) by one interval of the recent upward trend and by the seasonal forecast.
     pub fn planning_rate(&self, s: &PipelineState) -> f64 {
         let now = s.arrival_rate;
-        (now + self.slope_per_interval().max(0.0)).max(now)
+        let trend = (now + self.slope_per_interval().max(0.0)).max(now);
+        self.seasonal().map_or(trend, |f| trend.max(f))
     }
 
     /// Relative trend in [−1, 1]: slope per interval over the current rate.

@@ -7,7 +7,9 @@
 
 use crate::policy::{Action, PipelineState};
 
-use super::validator::Limits;
+use crate::policy::StageKind;
+
+use super::validator::{Limits, gpu_fits};
 
 /// Guard knobs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,6 +23,8 @@ pub struct GuardConfig {
     pub sustain_s: f64,
     /// After acting on a stage, leave it alone this long (new replicas need to start).
     pub refractory_s: f64,
+    /// Utilisation the guard sizes a breaching stage for.
+    pub target_utilisation: f64,
 }
 
 impl Default for GuardConfig {
@@ -31,6 +35,7 @@ impl Default for GuardConfig {
             share: 1.0,
             sustain_s: 5.0,
             refractory_s: 20.0,
+            target_utilisation: 0.7,
         }
     }
 }
@@ -63,47 +68,72 @@ impl Guard {
             return None;
         }
         let threshold = self.cfg.share * s.slo_p99_s / n as f64;
-        let mut worst: Option<(usize, f64)> = None;
+        let mut firing: Vec<(usize, f64)> = Vec::new();
         for (i, st) in s.stages.iter().enumerate() {
             if st.queue_wait_p99_s > threshold {
                 let since = *self.breach_since[i].get_or_insert(s.t_s);
-                let sustained = s.t_s - since >= self.cfg.sustain_s - 1e-9;
+                let excess = st.queue_wait_p99_s / threshold;
+                // A breach three times over needs no confirmation.
+                let sustained = s.t_s - since >= self.cfg.sustain_s - 1e-9 || excess >= 3.0;
                 let resting = self.last_fire[i].is_some_and(|t| s.t_s - t < self.cfg.refractory_s);
                 let room = st.replicas_desired < limits.max_replicas(st)
-                    || (st.kind == crate::policy::StageKind::Gpu && st.rho < 0.999);
+                    || (st.kind == StageKind::Gpu && st.rho < 0.999);
                 if sustained && !resting && room {
-                    let excess = st.queue_wait_p99_s / threshold;
-                    if worst.is_none_or(|(_, e)| excess > e) {
-                        worst = Some((i, excess));
-                    }
+                    firing.push((i, excess));
                 }
             } else {
                 self.breach_since[i] = None;
             }
         }
-        let (i, _) = worst?;
-        let st = &s.stages[i];
+        let worst = firing.iter().max_by(|a, b| a.1.total_cmp(&b.1))?.0;
         let mut a = Action::hold(s);
-        if st.kind == crate::policy::StageKind::Gpu && st.rho < 0.999 {
-            // A GPU stage running on a small share is faster fixed by a bigger share (service
-            // time falls too) than by more slow replicas; fall back to replicas if it does not
-            // pack.
-            let mut b = a.clone();
-            let up = (st.rho * 1.5).max(st.rho + 0.25).min(1.0);
-            b.rho[i] = ((up / 0.05).round() * 0.05).min(1.0);
-            b.rho[i] = b.rho[i].min(st.rho + limits.max_rho_step);
-            if super::validator::gpu_fits(s, &b) {
-                self.last_fire[i] = Some(s.t_s);
-                self.breach_since[i] = None;
-                return Some((i, b));
+        for &(i, _) in &firing {
+            let st = &s.stages[i];
+            let need = demand_utilisation(s, i) / self.cfg.target_utilisation;
+            // A breach is evidence of too little capacity even when the measured rates lag: at
+            // least half as much again.
+            let mut need = need.max(1.5);
+            if st.kind == StageKind::Gpu && st.rho < 0.999 {
+                // A bigger share is instant and also shortens service; replicas take a start-up.
+                let rho = (st.rho * need).min(1.0).min(st.rho + limits.max_rho_step);
+                a.rho[i] = ((rho / 0.05).ceil() * 0.05).min(1.0);
+                need *= st.rho / a.rho[i];
             }
+            if need > 1.0 + 1e-9 {
+                let cur = st.replicas_desired.max(1);
+                let want = (f64::from(cur) * need).ceil() as u32;
+                let cap = cur.saturating_add(cur.max(limits.min_up_step));
+                a.replicas[i] = want.max(cur + 1).min(cap).min(limits.max_replicas(st));
+            }
+            // Shrink a GPU stage's step until the shares pack.
+            while st.kind == StageKind::Gpu
+                && !gpu_fits(s, &a)
+                && a.replicas[i] > st.replicas_desired
+            {
+                a.replicas[i] -= 1;
+            }
+            if st.kind == StageKind::Gpu && !gpu_fits(s, &a) {
+                a.rho[i] = st.rho;
+            }
+            self.last_fire[i] = Some(s.t_s);
+            self.breach_since[i] = None;
         }
-        let add = st.replicas_desired.div_ceil(2).max(1);
-        a.replicas[i] = (st.replicas_desired + add).min(limits.max_replicas(st));
-        self.last_fire[i] = Some(s.t_s);
-        self.breach_since[i] = None;
-        Some((i, a))
+        Some((worst, a))
     }
+}
+
+/// Offered utilisation of stage `i`'s serving capacity: demand (the larger of its own and the
+/// pipeline's arrival rate, plus its backlog drained over 10 s) × mean service time / slots.
+fn demand_utilisation(s: &PipelineState, i: usize) -> f64 {
+    let st = &s.stages[i];
+    let lambda = st.arrival_rate.max(s.arrival_rate) + st.queue_depth as f64 / 10.0;
+    let svc = if st.service_mean_s > 0.0 {
+        st.service_mean_s
+    } else {
+        st.service_p50_s
+    };
+    let slots = f64::from(st.replicas.max(1) * st.concurrency.max(1));
+    lambda * svc / slots
 }
 
 #[cfg(test)]

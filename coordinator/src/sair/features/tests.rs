@@ -53,3 +53,38 @@ fn gpu_service_is_normalised_to_full_share() {
     assert!((p.service_mean_1[1] - 0.010).abs() < 1e-12);
     assert!((p.stage_load(&s, 1, 2, 0.25).service_mean_s - 0.040).abs() < 1e-12);
 }
+
+#[test]
+fn seasonal_forecast_sees_periodic_bursts_but_not_ramps_or_noise() {
+    let mut h = History::default();
+    // Bursts of two intervals every ten.
+    for k in 0..25 {
+        let r = if k % 10 == 8 || k % 10 == 9 {
+            400.0
+        } else {
+            100.0
+        };
+        h.observe(&pipeline(r, 0.0), r);
+    }
+    // Next intervals (k = 25, 26) are calm, but k = 28 bursts: forecast for 26 + 1 ahead.
+    assert_eq!(h.seasonal(), Some(100.0));
+    h.observe(&pipeline(100.0, 0.0), 100.0); // k = 25
+    h.observe(&pipeline(100.0, 0.0), 100.0); // k = 26
+    h.observe(&pipeline(100.0, 0.0), 100.0); // k = 27: next is a burst
+    assert_eq!(h.seasonal(), Some(400.0));
+    assert!(h.planning_rate(&pipeline(100.0, 0.0)) >= 400.0);
+
+    let mut ramp = History::default();
+    for k in 0..40 {
+        let r = 50.0 + 10.0 * f64::from(k);
+        ramp.observe(&pipeline(r, 0.0), r);
+    }
+    assert_eq!(ramp.seasonal(), None);
+
+    let mut noise = History::default();
+    for k in 0..40u32 {
+        let r = 100.0 + f64::from((k * 7919) % 13);
+        noise.observe(&pipeline(r, 0.0), r);
+    }
+    assert_eq!(noise.seasonal(), None);
+}
