@@ -26,7 +26,13 @@ NGX=18082     # nginx reverse proxy
 SC=18083      # sair-sidecar
 SCM=18093     # sidecar metrics
 
+# LOADGEN=sair drives the load with sair-loadgen (Poisson, latency from intended send time)
+# instead of the fixed-interval openloop example.
+LOADGEN=${LOADGEN:-openloop}
 cargo build --release -q -p sair-sidecar --bin sair-sidecar --example openloop
+if [ "$LOADGEN" = sair ]; then cargo build --release -q -p sair-loadgen --bin sair-loadgen; fi
+# Seconds under load per run (openloop adds a 2 s warm-up and starts 0.2 s after launch).
+if [ "$LOADGEN" = sair ]; then RUNLEN=$SECS; else RUNLEN=$(python3 -c "print($SECS + 2.2)"); fi
 BIN=$CARGO_TARGET_DIR/release
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
@@ -85,17 +91,32 @@ run() { # name port pids...
     local name=$1 port=$2; shift 2
     local before after
     before=$(ticks "$@")
-    "$BIN/examples/openloop" --url "http://127.0.0.1:$port/" --rate "$RATE" \
-        --duration-seconds "$SECS" --warmup-seconds 2 --connections "$CONNS" > "$OUT/$name.$r.json"
+    if [ "$LOADGEN" = sair ]; then
+        # sair-loadgen: Poisson arrivals at RATE, latency from the intended send time only.
+        "$BIN/sair-loadgen" --target "http://127.0.0.1:$port/" --pattern poisson --rate "$RATE" \
+            --duration "${SECS}s" --connections "$CONNS" --out "$OUT/$name.$r.raw.json" --quiet
+        python3 - "$OUT/$name.$r.raw.json" "$OUT/$name.$r.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+lat = {k + "_us": v * 1000 for k, v in d["latency_ms"].items()}
+errors = sum(d["errors"].values()) if isinstance(d["errors"], dict) else d["errors"]
+json.dump({"rate": d["offered_rps"], "achieved_rate": d["achieved_rps"],
+           "errors": errors + d["dropped"], "latency_from_send": lat, "latency_from_due": lat},
+          open(sys.argv[2], "w"))
+PY
+    else
+        "$BIN/examples/openloop" --url "http://127.0.0.1:$port/" --rate "$RATE" \
+            --duration-seconds "$SECS" --warmup-seconds 2 --connections "$CONNS" > "$OUT/$name.$r.json"
+    fi
     after=$(ticks "$@")
     # CPU seconds of the measured processes per second of load, per 1k req/s.
-    python3 - "$OUT/$name.$r.json" "$((after - before))" "$HZ" "$RATE" "$SECS" <<'PY'
+    python3 - "$OUT/$name.$r.json" "$((after - before))" "$HZ" "$RATE" "$RUNLEN" <<'PY'
 import json, sys
 path, ticks, hz, rate, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 d = json.load(open(path))
 d["cpu_seconds"] = ticks / hz
-# The warm-up (2 s) and start-up also burn CPU: divide by the whole run length.
-d["cpu_cores_per_1k_rps"] = ticks / hz / (secs + 2.2) / (rate / 1000)
+# The warm-up and start-up also carry load: divide by the whole loaded time.
+d["cpu_cores_per_1k_rps"] = ticks / hz / secs / (rate / 1000)
 json.dump(d, open(path, "w"))
 PY
 }
