@@ -70,3 +70,38 @@ async fn file_target_is_reread_on_change() {
     task.await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn dns_target_resolves_and_keeps_the_set_on_failure() {
+    let b = Balancer::new();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(discover(
+        NextTarget::Dns {
+            name: "localhost".into(),
+            port: 4321,
+        },
+        b.clone(),
+        Duration::from_millis(20),
+        stop.clone(),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while b.snapshot().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "localhost never resolved"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let set = b.snapshot();
+    assert!(
+        set.iter().all(|e| e.authority.port_u16() == Some(4321)),
+        "{set:?}"
+    );
+    assert!(
+        set.iter()
+            .any(|e| e.authority.host() == "127.0.0.1" || e.authority.host() == "[::1]"),
+        "{set:?}"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
