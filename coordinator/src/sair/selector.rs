@@ -87,6 +87,9 @@ pub struct ModelSelector {
     pub use_retrieval: bool,
     /// Fraction of the SLO a candidate's predicted P99 must stay within to be feasible.
     pub headroom: f64,
+    /// Highest predicted utilisation of any stage for a candidate to be feasible: queueing
+    /// tails and start-up delays punish allocations run hot more than the mean model says.
+    pub max_utilisation: f64,
 }
 
 impl Default for ModelSelector {
@@ -94,6 +97,7 @@ impl Default for ModelSelector {
         Self {
             use_retrieval: true,
             headroom: 0.8,
+            max_utilisation: 0.65,
         }
     }
 }
@@ -130,7 +134,18 @@ impl Selector for ModelSelector {
         let safe: Vec<usize> = (0..input.candidates.len())
             .filter(|&i| i == 0 || input.safe[i])
             .collect();
-        let feasible: Vec<usize> = safe.iter().copied().filter(|&i| p99(i) <= limit).collect();
+        let cool = |i: usize| {
+            input.candidates[i]
+                .predicted
+                .utilisation
+                .iter()
+                .all(|u| *u <= self.max_utilisation)
+        };
+        let feasible: Vec<usize> = safe
+            .iter()
+            .copied()
+            .filter(|&i| p99(i) <= limit && cool(i))
+            .collect();
         let pool = if feasible.is_empty() {
             let min = safe.iter().map(|&i| p99(i)).fold(f64::INFINITY, f64::min);
             safe.into_iter().filter(|&i| p99(i) <= min * 1.05).collect()

@@ -53,11 +53,13 @@ fn retrieved_episodes_correct_the_model() {
     let mut plain = ModelSelector {
         use_retrieval: false,
         headroom: 100.0,
+        max_utilisation: 100.0,
     };
     assert_eq!(plain.select(&input).index, 1);
     let mut corrected = ModelSelector {
         use_retrieval: true,
         headroom: 100.0,
+        max_utilisation: 100.0,
     };
     let sel = corrected.select(&input);
     assert_ne!(sel.index, 1, "{}", sel.rationale);
