@@ -1,0 +1,346 @@
+//! End to end, every component as a real process on loopback:
+//!
+//! ```text
+//! client ─► sair-sidecar(pre) ─► sair-stage (CPU)
+//!               └─ --next ─► sair-sidecar(infer) ─► sair-stage (GPU kernels through
+//!                                                    libsair_intercept.so on the emulator)
+//!  both sidecars ── StageReports over QUIC (TLS, agent's self-signed cert) ──► sair-node-agent
+//! ```
+//!
+//! It checks what a user of the whole system sees: the pipeline answers with the last stage's
+//! body and both stages' Server-Timing entries, the node agent receives reports from both
+//! stages, `sair-node-agent set-rate` on the GPU stage's segment slows that stage (and only
+//! that stage) without restarting anything, and `sair-loadgen` reads the per-stage breakdown.
+
+// In a test, a failed unwrap is a failed test that names the operation.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use sair_tests::http::{Response, request};
+use sair_tests::{Proc, assert_eventually, binary, free_port};
+
+struct Pipeline {
+    root: PathBuf,
+    entry: String,
+    agent_metrics: String,
+    shm_dir: PathBuf,
+    _procs: Vec<Proc>,
+}
+
+/// The emulated GPU: `libcuda.so.1` and `libnvidia-ml.so.1` links to the emulator cdylibs.
+fn emulator_libs(root: &Path) -> PathBuf {
+    let dir = root.join("lib");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(binary("libsair_emu_cuda.so"), dir.join("libcuda.so.1")).unwrap();
+    std::os::unix::fs::symlink(binary("libsair_emu_nvml.so"), dir.join("libnvidia-ml.so.1"))
+        .unwrap();
+    dir
+}
+
+fn healthy(addr: &str, path: &str) -> bool {
+    request(addr, "GET", path, b"").is_ok_and(|r| r.status == 200)
+}
+
+fn start() -> Pipeline {
+    let root =
+        std::env::temp_dir().join(format!("sair-e2e-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&root).unwrap();
+    let libs = emulator_libs(&root);
+    let shm_dir = root.join("shm");
+    let tls_dir = root.join("tls");
+    let emu_env = |name: &str| -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "SAIR_EMU_STATE",
+                root.join("emu.state").display().to_string(),
+            ),
+            ("LD_LIBRARY_PATH", libs.display().to_string()),
+            ("SAIR_SHM_DIR", shm_dir.display().to_string()),
+            ("SAIR_SEGMENT", name.to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ]
+    };
+    let mut procs = Vec::new();
+
+    // The GPU stage's segment exists before its model server starts, unlimited.
+    let set = std::process::Command::new(binary("sair-node-agent"))
+        .args(["set-rate", "--shm-dir"])
+        .arg(&shm_dir)
+        .args(["--segment", "infer", "--rate", "1", "--mode", "off"])
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "set-rate: {}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+
+    let agent_metrics = format!("127.0.0.1:{}", free_port());
+    let agent_reports = format!("127.0.0.1:{}", free_port());
+    procs.push(Proc::spawn(
+        &root,
+        "agent",
+        &binary("sair-node-agent"),
+        &[
+            "run".into(),
+            "--shm-dir".into(),
+            shm_dir.display().to_string(),
+            "--metrics-listen".into(),
+            agent_metrics.clone(),
+            "--report-listen".into(),
+            agent_reports.clone(),
+            "--tls-dir".into(),
+            tls_dir.display().to_string(),
+            "--nvml-lib".into(),
+            libs.join("libnvidia-ml.so.1").display().to_string(),
+            "--control-period-ms".into(),
+            "100".into(),
+            "--node-name".into(),
+            "e2e".into(),
+        ],
+        &emu_env("agent"),
+    ));
+    let cert = tls_dir.join("agent-cert.pem");
+    assert_eventually!(
+        cert.exists() && healthy(&agent_metrics, "/healthz"),
+        "node agent ready ({})",
+        procs[0].output()
+    );
+
+    let pre_stage = format!("127.0.0.1:{}", free_port());
+    procs.push(Proc::spawn(
+        &root,
+        "stage-pre",
+        &binary("sair-stage"),
+        &[
+            "--listen".into(),
+            pre_stage.clone(),
+            "--cpu-ms".into(),
+            "1".into(),
+            "--echo".into(),
+        ],
+        &[],
+    ));
+    let infer_stage = format!("127.0.0.1:{}", free_port());
+    let mut infer_env = emu_env("infer");
+    infer_env.push((
+        "LD_PRELOAD",
+        binary("libsair_intercept.so").display().to_string(),
+    ));
+    // 4 kernels of 1000 blocks at the emulator's 1 µs per block: 4 ms of device time a request.
+    procs.push(Proc::spawn(
+        &root,
+        "stage-infer",
+        &binary("sair-stage"),
+        &[
+            "--listen".into(),
+            infer_stage.clone(),
+            "--cpu-ms".into(),
+            "0".into(),
+            "--gpu-kernels".into(),
+            "4".into(),
+            "--kernel-blocks".into(),
+            "1000".into(),
+            "--response-size".into(),
+            "5".into(),
+        ],
+        &infer_env,
+    ));
+
+    let sidecar = |stage: &str, listen: &str, upstream: &str, next: Option<&str>| {
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            listen.into(),
+            "--metrics-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--upstream".into(),
+            format!("http://{upstream}"),
+            "--pipeline".into(),
+            "e2e".into(),
+            "--stage".into(),
+            stage.into(),
+            "--max-concurrency".into(),
+            "2".into(),
+            "--agent".into(),
+            agent_reports.clone(),
+            "--agent-ca".into(),
+            cert.display().to_string(),
+        ];
+        if let Some(n) = next {
+            args.extend([
+                "--next".into(),
+                n.into(),
+                "--next-stage".into(),
+                "infer".into(),
+            ]);
+        }
+        args
+    };
+    let infer_sidecar = format!("127.0.0.1:{}", free_port());
+    let entry = format!("127.0.0.1:{}", free_port());
+    procs.push(Proc::spawn(
+        &root,
+        "sidecar-infer",
+        &binary("sair-sidecar"),
+        &sidecar("infer", &infer_sidecar, &infer_stage, None),
+        &[],
+    ));
+    procs.push(Proc::spawn(
+        &root,
+        "sidecar-pre",
+        &binary("sair-sidecar"),
+        &sidecar("pre", &entry, &pre_stage, Some(&infer_sidecar)),
+        &[],
+    ));
+    assert_eventually!(
+        healthy(&pre_stage, "/healthz") && healthy(&infer_stage, "/healthz"),
+        "stages ready"
+    );
+    assert_eventually!(
+        request(&entry, "POST", "/", b"warm").is_ok_and(|r| r.status == 200),
+        "pipeline answers"
+    );
+    Pipeline {
+        root,
+        entry,
+        agent_metrics,
+        shm_dir,
+        _procs: procs,
+    }
+}
+
+/// `<stage>-<kind>;dur=<ms>` from every Server-Timing header of a response.
+fn timing(resp: &Response, name: &str) -> Option<f64> {
+    resp.header_all("server-timing")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|entry| {
+            let (n, rest) = entry.split_once(';')?;
+            (n.trim() == name).then_some(())?;
+            rest.split(';')
+                .find_map(|p| p.trim().strip_prefix("dur="))
+                .and_then(|d| d.parse().ok())
+        })
+}
+
+fn median_infer_service(p: &Pipeline, n: usize) -> f64 {
+    let mut v: Vec<f64> = (0..n)
+        .map(|_| {
+            let r = request(&p.entry, "POST", "/", b"x").unwrap();
+            assert_eq!(r.status, 200, "body: {}", String::from_utf8_lossy(&r.body));
+            timing(&r, "infer-service").expect("infer-service entry")
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[n / 2]
+}
+
+#[test]
+fn whole_pipeline_measures_reports_and_throttles() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+    let p = start();
+    tracing::info!(root = %p.root.display(), "pipeline up");
+
+    // The caller sees the last stage's body and both stages' breakdown.
+    let r = request(&p.entry, "POST", "/", b"hello").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 5, "the GPU stage's 5-byte body comes back");
+    for name in ["pre-queue", "pre-service", "infer-queue", "infer-service"] {
+        assert!(
+            timing(&r, name).is_some(),
+            "{name} missing from {:?}",
+            r.header_all("server-timing")
+        );
+    }
+
+    // Both sidecars report to the agent over QUIC; the agent exports the latest report.
+    assert_eventually!(
+        {
+            let m = request(&p.agent_metrics, "GET", "/metrics", b"")
+                .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                .unwrap_or_default();
+            m.lines().any(|l| {
+                l.starts_with("sair_stage_report_completions") && l.contains("stage=\"pre\"")
+            }) && m.lines().any(|l| {
+                l.starts_with("sair_stage_report_completions") && l.contains("stage=\"infer\"")
+            })
+        },
+        "agent exports StageReports from both stages"
+    );
+
+    // Unthrottled, the GPU stage's service time is its 4 ms of kernels plus overhead.
+    let before = median_infer_service(&p, 15);
+    tracing::info!(before, "infer-service median, unlimited (ms)");
+
+    // Cap the GPU stage at 10 % of the GPU through the running daemon: no restart.
+    let set = std::process::Command::new(binary("sair-node-agent"))
+        .args(["set-rate", "--shm-dir"])
+        .arg(&p.shm_dir)
+        .args(["--segment", "infer", "--rate", "0.1", "--mode", "cap"])
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "set-rate: {}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let deadline = std::time::Instant::now() + sair_tests::patience();
+    let after = loop {
+        let m = median_infer_service(&p, 7);
+        if m > 3.0 * before {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "infer-service median {m} ms should exceed 3 × {before} ms at ρ = 0.1"
+        );
+    };
+    tracing::info!(
+        before,
+        after,
+        "infer-service median before/after ρ = 0.1 (ms)"
+    );
+    let r = request(&p.entry, "POST", "/", b"x").unwrap();
+    let pre = timing(&r, "pre-service").unwrap();
+    assert!(
+        pre < after,
+        "the CPU stage ({pre} ms) is not throttled by the GPU stage's cap"
+    );
+
+    // sair-loadgen sees the same per-stage breakdown, open loop, bounded in time.
+    let out = p.root.join("loadgen.json");
+    let lg = std::process::Command::new(binary("sair-loadgen"))
+        .args([
+            "--target",
+            &format!("http://{}/", p.entry),
+            "--duration",
+            "2s",
+            "--rate",
+            "10",
+            "--method",
+            "POST",
+            "--body-size",
+            "8",
+            "--quiet",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        lg.status.success(),
+        "sair-loadgen: {}",
+        String::from_utf8_lossy(&lg.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(report["completed"].as_u64().unwrap_or(0) > 0, "{report}");
+    for stage in ["pre", "infer"] {
+        assert!(
+            report["stages"][stage]["service_p99_ms"].is_number(),
+            "stage {stage} in {report}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&p.root);
+}
