@@ -139,7 +139,7 @@ fn detect_period(x: &[f64]) -> Option<(usize, f64)> {
             .map(|t| (d[t] - mean) * (d[t - lag] - mean))
             .sum::<f64>();
         let r = c / var * m as f64 / (m - lag) as f64;
-        if r > 0.5 && best.is_none_or(|(_, b)| r > b) {
+        if r > 0.4 && best.is_none_or(|(_, b)| r > b) {
             best = Some((lag, r));
         }
     }
@@ -199,8 +199,10 @@ impl History {
         let (l, _) = detect_period(x)?;
         let n = x.len();
         let mut best: Option<f64> = None;
-        for back in [l, 2 * l] {
-            for h in 0..2 {
+        // A period that is not a whole number of intervals shows up as L or L + 1: look at both,
+        // and three phases ahead, so a burst is covered wherever it falls.
+        for back in [l, l + 1, 2 * l, 2 * l + 1] {
+            for h in 0..3 {
                 if let Some(v) = (n + h).checked_sub(back).and_then(|i| x.get(i)) {
                     best = Some(best.map_or(*v, |b| b.max(*v)));
                 }
