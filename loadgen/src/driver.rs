@@ -1,7 +1,8 @@
 //! The open-loop driver: one loop that walks a precomputed schedule, and a pool of HTTP/1.1
 //! connections that the scheduled requests borrow.
 //!
-//! The dispatcher never waits for a response. At each intended send time it spawns the request
+//! The dispatcher (an OS thread that sleeps precisely between arrivals) never waits for a
+//! response. At each intended send time it spawns the request onto the runtime
 //! and moves on; the request borrows a free connection, and if none frees up within
 //! `drop_after` the arrival is counted as dropped (never sent late without being counted).
 //! Latency is measured from the intended send time, so a stalled server shows up as the full
@@ -16,12 +17,13 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -245,20 +247,17 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Sleeps on the timer until about 2 ms before `t`, then yields in a loop until `t`: tokio's
-/// timer has millisecond resolution, which alone would add up to 1 ms of send lag.
-async fn wait_until(t: Instant) {
-    const SPIN: Duration = Duration::from_millis(2);
+/// Sleeps the dispatcher thread until `t` (or until `stop` is set). `nanosleep` wakes within
+/// the kernel's timer slack (50 µs by default), where tokio's timer rounds up to the next
+/// millisecond; the thread never spins, so it does not steal the core from the runtime.
+fn sleep_until(t: Instant, stop: &AtomicBool) {
+    const CHECK: Duration = Duration::from_millis(50);
     loop {
         let now = Instant::now();
-        if now >= t {
+        if now >= t || stop.load(Ordering::Relaxed) {
             return;
         }
-        if t - now > SPIN + Duration::from_micros(500) {
-            tokio::time::sleep_until(t - SPIN).await;
-        } else {
-            tokio::task::yield_now().await;
-        }
+        std::thread::sleep((t - now).min(CHECK));
     }
 }
 
@@ -324,13 +323,45 @@ async fn one(shared: Arc<Shared>, intended: Instant, intended_s: f64) {
     drop(permit);
 }
 
+/// What the dispatcher thread hands back.
+type Dispatched = (JoinSet<()>, u64);
+
+/// Walks the schedule on its own OS thread (precise sleeps, see [`sleep_until`]) and spawns
+/// one task per arrival onto the runtime behind `handle`. Finished tasks are reaped as it goes.
+fn dispatch(
+    handle: tokio::runtime::Handle,
+    shared: Arc<Shared>,
+    schedule: Arc<[f64]>,
+    stop: Stop,
+    start: Instant,
+    halt: Arc<AtomicBool>,
+) -> Dispatched {
+    let duration_s = stop.duration.as_secs_f64();
+    let mut set = JoinSet::new();
+    let mut dispatched = 0u64;
+    for &off in schedule.iter() {
+        if off >= duration_s || dispatched >= stop.max_requests {
+            break;
+        }
+        let intended = start + Duration::from_secs_f64(off.max(0.0));
+        sleep_until(intended, &halt);
+        if halt.load(Ordering::Relaxed) {
+            break;
+        }
+        dispatched += 1;
+        set.spawn_on(one(shared.clone(), intended, off), &handle);
+        while set.try_join_next().is_some() {}
+    }
+    (set, dispatched)
+}
+
 /// Runs `schedule` (sorted offsets in seconds) against `pool` until `stop` or `shutdown`,
 /// recording into `rec`. Requests still in flight after the drain are counted as
-/// `unfinished` errors.
+/// `unfinished` errors. Must be called inside a tokio runtime.
 pub async fn run(
     pool: Arc<Pool>,
     cfg: DriverConfig,
-    schedule: &[f64],
+    schedule: Arc<[f64]>,
     stop: Stop,
     rec: Arc<Mutex<Recorder>>,
     shutdown: impl Future<Output = ()>,
@@ -340,27 +371,38 @@ pub async fn run(
         cfg,
         rec: rec.clone(),
     });
-    let duration_s = stop.duration.as_secs_f64();
     let start = Instant::now();
-    let end = start + stop.duration;
-    let mut set = JoinSet::new();
-    let mut dispatched = 0u64;
+    let end = tokio::time::Instant::from_std(start + stop.duration);
+    let halt = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let handle = tokio::runtime::Handle::current();
+    let h = halt.clone();
+    let thread = std::thread::Builder::new()
+        .name("sair-dispatch".into())
+        .spawn(move || {
+            let _ = tx.send(dispatch(handle, shared, schedule, stop, start, h));
+        });
     let mut interrupted = false;
     tokio::pin!(shutdown);
-    for &off in schedule {
-        if off >= duration_s || dispatched >= stop.max_requests {
-            break;
+    let dispatched = match thread {
+        Ok(_) => {
+            tokio::pin!(rx);
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    interrupted = true;
+                    halt.store(true, Ordering::Relaxed);
+                    rx.await.ok()
+                }
+                r = &mut rx => r.ok(),
+            }
         }
-        let intended = start + Duration::from_secs_f64(off.max(0.0));
-        tokio::select! {
-            biased;
-            () = &mut shutdown => { interrupted = true; break; }
-            () = wait_until(intended) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the dispatcher thread");
+            None
         }
-        dispatched += 1;
-        set.spawn(one(shared.clone(), intended, off));
-        while set.try_join_next().is_some() {}
-    }
+    };
+    let (mut set, dispatched) = dispatched.unwrap_or_else(|| (JoinSet::new(), 0));
     if !interrupted {
         tokio::select! {
             biased;

@@ -35,7 +35,7 @@ pub async fn execute(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Report, RunError> {
     let duration_s = plan.duration.as_secs_f64();
-    let arrivals = schedule(&plan.pattern, duration_s, plan.seed);
+    let arrivals: Arc<[f64]> = schedule(&plan.pattern, duration_s, plan.seed).into();
     if arrivals.len() as u64 > plan.max_requests {
         return Err(RunError::TooManyArrivals {
             arrivals: arrivals.len() as u64,
@@ -69,7 +69,7 @@ pub async fn execute(
         drop_after: plan.drop_after,
         timeout: plan.timeout,
     };
-    let outcome = driver::run(pool, cfg, &arrivals, stop, rec.clone(), shutdown).await;
+    let outcome = driver::run(pool, cfg, arrivals.clone(), stop, rec.clone(), shutdown).await;
     if let Some((task, bar)) = bar {
         task.abort();
         bar.finish_and_clear();
@@ -78,11 +78,17 @@ pub async fn execute(
         tracing::warn!(dispatched = outcome.dispatched, "run interrupted");
     }
     let r = rec.lock().unwrap_or_else(|e| e.into_inner());
+    // An interrupted run's rates are over the time it actually ran.
+    let ran_s = if outcome.interrupted {
+        outcome.elapsed.as_secs_f64().min(duration_s)
+    } else {
+        duration_s
+    };
     Ok(r.report(RunMeta {
         target: plan.target.clone(),
         pattern: plan.pattern.clone(),
         seed: plan.seed,
-        duration_s,
+        duration_s: ran_s,
         elapsed_s: outcome.elapsed.as_secs_f64(),
         connections: plan.connections,
         scheduled: arrivals.len() as u64,
