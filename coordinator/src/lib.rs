@@ -6,6 +6,7 @@
 //! [`policy::PipelineState`]), in simulation as live.
 
 pub mod baselines;
+pub mod eval;
 pub mod policies;
 pub mod policy;
 pub mod sair;

@@ -1,15 +1,16 @@
 //! Static: one allocation for the whole run, sized by the operator for the scenario's peak.
 
 use crate::policies::PolicyContext;
-use crate::policy::{Action, Decision, PipelineState, Policy, StageKind};
+use crate::policy::{Action, Decision, PipelineState, Policy};
 
 use super::{clamp_replicas, decision};
 
 /// Utilisation the operator plans for at peak (the same 70% HPA targets by default).
 pub const PLAN_UTILISATION: f64 = 0.7;
 
-/// A fixed allocation: replicas = ⌈peak × service time / (concurrency × 0.7)⌉ per stage,
-/// whole GPUs, or equal time-sliced shares when the GPU replicas outnumber the GPUs.
+/// A fixed allocation: replicas = ⌈peak × service time / (concurrency × 0.7)⌉ per stage on
+/// whole GPUs; when those outnumber the GPUs, the GPUs are split between GPU stages in
+/// proportion to their need, as time-sliced shares.
 #[derive(Debug, Clone)]
 pub struct Static {
     plan: Action,
@@ -17,34 +18,45 @@ pub struct Static {
 
 impl Static {
     pub fn new(ctx: &PolicyContext) -> Self {
-        let mut replicas: Vec<u32> = ctx
+        let need: Vec<f64> = ctx
             .stages
             .iter()
             .map(|s| {
-                let need = ctx.peak_rate_rps * s.nominal_service_s
-                    / (f64::from(s.spec.concurrency.max(1)) * PLAN_UTILISATION);
-                clamp_replicas(need.ceil().max(1.0) as u64, &s.spec)
+                ctx.peak_rate_rps * s.nominal_service_s
+                    / (f64::from(s.spec.concurrency.max(1)) * PLAN_UTILISATION)
             })
             .collect();
-        let gpu_replicas: u32 = ctx.gpu_stages().map(|i| replicas[i]).sum();
-        let mut share = 1.0;
-        if ctx.gpus == 0 {
-            for i in ctx.gpu_stages() {
-                replicas[i] = ctx.stages[i].spec.min_replicas;
-            }
-        } else if gpu_replicas > ctx.gpus {
-            // Time-slice: k replicas per GPU at 1/k each.
-            let per_gpu = gpu_replicas.div_ceil(ctx.gpus);
-            share = 1.0 / f64::from(per_gpu);
-        }
-        let rho = ctx
+        let mut replicas: Vec<u32> = ctx
             .stages
             .iter()
-            .map(|s| match s.spec.kind {
-                StageKind::Gpu => share,
-                StageKind::Cpu => 1.0,
-            })
+            .zip(&need)
+            .map(|(s, n)| clamp_replicas(n.ceil().max(1.0) as u64, &s.spec))
             .collect();
+        let mut rho: Vec<f64> = vec![1.0; ctx.stages.len()];
+        let gpu: Vec<usize> = ctx.gpu_stages().collect();
+        let whole: u32 = gpu.iter().map(|&i| replicas[i]).sum();
+        if whole > ctx.gpus && !gpu.is_empty() {
+            // Not enough whole GPUs: split them in proportion to need, as time-sliced shares.
+            let total: f64 = gpu.iter().map(|&i| need[i]).sum();
+            let f = (f64::from(ctx.gpus) / total).min(1.0);
+            for &i in &gpu {
+                let units = (need[i] * f).max(0.05);
+                replicas[i] = clamp_replicas(units.ceil() as u64, &ctx.stages[i].spec);
+                rho[i] = ((units / f64::from(replicas[i]) / 0.05).floor() * 0.05).clamp(0.05, 1.0);
+            }
+            let packs = |rho: &[f64], replicas: &[u32]| {
+                let shares: Vec<f64> = gpu
+                    .iter()
+                    .flat_map(|&i| std::iter::repeat_n(rho[i], replicas[i] as usize))
+                    .collect();
+                crate::sim::placement::pack(&shares, ctx.gpus).is_some()
+            };
+            while !packs(&rho, &replicas) && gpu.iter().any(|&i| rho[i] > 0.05 + 1e-9) {
+                for &i in &gpu {
+                    rho[i] = (rho[i] - 0.05).max(0.05);
+                }
+            }
+        }
         Self {
             plan: Action { replicas, rho },
         }

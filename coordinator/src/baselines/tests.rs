@@ -88,12 +88,24 @@ fn vpa_percentiles_and_update_rule() {
     assert_eq!(percentile(&[3.0, 1.0, 2.0, 4.0], 90.0), 4.0);
     let ctx = context(&[(2, 2)]);
     let mut v = Vpa::new(&ctx, VpaConfig::default());
-    // Share 1.0 at 20% busy: usage 0.2 → bounds [0.23, 0.23], target 0.23 → rounded up to 0.25.
+    // Share 1.0 at 20% demand: usage 0.2, target 0.2 × 1.15 = 0.23 → rounded up to 0.25, more
+    // than 10% away from 1.0 → resized.
     let r = v.stage_step(0, 0.0, 1.0, 0.2);
     assert!((r - 0.25).abs() < 1e-9, "{r}");
-    // Now share 0.25 fully busy: usage 0.25, samples {0.2, 0.25}; P50=0.2 → lower 0.23,
-    // upper P95=0.25×1.15=0.2875; 0.25 inside → unchanged.
-    assert!((v.stage_step(0, 60.0, 0.25, 1.0) - 0.25).abs() < 1e-9);
+    // Share 0.25 with demand 1.0: usage 0.25, P90 of {0.2, 0.25} = 0.25 → 0.2875 → 0.30.
+    let r = v.stage_step(0, 60.0, 0.25, 1.0);
+    assert!((r - 0.30).abs() < 1e-9, "{r}");
+    // Share 0.35, demand 0.5: usage 0.175; P90 of {0.2, 0.25, 0.175} = 0.25 → 0.30;
+    // |0.30 - 0.35| = 0.05 > 0.035 → resized down to 0.30.
+    let r = v.stage_step(0, 120.0, 0.35, 0.5);
+    assert!((r - 0.30).abs() < 1e-9, "{r}");
+    // Share 0.30 and the same target: held.
+    let r = v.stage_step(0, 180.0, 0.30, 0.5);
+    assert!((r - 0.30).abs() < 1e-9, "{r}");
+    // Samples older than the 300 s window drop out: at t = 400 only t > 100 remain
+    // {0.175, 0.15, 0.03} → P90 0.175 → 0.20125 → 0.25.
+    let r = v.stage_step(0, 400.0, 0.30, 0.1);
+    assert!((r - 0.25).abs() < 1e-9, "{r}");
 }
 
 #[test]

@@ -1,0 +1,215 @@
+//! The `sair eval` command line, run as a real process.
+#![allow(clippy::unwrap_used)] // test helpers: a failed fixture write should panic
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn sair(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sair"))
+        .args(args)
+        .output()
+        .expect("run sair")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sair-eval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const SHORT: &str = r#"
+[pipeline]
+name = "short"
+slo_p99_ms = 60
+[[pipeline.stages]]
+name = "pre"
+kind = "cpu"
+service_ms = 3.0
+min_replicas = 1
+max_replicas = 6
+startup_s = 5
+[[pipeline.stages]]
+name = "infer"
+kind = "gpu"
+service_ms = 5.0
+min_replicas = 1
+max_replicas = 2
+startup_s = 10
+rho = 0.5
+[[pipeline.stages]]
+name = "post"
+kind = "cpu"
+service_ms = 1.0
+min_replicas = 1
+max_replicas = 4
+[workload]
+pattern = "ramp"
+rate = 50
+peak = 250
+duration_s = 120
+[cost]
+cpu_replica = 0.048
+gpu = 1.10
+gpus = 2
+[control]
+interval_s = 15
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn eval_writes_every_output() {
+    let d = tmp("ok");
+    let sc = write(&d, "short.toml", SHORT);
+    let out = d.join("out");
+    let o = sair(&[
+        "eval",
+        "--scenario",
+        sc.to_str().unwrap(),
+        "--policy",
+        "static,hpa,vpa,threshold,kpa,sair",
+        "--seeds",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for p in ["static", "hpa", "vpa", "threshold", "kpa", "sair"] {
+        assert!(stdout.contains(&format!("| {p} |")), "{stdout}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let recs = json.as_array().unwrap();
+    assert_eq!(recs.len(), 12);
+    for r in recs {
+        for k in [
+            "scenario",
+            "policy",
+            "seed",
+            "p50_ms",
+            "p99_ms",
+            "slo_violation_rate",
+            "cost_per_1k",
+            "whole_gpu_cost_per_1k",
+            "actions",
+            "bottleneck_accuracy",
+            "completed",
+            "dropped",
+        ] {
+            assert!(r.get(k).is_some(), "{k} missing in {r}");
+        }
+        assert!(r["completed"].as_u64().unwrap() > 10_000, "{r}");
+        let named = r["policy"] == "sair";
+        assert_eq!(!r["bottleneck_accuracy"].is_null(), named, "{r}");
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 13);
+    assert!(
+        std::fs::read_to_string(out.join("results.md"))
+            .unwrap()
+            .contains("| kpa |")
+    );
+    for suffix in ["latency", "allocation", "cost-p99"] {
+        let svg = std::fs::read_to_string(out.join(format!("plots/short-{suffix}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{suffix}");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn bad_scenario_names_file_field_and_problem_and_runs_nothing() {
+    let d = tmp("bad");
+    let cases = [
+        (
+            SHORT.replace("service_ms = 3.0\n", ""),
+            "missing field `service_ms`",
+        ),
+        (
+            SHORT.replace("\"ramp\"", "\"wobble\""),
+            "unknown pattern `wobble`",
+        ),
+        (
+            SHORT.replace("max_replicas = 6", "max_replicas = 0"),
+            "pipeline.stages[0].min_replicas",
+        ),
+        (
+            SHORT
+                .replace("rho = 0.5", "rho = 1.0\nreplicas = 2")
+                .replace("gpus = 2", "gpus = 1"),
+            "more than the 1 GPUs",
+        ),
+        (
+            SHORT.replace("startup_s = 5", "startup_s = -3"),
+            "pipeline.stages[0].startup_s",
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let sc = write(&d, &format!("bad{i}.toml"), text);
+        let out = d.join(format!("out{i}"));
+        let o = sair(&[
+            "eval",
+            "--scenario",
+            sc.to_str().unwrap(),
+            "--seeds",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(64), "{err}");
+        assert!(err.contains(&format!("bad{i}.toml")), "{err}");
+        assert!(err.contains(want), "want {want:?} in {err}");
+        assert!(!out.exists(), "nothing may run on a bad scenario");
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn unknown_policy_lists_known_ones() {
+    let d = tmp("pol");
+    let sc = write(&d, "short.toml", SHORT);
+    let o = sair(&[
+        "eval",
+        "--scenario",
+        sc.to_str().unwrap(),
+        "--policy",
+        "hpa,magic",
+        "--out",
+        d.join("out").to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(err.contains("unknown policy `magic`"), "{err}");
+    for n in ["static", "hpa", "vpa", "threshold", "kpa", "sair"] {
+        assert!(err.contains(n), "{err}");
+    }
+    assert!(!d.join("out").exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn shipped_scenarios_all_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let all = sair_coordinator::scenario::Scenario::load_all(&[dir]).unwrap();
+    assert_eq!(all.len(), 15);
+    assert!(all.iter().any(|s| {
+        s.stages.len() == 5
+            && s.stages
+                .iter()
+                .filter(|st| st.kind == sair_coordinator::policy::StageKind::Gpu)
+                .count()
+                == 2
+    }));
+}
