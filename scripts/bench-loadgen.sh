@@ -18,7 +18,8 @@ set -euo pipefail
 RATE=${1:-20000}
 SECS=${2:-10}
 ROUNDS=${3:-2}
-CONNS=${BENCH_CONNECTIONS:-64}
+CONNS=${BENCH_CONNECTIONS:-64}          # wrk (closed loop)
+OPEN_CONNS=${BENCH_OPEN_CONNECTIONS:-256} # sair-loadgen and oha (open loop: headroom for hiccups)
 SWEEP=${SWEEP:-"20000 30000 40000"}
 SERVER_CPUS=${SERVER_CPUS:-0-$(($(nproc) - 1))}
 CHRT=${CHRT:-1}
@@ -49,24 +50,24 @@ echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 loadgen() { # rate name [prefix command...]
     local rate=$1 name=$2; shift 2
     "$@" taskset -c "$GEN_CORE" "$BIN/sair-loadgen" --target "$URL" --pattern poisson --rate "$rate" \
-        --duration "${SECS}s" --connections "$CONNS" --out "$OUT/$name.json" --quiet > /dev/null
+        --duration "${SECS}s" --connections "$OPEN_CONNS" --out "$OUT/$name.json" --quiet > /dev/null
     jq -r --arg n "$name" '[$n, .offered_rps, .achieved_rps, (100 * (.achieved_rps / .offered_rps - 1)),
-        .dropped, ([.errors[]] | add // 0), .send_lag_ms.p50, .send_lag_ms.p99, .latency_ms.p50,
-        .latency_ms.p99, .latency_ms.max]
-        | "\(.[0])\t\(.[1]|floor)\t\(.[2]|floor)\t\(.[3]*100|round/100)%\t\(.[4])\t\(.[5])\t\(.[6])\t\(.[7])\t\(.[8])\t\(.[9])\t\(.[10])"' \
+        .dropped, ([.errors[]] | add // 0), .send_lag_ms.p50, .send_lag_ms.p99, .dispatch_lag_ms.p99,
+        .latency_ms.p50, .latency_ms.p99, .latency_ms.max]
+        | "\(.[0])\t\(.[1]|floor)\t\(.[2]|floor)\t\(.[3]*100|round/100)%\t\(.[4])\t\(.[5])\t\(.[6])\t\(.[7])\t\(.[8])\t\(.[9])\t\(.[10])\t\(.[11])"' \
         "$OUT/$name.json"
 }
 fifo() { if [ "$CHRT" = 1 ]; then "$@"; fi; }
 
 echo
 echo "== sair-loadgen, Poisson at the target rate (open loop, latency from intended send) =="
-printf 'run\toffered\tachieved\terror\tdropped\terrors\tlag_p50_ms\tlag_p99_ms\tlat_p50_ms\tlat_p99_ms\tlat_max_ms\n'
+printf 'run\toffered\tachieved\terror\tdropped\terrors\tlag_p50_ms\tlag_p99_ms\tdispatch_p99_ms\tlat_p50_ms\tlat_p99_ms\tlat_max_ms\n'
 for r in $(seq "$ROUNDS"); do loadgen "$RATE" "loadgen-$RATE-r$r"; done
 for r in $(seq "$ROUNDS"); do fifo loadgen "$RATE" "loadgen-$RATE-fifo-r$r" chrt -f 10; done
 
 echo
 echo "== sair-loadgen rate sweep on one core =="
-printf 'run\toffered\tachieved\terror\tdropped\terrors\tlag_p50_ms\tlag_p99_ms\tlat_p50_ms\tlat_p99_ms\tlat_max_ms\n'
+printf 'run\toffered\tachieved\terror\tdropped\terrors\tlag_p50_ms\tlag_p99_ms\tdispatch_p99_ms\tlat_p50_ms\tlat_p99_ms\tlat_max_ms\n'
 for rate in $SWEEP; do loadgen "$rate" "sweep-$rate"; fifo loadgen "$rate" "sweep-$rate-fifo" chrt -f 10; done
 
 echo
@@ -81,7 +82,7 @@ if [ -n "$OHA" ]; then
     echo
     echo "== oha at $RATE/s with --latency-correction (open loop), 1 core =="
     for r in $(seq "$ROUNDS"); do
-        taskset -c "$GEN_CORE" "$OHA" -z "${SECS}s" -c "$CONNS" -q "$RATE" --latency-correction \
+        taskset -c "$GEN_CORE" "$OHA" -z "${SECS}s" -c "$OPEN_CONNS" -q "$RATE" --latency-correction \
             --no-tui --output-format json "$URL" > "$OUT/oha-r$r.json"
         jq -r '"round \(input_filename): rps \(.summary.requestsPerSec|floor), p50 \(.latencyPercentiles.p50*1000) ms, p99 \(.latencyPercentiles.p99*1000) ms, success \(.summary.successRate)"' \
             "$OUT/oha-r$r.json" || true

@@ -36,7 +36,7 @@ fn work(iters: u64, mut x: u64) -> u64 {
 /// A calibrated CPU burner.
 #[derive(Debug, Clone, Copy)]
 pub struct Burner {
-    /// Iterations per chunk (about [`CHUNK_NS`] of CPU time).
+    /// Iterations per chunk (about 20 µs of CPU time).
     pub chunk_iters: u64,
     /// Measured iterations per millisecond of CPU time.
     pub iters_per_ms: f64,

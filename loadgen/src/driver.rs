@@ -296,13 +296,14 @@ async fn exchange(target: &Target, conn: Option<Conn>) -> Exchange {
 }
 
 async fn one(shared: Arc<Shared>, intended: Instant, intended_s: f64) {
+    let dispatch_lag = micros(intended.elapsed());
     let acquired = tokio::time::timeout(shared.cfg.drop_after, shared.pool.permits.acquire()).await;
     let Ok(Ok(permit)) = acquired else {
-        lock(&shared.rec).dropped(intended_s);
+        lock(&shared.rec).dropped(intended_s, dispatch_lag);
         return;
     };
     let conn = lock(&shared.pool.idle).pop();
-    lock(&shared.rec).sent(intended_s, micros(intended.elapsed()));
+    lock(&shared.rec).sent(intended_s, dispatch_lag, micros(intended.elapsed()));
     let result =
         tokio::time::timeout(shared.cfg.timeout, exchange(&shared.pool.target, conn)).await;
     let latency = micros(intended.elapsed());

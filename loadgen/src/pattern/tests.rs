@@ -330,3 +330,62 @@ fn patterns_round_trip_through_serde() {
         assert_eq!(back, p);
     }
 }
+
+mod properties {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    fn any_pattern() -> impl Strategy<Value = Pattern> {
+        let rp = (0.0..500.0f64, 0.0..500.0f64).prop_map(|(a, b)| (a.min(b), a.max(b)));
+        prop_oneof![
+            (0.0..500.0f64).prop_map(|rate| Pattern::Poisson { rate }),
+            rp.clone()
+                .prop_map(|(rate, peak)| Pattern::Ramp { rate, peak }),
+            (rp.clone(), 0.1..5.0f64, 0.01..1.0f64).prop_map(|((rate, peak), every_s, f)| {
+                Pattern::Burst {
+                    rate,
+                    peak,
+                    every_s,
+                    len_s: every_s * f,
+                }
+            }),
+            (rp.clone(), 0.1..20.0f64).prop_map(|((rate, peak), period_s)| Pattern::Sine {
+                rate,
+                peak,
+                period_s
+            }),
+            (rp, 0.0..10.0f64).prop_map(|((rate, peak), at_s)| Pattern::Step { rate, peak, at_s }),
+            (prop::collection::vec(0.0..500.0f64, 1..8), 0.1..4.0f64).prop_map(|(rps, speed)| {
+                Pattern::Trace {
+                    points: rps
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, r)| (i as f64, r))
+                        .collect(),
+                    speed,
+                }
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Valid patterns give sorted, in-range, reproducible schedules, and no rate exceeds
+        /// the thinning bound.
+        #[test]
+        fn schedules_are_sorted_in_range_and_bounded(p in any_pattern(), d in 0.1..5.0f64, seed: u64) {
+            prop_assert!(p.validate().is_ok());
+            let s = schedule(&p, d, seed);
+            prop_assert!(s.windows(2).all(|w| w[0] <= w[1]));
+            prop_assert!(s.iter().all(|&t| (0.0..d).contains(&t)));
+            prop_assert_eq!(&s, &schedule(&p, d, seed));
+            let max = p.max_rate(d);
+            for i in 0..=100 {
+                let t = d * i as f64 / 100.0;
+                let r = p.rate_at(t, d);
+                prop_assert!(r >= 0.0 && r <= max + 1e-9, "rate {} > max {} at {}", r, max, t);
+            }
+        }
+    }
+}

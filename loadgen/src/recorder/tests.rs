@@ -17,16 +17,16 @@ fn meta() -> RunMeta {
 #[test]
 fn counts_and_timeline_follow_intended_time() {
     let mut r = Recorder::new();
-    r.sent(0.1, 50);
+    r.sent(0.1, 40, 50);
     r.completed(0.1, 10_000, &parse("a-queue;dur=1, a-service;dur=4"));
-    r.sent(0.5, 70);
+    r.sent(0.5, 60, 70);
     r.completed(0.5, 20_000, &parse("a-queue;dur=3, a-service;dur=6"));
-    r.sent(1.2, 900);
+    r.sent(1.2, 100, 900);
     r.error(1.2, ErrorKind::Timeout);
-    r.sent(1.3, 10);
+    r.sent(1.3, 10, 10);
     r.error(1.3, ErrorKind::from_status(503));
-    r.dropped(1.9);
-    r.dropped(1.95);
+    r.dropped(1.9, 2000);
+    r.dropped(1.95, 30);
     assert_eq!(
         r.counts(),
         Counts {
@@ -51,6 +51,8 @@ fn counts_and_timeline_follow_intended_time() {
     assert!((rep.latency_ms.max - 20.0).abs() < 0.05);
     assert!((rep.latency_ms.mean - 15.0).abs() < 0.05);
     assert!((rep.send_lag_ms.max - 0.9).abs() < 0.01);
+    assert!((rep.dispatch_lag_ms.max - 2.0).abs() < 0.01);
+    assert!((rep.dispatch_lag_ms.p50 - 0.04).abs() < 0.005);
     let a = &rep.stages["a"];
     assert_eq!(a.count, 2);
     assert!((a.queue_p99_ms - 3.0).abs() < 0.01);
