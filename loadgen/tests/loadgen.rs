@@ -243,7 +243,7 @@ fn a_failing_server_still_ends_on_time_and_reports_errors() {
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let r = run.report.unwrap();
     assert_eq!(u(&r, "/errors/timeout"), u(&r, "/sent"));
-    assert!(f(&r, "/elapsed_s") < 2.0, "elapsed {}", r["elapsed_s"]);
+    assert!(f(&r, "/elapsed_s") < 3.0, "elapsed {}", r["elapsed_s"]);
     assert!(run.wall < Duration::from_secs(15), "took {:?}", run.wall);
 }
 
