@@ -272,3 +272,43 @@ fn same_seed_same_schedule_over_the_network() {
     );
     assert_eq!(u(&a, "/scheduled"), expected.len() as u64);
 }
+
+#[test]
+fn the_timeline_follows_the_pattern() {
+    let stage = StageProc::spawn(&["--cpu-ms", "0"], &[]);
+    let dir = support::scratch("trace-run");
+    let trace = dir.join("trace.csv");
+    // 40/s for the first two trace seconds, 300/s after; played at double speed.
+    std::fs::write(&trace, "second,rps\n0,40\n2,300\n").unwrap();
+    let trace_arg = format!("trace:{}", trace.display());
+    let url = stage.url();
+    let runs: [&[&str]; 2] = [
+        &[
+            "--pattern",
+            "step",
+            "--rate",
+            "40",
+            "--peak",
+            "300",
+            "--step-at",
+            "1",
+        ],
+        &["--pattern", &trace_arg, "--speed", "2"],
+    ];
+    for extra in runs {
+        let mut args = vec!["--target", &url, "--duration", "2s", "--seed", "5"];
+        args.extend_from_slice(extra);
+        let run = loadgen(&args);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let r = run.report.unwrap();
+        let tl = r["timeline"].as_array().unwrap();
+        let (low, high) = (u(&tl[0], "/rps"), u(&tl[1], "/rps"));
+        // Poisson counts: 40 and 300 per second, within about 5 standard deviations.
+        assert!((10..=75).contains(&low), "{extra:?}: first second {low}");
+        assert!(
+            (215..=390).contains(&high),
+            "{extra:?}: second second {high}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
