@@ -202,3 +202,34 @@ fn gpu_work_goes_through_libcuda_on_the_emulator() {
     drop(stage);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_libcuda_without_the_driver_api_is_a_clear_start_up_error() {
+    // The NVML emulator is a real shared library that lacks cuInit: standing in for a broken
+    // or wrong libcuda.so.1, it must stop sair-stage at start-up, not at the first request.
+    let nvml = target_dir().join("libsair_emu_nvml.so");
+    assert!(
+        nvml.exists(),
+        "{} is missing: cargo build -p sair-emu-nvml (CI builds the workspace)",
+        nvml.display()
+    );
+    let dir = scratch("nocuda");
+    let lib = dir.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::os::unix::fs::symlink(&nvml, lib.join("libcuda.so.1")).unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sair-stage"));
+    c.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--cpu-ms",
+        "0",
+        "--gpu-kernels",
+        "1",
+    ])
+    .env("LD_LIBRARY_PATH", &lib);
+    let out = support::run_bounded(c, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{err}");
+    assert!(err.contains("libcuda.so.1 has no cuInit"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
