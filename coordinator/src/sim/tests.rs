@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::policy::Decision;
+use crate::policy::{Action, Decision, PipelineState};
 use crate::scenario::Scenario;
 
 /// Holds the allocation it is given.
