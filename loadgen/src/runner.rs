@@ -62,8 +62,9 @@ pub async fn execute(
     let stop = Stop {
         duration: plan.duration,
         max_requests: plan.max_requests,
-        // Every request ends within its timeout, so this drain is only a safety bound.
-        drain: plan.timeout + Duration::from_millis(200),
+        // At most --timeout after --duration; a request still running then (one sent in the
+        // last moments) is aborted and counted as `unfinished`.
+        drain: plan.timeout,
     };
     let cfg = DriverConfig {
         drop_after: plan.drop_after,
