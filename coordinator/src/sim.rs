@@ -7,7 +7,7 @@
 //! work). Each stage is a FIFO queue in front of replicas with `concurrency` slots; a replica
 //! serves at speed ρ (GPU share or CPU share); GPU replicas are packed onto GPUs with Σρ ≤ 1;
 //! new replicas serve after `startup_s`; removed ones drain. Every policy period the simulator
-//! builds the [`PipelineState`] a live coordinator would assemble from StageReports and applies
+//! builds the [`PipelineState`](crate::policy::PipelineState) a live coordinator would assemble from StageReports and applies
 //! the policy's action, clamped to the stage bounds and the GPUs. Model and definitions:
 //! docs/simulator.md.
 

@@ -7,8 +7,8 @@ use crate::policy::{PipelineState, Policy, StageState};
 
 impl Sim<'_> {
     /// The ground-truth bottleneck: the stage with the highest offered utilisation
-    /// λ·E[S] / (serving replicas × slots × share), λ the true mean arrival rate over the last
-    /// control interval and E[S] the true mean service time.
+    /// λ·E\[S\] / (serving replicas × slots × share), λ the true mean arrival rate over the last
+    /// control interval and E\[S\] the true mean service time.
     pub fn true_bottleneck(&self, t: f64) -> usize {
         let from = (t - self.sc.interval_s).max(0.0);
         let lambda = if t > from {
