@@ -162,13 +162,7 @@ where
                 return Err(fail("-".into(), "no next-stage endpoints known".into()));
             };
             let authority = pick.endpoint().authority.clone();
-            let uri = http::Uri::builder()
-                .scheme("http")
-                .authority(authority.clone())
-                .path_and_query(path)
-                .build()
-                .map_err(|e| fail(authority.to_string(), e.to_string()))?;
-            let mut next = Request::post(uri)
+            let mut next = Request::post(http::Uri::from(path))
                 .body(Full::new(ours.body().clone()))
                 .map_err(|e| fail(authority.to_string(), e.to_string()))?;
             if let Some(ct) = ours.headers().get(header::CONTENT_TYPE) {
@@ -180,7 +174,7 @@ where
                 }
             }
             let (parts, body) = shared
-                .send(next)
+                .send(Some(&authority), next)
                 .await
                 .map_err(|why| fail(authority.to_string(), why))?
                 .into_parts();
@@ -285,27 +279,22 @@ impl Service<ProxyRequest> for Upstream {
         let shared = self.0.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            let pq = parts
-                .uri
-                .path_and_query()
-                .cloned()
-                .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-            parts.uri = http::Uri::builder()
-                .scheme("http")
-                .authority(shared.upstream.clone())
-                .path_and_query(pq)
-                .build()
-                .map_err(|e| ProxyError::Upstream {
-                    why: e.to_string(),
-                    timing: None,
-                })?;
+            // Origin form: the pool's connection is to the model server already.
+            if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+                parts.uri = parts
+                    .uri
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"))
+                    .into();
+            }
             parts.version = http::Version::HTTP_11;
             strip_hop_by_hop(&mut parts.headers);
             parts.headers.remove(header::HOST);
             parts.headers.remove(header::CONTENT_LENGTH);
             let req = Request::from_parts(parts, Full::new(body));
             let resp = shared
-                .send(req)
+                .send(None, req)
                 .await
                 .map_err(|why| ProxyError::Upstream { why, timing: None })?;
             let (mut parts, body) = resp.into_parts();

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod layer;
 pub mod metrics;
+pub mod pool;
 pub mod report;
 pub mod server;
 pub mod stack;

@@ -29,6 +29,7 @@ use crate::admission::Admission;
 use crate::balance::{self, Balancer};
 use crate::config::{Config, ConfigError, NextTarget};
 use crate::metrics::StageMetrics;
+use crate::pool::Pool;
 use crate::report::{self, AgentTarget, ReportBuffer};
 use crate::stack::{Edge, Shared};
 use crate::window::{ReportIdentity, Window};
@@ -104,8 +105,7 @@ impl Sidecar {
         let shared = Arc::new(Shared {
             stage: config.stage.clone(),
             next_stage: config.next_stage.clone(),
-            upstream,
-            client: Shared::client(),
+            pool: Pool::new(upstream, config.max_body_bytes),
             metrics,
             window,
             admission,
@@ -158,7 +158,11 @@ impl Sidecar {
         if let (Some(agent), Some(buffer)) = (self.agent.clone(), self.buffer.clone()) {
             tasks.spawn(report::send_loop(agent, buffer, stop.clone()));
         }
-        tasks.spawn(upkeep(self.handle.clone(), stop.clone()));
+        tasks.spawn(upkeep(
+            self.handle.clone(),
+            self.shared.clone(),
+            stop.clone(),
+        ));
         tasks.spawn(serve_metrics(
             metrics_listener,
             self.handle.clone(),
@@ -261,11 +265,16 @@ fn agent_target(config: &Config, address: &str) -> Result<AgentTarget, SidecarEr
 /// Drains recorded histogram samples into their buckets every few seconds, so memory stays
 /// bounded even when nobody scrapes `/metrics` (a recorder that is not installed globally gets
 /// no upkeep thread from the exporter).
-async fn upkeep(handle: PrometheusHandle, stop: CancellationToken) {
+///
+/// Also drops upstream connections idle for longer than the pool's idle timeout.
+async fn upkeep(handle: PrometheusHandle, shared: Arc<Shared>, stop: CancellationToken) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         tokio::select! {
-            _ = every.tick() => handle.run_upkeep(),
+            _ = every.tick() => {
+                handle.run_upkeep();
+                shared.pool.evict_idle();
+            }
             _ = stop.cancelled() => return,
         }
     }

@@ -178,3 +178,49 @@ async fn malformed_http_gets_400_and_the_process_is_unaffected() {
     assert_eq!(&body[..], b"ok|m");
     sc.stop().await;
 }
+
+/// A model server that keeps nothing alive: it answers one request per connection (advertising
+/// keep-alive) and closes the connection soon after. The sidecar must notice the closed idle
+/// connection when it next takes it and send the request on a new one: no 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_closing_idle_connections_fails_no_request() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                    .await;
+                // Idle close, as a model server with a short keep-alive timeout does.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+        }
+    });
+    let sc = sidecar(&["--stage", "s", "--upstream", &format!("http://{up}")]).await;
+    for i in 0..5 {
+        let (status, _, body) = get(&sc.url()).await.unwrap();
+        assert_eq!(
+            status,
+            200,
+            "request {i}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        assert_eq!(&body[..], b"ok");
+        // Let the model server close the connection the sidecar keeps idle.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
+    sc.stop().await;
+}
