@@ -56,6 +56,8 @@ pub struct EvalPlan {
     /// Durable state for learning policies: `<dir>/<scenario>/<policy>/<seed>`.
     pub state_dir: Option<PathBuf>,
     pub progress: bool,
+    /// The LLM server the `sair*` policies' `llm` selector asks; `None`: `model` selector.
+    pub llm: Option<crate::sair::llm::LlmConfig>,
 }
 
 /// Builds every policy once against every scenario, so a bad name fails before anything runs.
@@ -79,9 +81,12 @@ pub fn run_one(
     policy: &str,
     seed: u64,
     state_dir: Option<&Path>,
+    llm: Option<&crate::sair::llm::LlmConfig>,
 ) -> Result<RunOutput, UnknownPolicy> {
     let dir = state_dir.map(|d| d.join(&sc.name).join(policy).join(seed.to_string()));
-    let mut p = policies::build(policy, &sc.context(seed, dir))?;
+    let mut ctx = sc.context(seed, dir);
+    ctx.llm = llm.cloned();
+    let mut p = policies::build(policy, &ctx)?;
     let start = Instant::now();
     let r = sim::run(sc, p.as_mut(), seed);
     let wall_s = start.elapsed().as_secs_f64();
@@ -148,7 +153,7 @@ pub fn run_all(plan: &EvalPlan) -> Result<Vec<RunOutput>, UnknownPolicy> {
                     let Some(&i) = order.get(k) else { break };
                     let (si, p, seed) = tasks[i];
                     let sc = &plan.scenarios[si];
-                    let out = run_one(sc, p, seed, plan.state_dir.as_deref());
+                    let out = run_one(sc, p, seed, plan.state_dir.as_deref(), plan.llm.as_ref());
                     bar.set_message(format!("{} {p} seed {seed}", sc.name));
                     bar.inc(1);
                     if let Ok(mut r) = results.lock() {

@@ -50,6 +50,8 @@ pub struct PolicyContext {
     pub seed: u64,
     /// Where a learning policy keeps its durable state; in memory when `None`.
     pub state_dir: Option<PathBuf>,
+    /// The LLM selector's server for the `sair*` policies; `None` uses the `model` selector.
+    pub llm: Option<crate::sair::llm::LlmConfig>,
 }
 
 impl PolicyContext {
@@ -124,7 +126,7 @@ fn build_sair(name: &str, ctx: &PolicyContext) -> Result<Box<dyn Policy>, Unknow
             gpu_per_hour: ctx.prices.gpu_per_hour,
         }),
         state_dir: ctx.state_dir.clone(),
-        llm: None,
+        llm: ctx.llm.clone(),
     };
     match crate::sair::build(name, inputs) {
         Some(Ok(p)) => Ok(p),

@@ -405,6 +405,7 @@ impl Scenario {
             peak_rate_rps: self.pattern.max_rate(self.duration_s),
             seed,
             state_dir,
+            llm: None,
         }
     }
 }

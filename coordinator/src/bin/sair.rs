@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sair_coordinator::eval::{self, EvalPlan};
 use sair_coordinator::policies;
+use sair_coordinator::sair::llm::{LlmConfig, ProcessEnv};
 use sair_coordinator::scenario::Scenario;
 
 /// Exit code for a bad configuration or input (sysexits EX_USAGE).
@@ -59,6 +60,18 @@ struct EvalArgs {
     /// No progress bar.
     #[arg(long, env = "SAIR_QUIET")]
     quiet: bool,
+    /// OpenAI-compatible server for the sair* policies' `llm` selector, e.g.
+    /// http://127.0.0.1:18080/v1 (scripts/llm-local.sh starts one). Without it the `model`
+    /// selector decides.
+    #[arg(long, env = "SAIR_LLM_URL")]
+    llm_url: Option<String>,
+    /// Model name sent to the LLM server.
+    #[arg(long, env = "SAIR_LLM_MODEL", default_value = "smollm2-135m-instruct")]
+    llm_model: String,
+    /// Name of the environment variable holding the LLM server's API key (the key itself never
+    /// goes on the command line).
+    #[arg(long, env = "SAIR_LLM_API_KEY_ENV")]
+    llm_api_key_env: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -109,6 +122,9 @@ fn run_eval(a: EvalArgs) -> ExitCode {
         jobs,
         state_dir: a.state_dir,
         progress: !a.quiet,
+        llm: a.llm_url.as_deref().map(|url| {
+            LlmConfig::new(url, &a.llm_model, a.llm_api_key_env.as_deref(), &ProcessEnv)
+        }),
     };
     if let Err(e) = eval::check_policies(&plan) {
         eprintln!("error: {e}");

@@ -34,6 +34,7 @@ pub fn context(bounds: &[(u32, u32)]) -> PolicyContext {
         peak_rate_rps: 100.0,
         seed: 1,
         state_dir: None,
+        llm: None,
     }
 }
 

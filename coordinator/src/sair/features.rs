@@ -235,7 +235,7 @@ fn speed(st: &StageState) -> f64 {
 }
 
 /// Planning loads: what the queueing model needs about each stage, independent of the
-/// allocation (which [`stage_load`] applies).
+/// allocation (which [`Planning::stage_load`] applies).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planning {
     /// Arrival rate to plan for, per stage.
