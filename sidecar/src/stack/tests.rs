@@ -1,0 +1,87 @@
+use super::*;
+
+#[test]
+fn millis_match_float_formatting() {
+    for nanos in [
+        0u64,
+        1,
+        499,
+        500,
+        999,
+        1_000,
+        12_345,
+        999_499,
+        999_501,
+        1_000_000,
+        20_000_123,
+        123_456_789_012,
+    ] {
+        let d = Duration::from_nanos(nanos);
+        let mut s = String::new();
+        push_millis(&mut s, d);
+        assert_eq!(s, format!("{:.3}", d.as_secs_f64() * 1e3), "{nanos} ns");
+    }
+    // Exact half microseconds round up (float formatting may go either way on those).
+    let mut s = String::new();
+    push_millis(&mut s, Duration::from_nanos(999_500));
+    assert_eq!(s, "1.000");
+}
+
+#[test]
+fn server_timing_puts_ours_first() {
+    let mut later = HeaderMap::new();
+    later.append(
+        &SERVER_TIMING,
+        HeaderValue::from_static("b-queue;dur=1.000"),
+    );
+    later.append(
+        &SERVER_TIMING,
+        HeaderValue::from_static("b-service;dur=2.500"),
+    );
+    let t = StageTiming {
+        queue: Duration::from_micros(1500),
+        service: Duration::from_millis(20),
+    };
+    let v = server_timing("a", t, &later).unwrap();
+    assert_eq!(
+        v.to_str().unwrap(),
+        "a-queue;dur=1.500, a-service;dur=20.000, b-queue;dur=1.000, b-service;dur=2.500"
+    );
+}
+
+#[test]
+fn request_ids_are_32_hex_digits() {
+    let a = new_request_id();
+    let b = new_request_id();
+    assert_ne!(a, b);
+    for v in [a, b] {
+        let s = v.to_str().unwrap();
+        assert_eq!(s.len(), 32);
+        assert!(
+            s.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+    }
+}
+
+#[test]
+fn hop_by_hop_headers_go_and_others_stay() {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    h.insert("x-keep", HeaderValue::from_static("1"));
+    let before = h.clone();
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h, before);
+    h.insert(
+        header::CONNECTION,
+        HeaderValue::from_static("close, x-drop"),
+    );
+    h.insert("x-drop", HeaderValue::from_static("1"));
+    h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    h.insert(
+        header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h, before);
+}
