@@ -42,6 +42,21 @@ fn healthy(addr: &str, path: &str) -> bool {
     request(addr, "GET", path, b"").is_ok_and(|r| r.status == 200)
 }
 
+/// `sair-node-agent set-rate` on the GPU stage's segment, as an operator would run it.
+fn set_infer_rate(shm_dir: &Path, rate: &str, mode: &str) {
+    let set = std::process::Command::new(binary("sair-node-agent"))
+        .args(["set-rate", "--shm-dir"])
+        .arg(shm_dir)
+        .args(["--segment", "infer", "--rate", rate, "--mode", mode])
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "set-rate: {}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+}
+
 fn start() -> Pipeline {
     let root =
         std::env::temp_dir().join(format!("sair-e2e-{}-{}", std::process::id(), free_port()));
@@ -64,17 +79,7 @@ fn start() -> Pipeline {
     let mut procs = Vec::new();
 
     // The GPU stage's segment exists before its model server starts, unlimited.
-    let set = std::process::Command::new(binary("sair-node-agent"))
-        .args(["set-rate", "--shm-dir"])
-        .arg(&shm_dir)
-        .args(["--segment", "infer", "--rate", "1", "--mode", "off"])
-        .output()
-        .unwrap();
-    assert!(
-        set.status.success(),
-        "set-rate: {}",
-        String::from_utf8_lossy(&set.stderr)
-    );
+    set_infer_rate(&shm_dir, "1", "off");
 
     let agent_metrics = format!("127.0.0.1:{}", free_port());
     let agent_reports = format!("127.0.0.1:{}", free_port());
@@ -275,17 +280,7 @@ fn whole_pipeline_measures_reports_and_throttles() {
     tracing::info!(before, "infer-service median, unlimited (ms)");
 
     // Cap the GPU stage at 10 % of the GPU through the running daemon: no restart.
-    let set = std::process::Command::new(binary("sair-node-agent"))
-        .args(["set-rate", "--shm-dir"])
-        .arg(&p.shm_dir)
-        .args(["--segment", "infer", "--rate", "0.1", "--mode", "cap"])
-        .output()
-        .unwrap();
-    assert!(
-        set.status.success(),
-        "set-rate: {}",
-        String::from_utf8_lossy(&set.stderr)
-    );
+    set_infer_rate(&p.shm_dir, "0.1", "cap");
     let deadline = std::time::Instant::now() + sair_tests::patience();
     let after = loop {
         let m = median_infer_service(&p, 7);
