@@ -66,14 +66,19 @@ impl StageReport {
         ];
         for (name, v) in finite {
             if !v.is_finite() || v < 0.0 {
-                return Err(format!("{name} must be a finite non-negative number, got {v}"));
+                return Err(format!(
+                    "{name} must be a finite non-negative number, got {v}"
+                ));
             }
         }
         if self.window_seconds <= 0.0 {
             return Err("window_seconds must be positive".into());
         }
         if self.busy_fraction > 1.0 + 1e-9 {
-            return Err(format!("busy_fraction must be at most 1, got {}", self.busy_fraction));
+            return Err(format!(
+                "busy_fraction must be at most 1, got {}",
+                self.busy_fraction
+            ));
         }
         if self.pipeline.is_empty() || self.stage.is_empty() {
             return Err("pipeline and stage must be non-empty".into());

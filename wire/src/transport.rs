@@ -84,9 +84,7 @@ impl Identity {
         let certified = rcgen::generate_simple_self_signed(names)?;
         Ok(Self {
             chain: vec![certified.cert.der().clone()],
-            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-                certified.key_pair.serialize_der(),
-            )),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der())),
         })
     }
 }

@@ -9,7 +9,9 @@ async fn exchange(server_cfg: quinn::ServerConfig, client_cfg: quinn::ClientConf
     let accept = tokio::spawn(async move {
         let conn = server.accept().await.unwrap().await.unwrap();
         let mut recv = conn.accept_uni().await.unwrap();
-        frame::read(&mut recv, frame::MAX_FRAME_BYTES).await.unwrap()
+        frame::read(&mut recv, frame::MAX_FRAME_BYTES)
+            .await
+            .unwrap()
     });
     let client = client_endpoint(addr, client_cfg).unwrap();
     let conn = client.connect(addr, "localhost").unwrap().await.unwrap();
@@ -71,5 +73,8 @@ async fn untrusted_server_is_refused() {
     )
     .unwrap();
     let res = client.connect(addr, "localhost").unwrap().await;
-    assert!(res.is_err(), "handshake with an untrusted certificate must fail");
+    assert!(
+        res.is_err(),
+        "handshake with an untrusted certificate must fail"
+    );
 }
