@@ -5,7 +5,9 @@
 #   scripts/bench-sidecar.sh [RATE] [SECONDS] [ROUNDS]     (defaults: 5000 10 2)
 #
 # SIDECAR_THREADS (default 0 = one per core) and NGINX_WORKERS (default auto = one per core)
-# size the two proxies alike.
+# size the two proxies alike. SIDECAR_BASELINE=path/to/an/older/sair-sidecar adds a fourth
+# target, "baseline", run the same way and interleaved with the others, for before/after ratios
+# measured in the same run. The load average is printed at the start and the end.
 # Needs nginx on PATH (apt-get install -y nginx). Builds the release sidecar and the
 # open-loop driver (sidecar/examples/openloop.rs). Results: a table on stdout and JSON per run
 # in $BENCH_OUT (default: a temp dir). Ports 18081-18093 on 127.0.0.1 must be free.
@@ -25,6 +27,7 @@ UP=18081      # trivial upstream (nginx, 1 worker, `return 200`)
 NGX=18082     # nginx reverse proxy
 SC=18083      # sair-sidecar
 SCM=18093     # sidecar metrics
+BL=18084      # baseline sidecar (SIDECAR_BASELINE), metrics on 18094
 
 # LOADGEN=sair drives the load with sair-loadgen (Poisson, latency from intended send time)
 # instead of the fixed-interval openloop example.
@@ -80,6 +83,17 @@ RUST_LOG=warn "$BIN/sair-sidecar" --listen 127.0.0.1:$SC --metrics-listen 127.0.
 SC_PID=$!
 pids+=("$SC_PID")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$SC/" >/dev/null 2>&1 && break; sleep 0.1; done
+TARGETS="direct sidecar nginx"
+if [ -n "${SIDECAR_BASELINE:-}" ]; then
+    RUST_LOG=warn "$SIDECAR_BASELINE" --listen 127.0.0.1:$BL --metrics-listen 127.0.0.1:18094 \
+        --upstream http://127.0.0.1:$UP --stage bench --pipeline bench \
+        --worker-threads "${SIDECAR_THREADS:-0}" 2>"$WORK/baseline.log" &
+    BL_PID=$!
+    pids+=("$BL_PID")
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$BL/" >/dev/null 2>&1 && break; sleep 0.1; done
+    TARGETS="$TARGETS baseline"
+fi
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # CPU ticks (utime+stime) of a set of pids.
 ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
@@ -125,17 +139,19 @@ for r in $(seq "$ROUNDS"); do
     run direct  $UP  $(up_pids)
     run sidecar $SC  "$SC_PID"
     run nginx   $NGX $(px_pids)
+    if [ -n "${SIDECAR_BASELINE:-}" ]; then run baseline $BL "$BL_PID"; fi
 done
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$OUT" "$ROUNDS" <<'PY'
+python3 - "$OUT" "$ROUNDS" $TARGETS <<'PY'
 import json, sys, statistics as st
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, targets = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 def load(n): return [json.load(open(f"{out}/{n}.{r}.json")) for r in range(1, rounds + 1)]
-runs = {n: load(n) for n in ("direct", "sidecar", "nginx")}
+runs = {n: load(n) for n in targets}
 def med(n, key, q): return st.median(r[key][q] for r in runs[n])
 print(f"rate {runs['direct'][0]['rate']:.0f} req/s, {rounds} round(s), medians over rounds; latency in µs")
 print(f"{'target':8} {'p50':>6} {'p99':>6} {'p99.9':>6} {'due-p99':>8} {'errors':>6} {'cpu/1k rps':>10} {'+p50':>6} {'+p99':>6}")
-for n in ("direct", "sidecar", "nginx"):
+for n in targets:
     p50, p99 = med(n, "latency_from_send", "p50_us"), med(n, "latency_from_send", "p99_us")
     p999 = med(n, "latency_from_send", "p999_us")
     due99 = med(n, "latency_from_due", "p99_us")
@@ -144,6 +160,9 @@ for n in ("direct", "sidecar", "nginx"):
     a50 = p50 - med("direct", "latency_from_send", "p50_us")
     a99 = p99 - med("direct", "latency_from_send", "p99_us")
     print(f"{n:8} {p50:6.0f} {p99:6.0f} {p999:6.0f} {due99:8.0f} {err:6d} {cpu:10.4f} {a50:6.0f} {a99:6.0f}")
+print("per round, p50/p99 µs:", "; ".join(
+    f"{r + 1}: " + " ".join(f"{n} {runs[n][r]['latency_from_send']['p50_us']}/{runs[n][r]['latency_from_send']['p99_us']}" for n in targets)
+    for r in range(rounds)))
 print(f"(cpu/1k rps: cores used by the measured process(es) per 1000 req/s; 'direct' measures the upstream nginx)")
 print(f"JSON per run: {out}")
 PY

@@ -5,14 +5,14 @@
 //! in guards whose `Drop` undoes them, so a request dropped at any point (client gone, timeout,
 //! panic-free early return) can never leak a slot or a queue place.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::StageMetrics;
-use crate::window::Window;
+use crate::window::{Event, WindowFeed};
 
 /// Why admission refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -32,7 +32,7 @@ pub struct Admission {
     waiting: AtomicU64,
     inflight: AtomicU64,
     metrics: StageMetrics,
-    window: Arc<Mutex<Window>>,
+    window: Arc<WindowFeed>,
 }
 
 /// A held concurrency slot; dropping it frees the slot.
@@ -58,7 +58,7 @@ impl Admission {
         capacity: u32,
         timeout: Duration,
         metrics: StageMetrics,
-        window: Arc<Mutex<Window>>,
+        window: Arc<WindowFeed>,
     ) -> Arc<Self> {
         Arc::new(Admission {
             slots: (max_concurrency > 0)
@@ -96,9 +96,10 @@ impl Admission {
         self.metrics.inflight.increment(1.0);
         // The window's busy-slot integral starts here and ends in `Slot::drop`.
         let now = Instant::now();
-        if let Ok(mut w) = self.window.lock() {
-            w.dispatched(now, now.saturating_duration_since(head));
-        }
+        self.window.record(Event::Dispatched {
+            at: now,
+            queue_wait: now.saturating_duration_since(head),
+        });
         Ok(Slot {
             _permit: permit,
             admission: self.clone(),
@@ -134,8 +135,6 @@ impl Drop for Slot {
         let a = &self.admission;
         a.inflight.fetch_sub(1, Ordering::AcqRel);
         a.metrics.inflight.decrement(1.0);
-        if let Ok(mut w) = a.window.lock() {
-            w.slot_released(Instant::now());
-        }
+        a.window.record(Event::SlotReleased { at: Instant::now() });
     }
 }

@@ -17,6 +17,7 @@ use tower::{Layer, Service};
 use crate::error::{ProxyError, StageTiming, chain};
 use crate::metrics::Outcome;
 use crate::stack::{Head, Shared, X_REQUEST_ID, X_START, strip_hop_by_hop};
+use crate::window::Event;
 
 pub type ProxyRequest = Request<Bytes>;
 pub type ProxyResponse = Response<Bytes>;
@@ -253,9 +254,9 @@ where
             match result {
                 Ok(mut resp) => {
                     shared.metrics.service.record(timing.service.as_secs_f64());
-                    if let Ok(mut w) = shared.window.lock() {
-                        w.served(timing.service);
-                    }
+                    shared.window.record(Event::Served {
+                        service: timing.service,
+                    });
                     resp.extensions_mut().insert(timing);
                     Ok(resp)
                 }

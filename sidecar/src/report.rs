@@ -1,6 +1,6 @@
 //! The StageReport driver: a window ticker and a QUIC sender joined by a bounded,
-//! drop-oldest buffer. Nothing here is on the request path; the request path only touches the
-//! [`crate::window::Window`] behind a short mutex.
+//! drop-oldest buffer. Nothing here is on the request path; the request path only pushes events
+//! onto the lock-free queue of [`crate::window::WindowFeed`].
 //!
 //! Transport: one QUIC connection to the agent, one unidirectional stream per report carrying
 //! exactly one sair-wire frame, then `finish`. A stream per report costs nothing at one report
@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
-use crate::window::Window;
+use crate::window::WindowFeed;
 
 /// Bounded buffer of reports waiting to be sent; full → the oldest is dropped and counted.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ impl ReportBuffer {
 
 /// Closes a window every `interval` and buffers its report.
 pub async fn tick(
-    window: Arc<Mutex<Window>>,
+    window: Arc<WindowFeed>,
     admission: Arc<Admission>,
     buffer: Option<Arc<ReportBuffer>>,
     interval: Duration,
@@ -114,9 +114,8 @@ pub async fn tick(
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let report = match window.lock() {
-            Ok(mut w) => w.take(Instant::now(), admission.queue_depth(), unix_ms),
-            Err(_) => continue,
+        let Some(report) = window.take(Instant::now(), admission.queue_depth(), unix_ms) else {
+            continue;
         };
         if let Some(b) = &buffer {
             b.push(report);

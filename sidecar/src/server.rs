@@ -8,8 +8,8 @@
 //! cancelled and `run` returns `Ok(())`.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -32,7 +32,7 @@ use crate::metrics::StageMetrics;
 use crate::pool::Pool;
 use crate::report::{self, AgentTarget, ReportBuffer};
 use crate::stack::{Edge, Shared};
-use crate::window::{ReportIdentity, Window};
+use crate::window::{ReportIdentity, Window, WindowFeed};
 
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ impl Sidecar {
             &config.stage,
             &config.histogram_buckets_seconds,
         )?;
-        let window = Arc::new(Mutex::new(Window::new(
+        let window = Arc::new(WindowFeed::new(Window::new(
             ReportIdentity {
                 pipeline: config.pipeline.clone(),
                 stage: config.stage.clone(),

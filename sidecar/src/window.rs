@@ -5,6 +5,8 @@
 //! concurrency slots divided by `slots × window`; with unlimited concurrency the denominator is
 //! the window's peak in-flight count (documented in the `StageReport` field).
 
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -164,6 +166,73 @@ impl Window {
         self.busy_integral = 0.0;
         self.peak_inflight = self.inflight;
         report
+    }
+}
+
+/// One request-path event, applied to the [`Window`] by the reporter.
+#[derive(Debug, Clone, Copy)]
+pub enum Event {
+    Arrival,
+    Dispatched { at: Instant, queue_wait: Duration },
+    SlotReleased { at: Instant },
+    Served { service: Duration },
+    Finished { rejected: bool, error: bool },
+}
+
+impl Window {
+    /// Applies one request-path event.
+    pub fn apply(&mut self, e: Event) {
+        match e {
+            Event::Arrival => self.arrival(),
+            Event::Dispatched { at, queue_wait } => self.dispatched(at, queue_wait),
+            Event::SlotReleased { at } => self.slot_released(at),
+            Event::Served { service } => self.served(service),
+            Event::Finished { rejected, error } => self.finished(rejected, error),
+        }
+    }
+}
+
+/// The window as the request path sees it: requests only push [`Event`]s onto a lock-free
+/// queue (std's mpsc list channel: a few atomic operations, never a lock, never a wait), and
+/// the reporter applies them in order when it closes a window. The window and its histograms
+/// are touched by the reporter alone, so closing a window (percentiles, histogram reset) never
+/// holds up a request. Events are time-stamped when they happen, so the busy-slot integral is
+/// as exact as before; two events from different threads may be queued a few nanoseconds out
+/// of order, which the integral absorbs (a negative interval counts as zero).
+#[derive(Debug)]
+pub struct WindowFeed {
+    tx: Sender<Event>,
+    window: Mutex<(Window, Receiver<Event>)>,
+}
+
+impl WindowFeed {
+    pub fn new(window: Window) -> Self {
+        let (tx, rx) = channel();
+        WindowFeed {
+            tx,
+            window: Mutex::new((window, rx)),
+        }
+    }
+
+    /// Records an event (request path).
+    pub fn record(&self, e: Event) {
+        // The receiver lives as long as `self`: sending cannot fail.
+        let _ = self.tx.send(e);
+    }
+
+    /// Applies every queued event, closes the window at `now` and returns its report.
+    pub fn take(
+        &self,
+        now: Instant,
+        queue_depth: u64,
+        window_end_unix_ms: u64,
+    ) -> Option<StageReport> {
+        let mut guard = self.window.lock().ok()?;
+        let (window, rx) = &mut *guard;
+        for e in rx.try_iter() {
+            window.apply(e);
+        }
+        Some(window.take(now, queue_depth, window_end_unix_ms))
     }
 }
 

@@ -59,3 +59,50 @@ fn percentiles_and_counts() {
     assert_eq!(r.window_end_unix_ms, 7);
     r.validate().unwrap();
 }
+
+#[test]
+fn feed_applies_events_from_many_threads_before_closing() {
+    let t0 = Instant::now();
+    let feed = std::sync::Arc::new(WindowFeed::new(Window::new(id(4), t0)));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let feed = feed.clone();
+            std::thread::spawn(move || {
+                for _ in 0..250 {
+                    feed.record(Event::Arrival);
+                    let at = Instant::now();
+                    feed.record(Event::Dispatched {
+                        at,
+                        queue_wait: Duration::from_millis(2),
+                    });
+                    feed.record(Event::Served {
+                        service: Duration::from_millis(10),
+                    });
+                    feed.record(Event::SlotReleased { at });
+                    feed.record(Event::Finished {
+                        rejected: false,
+                        error: false,
+                    });
+                }
+                feed.record(Event::Finished {
+                    rejected: true,
+                    error: false,
+                });
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let r = feed.take(Instant::now(), 0, 0).unwrap();
+    assert_eq!((r.arrivals, r.completions, r.rejections), (1000, 1000, 4));
+    assert!(
+        (r.queue_wait.p50 - 0.002).abs() < 0.0001,
+        "{:?}",
+        r.queue_wait
+    );
+    assert!((r.service.p99 - 0.010).abs() < 0.0001, "{:?}", r.service);
+    // Everything was applied: the next window is empty.
+    let r2 = feed.take(Instant::now(), 0, 0).unwrap();
+    assert_eq!((r2.arrivals, r2.completions), (0, 0));
+}
