@@ -85,3 +85,17 @@ fn hop_by_hop_headers_go_and_others_stay() {
     strip_hop_by_hop(&mut h);
     assert_eq!(h, before);
 }
+
+#[test]
+fn keep_alive_answers_lose_only_connection_headers() {
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+    h.insert(header::TE, HeaderValue::from_static("trailers"));
+    h.insert("proxy-connection", HeaderValue::from_static("keep-alive"));
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h.len(), 1);
+    assert!(h.contains_key(header::CONTENT_LENGTH));
+}
