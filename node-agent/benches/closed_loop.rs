@@ -34,16 +34,10 @@ impl World {
         let root =
             std::env::temp_dir().join(format!("sair-agent-bench-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
-        for d in ["lib", "shm", "tls"] {
+        for d in ["shm", "tls"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
-        std::os::unix::fs::symlink(binary("libsair_emu_cuda.so"), root.join("lib/libcuda.so.1"))
-            .unwrap();
-        std::os::unix::fs::symlink(
-            binary("libsair_emu_nvml.so"),
-            root.join("lib/libnvidia-ml.so.1"),
-        )
-        .unwrap();
+        sair_tests::emulator::driver_dir(&root.join("lib")).unwrap();
         World {
             root,
             ns_per_block: 1000,

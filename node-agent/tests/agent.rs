@@ -33,16 +33,10 @@ impl World {
             std::process::id(),
             sair_shm::clock::monotonic_ns()
         ));
-        for d in ["lib", "shm", "tls"] {
+        for d in ["shm", "tls"] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
-        std::os::unix::fs::symlink(binary("libsair_emu_cuda.so"), root.join("lib/libcuda.so.1"))
-            .unwrap();
-        std::os::unix::fs::symlink(
-            binary("libsair_emu_nvml.so"),
-            root.join("lib/libnvidia-ml.so.1"),
-        )
-        .unwrap();
+        sair_tests::emulator::driver_dir(&root.join("lib")).unwrap();
         World { root }
     }
 

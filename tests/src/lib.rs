@@ -5,6 +5,7 @@
 //! Every child process is killed when its guard drops, so a failing test leaves nothing behind.
 
 pub mod binary;
+pub mod emulator;
 pub mod http;
 pub mod process;
 

@@ -28,16 +28,6 @@ struct Pipeline {
     _procs: Vec<Proc>,
 }
 
-/// The emulated GPU: `libcuda.so.1` and `libnvidia-ml.so.1` links to the emulator cdylibs.
-fn emulator_libs(root: &Path) -> PathBuf {
-    let dir = root.join("lib");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::os::unix::fs::symlink(binary("libsair_emu_cuda.so"), dir.join("libcuda.so.1")).unwrap();
-    std::os::unix::fs::symlink(binary("libsair_emu_nvml.so"), dir.join("libnvidia-ml.so.1"))
-        .unwrap();
-    dir
-}
-
 fn healthy(addr: &str, path: &str) -> bool {
     request(addr, "GET", path, b"").is_ok_and(|r| r.status == 200)
 }
@@ -61,7 +51,7 @@ fn start() -> Pipeline {
     let root =
         std::env::temp_dir().join(format!("sair-e2e-{}-{}", std::process::id(), free_port()));
     std::fs::create_dir_all(&root).unwrap();
-    let libs = emulator_libs(&root);
+    let libs = sair_tests::emulator::driver_dir(&root.join("lib")).unwrap();
     let shm_dir = root.join("shm");
     let tls_dir = root.join("tls");
     let emu_env = |name: &str| -> Vec<(&'static str, String)> {
