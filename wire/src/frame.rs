@@ -18,6 +18,8 @@ pub enum FrameError {
     FrameTooLarge { len: usize, max: usize },
     #[error("frame payload is empty")]
     Empty,
+    #[error("frame declares {len} payload bytes but only {got} arrived")]
+    Truncated { len: usize, got: usize },
     #[error("frame could not be decoded: {0}")]
     Decode(#[from] bincode::error::DecodeError),
     #[error("message could not be encoded: {0}")]
@@ -86,9 +88,15 @@ pub fn decode(bytes: &[u8], max: usize) -> Result<Envelope, FrameError> {
     if len > max {
         return Err(FrameError::FrameTooLarge { len, max });
     }
-    if payload.len() != len {
+    if payload.len() < len {
+        return Err(FrameError::Truncated {
+            len,
+            got: payload.len(),
+        });
+    }
+    if payload.len() > len {
         return Err(FrameError::TrailingBytes {
-            trailing: payload.len().abs_diff(len),
+            trailing: payload.len() - len,
         });
     }
     decode_payload(payload)

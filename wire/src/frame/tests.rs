@@ -88,3 +88,19 @@ async fn async_read_write_round_trip_and_clean_eof() {
     assert_eq!(read(&mut b, MAX_FRAME_BYTES).await.unwrap(), Some(env));
     assert_eq!(read(&mut b, MAX_FRAME_BYTES).await.unwrap(), None);
 }
+
+#[test]
+fn truncated_and_overlong_frames_are_told_apart() {
+    let env = Envelope::new(Message::StageReport(StageReport::default()));
+    let bytes = encode(&env, MAX_FRAME_BYTES).unwrap();
+    assert!(matches!(
+        decode(&bytes[..bytes.len() - 1], MAX_FRAME_BYTES),
+        Err(FrameError::Truncated { .. })
+    ));
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(matches!(
+        decode(&long, MAX_FRAME_BYTES),
+        Err(FrameError::TrailingBytes { trailing: 1 })
+    ));
+}
