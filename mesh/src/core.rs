@@ -1,0 +1,621 @@
+//! The sans-IO heart of a member: foca's SWIM, the key–value state, leadership and local
+//! health, driven by messages and `now`, answering with [`Action`]s and [`Event`]s.
+//!
+//! It owns no socket, task or clock. The driver feeds it datagrams ([`MeshCore::handle_datagram`]),
+//! stream frames ([`MeshCore::handle_stream`]) and time ([`MeshCore::tick`] at
+//! [`MeshCore::next_deadline`]), then drains [`MeshCore::poll_action`] and
+//! [`MeshCore::poll_event`].
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use foca::{Foca, NoCustomBroadcast, OwnedNotification, State, Timer};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+use crate::config::MeshConfig;
+use crate::error::StateError;
+use crate::frame;
+use crate::id::{MemberId, Role};
+use crate::leader::{self, Decision, EPOCH_KEY, Epoch};
+use crate::message::{MeshBody, MeshFrame};
+use crate::metrics::{FrameRefusal, MemberState, MeshMetrics};
+use crate::state::{Change, Class, StateStore};
+use crate::swim::{SwimCodec, SwimOut, foca_config};
+
+/// Something the driver must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send this datagram payload (an encoded [`MeshFrame`]) to `to`.
+    Datagram { to: SocketAddr, bytes: Vec<u8> },
+    /// Open a stream to `to`, send `frame`, then relay frames between the stream and
+    /// [`MeshCore::handle_stream`] until it answers `None`.
+    Sync { to: SocketAddr, frame: MeshFrame },
+}
+
+/// Something that happened, for subscribers and logs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// This member joined a cluster (some member knows it).
+    Joined,
+    /// This member knows no live member any more.
+    Isolated,
+    MemberUp(MemberId),
+    MemberDown(MemberId),
+    /// A dead member's state was dropped; it is refused for a grace period.
+    MemberForgotten(String),
+    /// A key changed in the local view (this member's own writes included).
+    Changed(Change),
+    /// The member this one sees as leader changed.
+    LeaderChanged(Option<String>),
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    due: Instant,
+    seq: u64,
+    timer: Timer<MemberId>,
+    /// Already postponed once for local health.
+    deferred: bool,
+}
+
+/// Highest local-health score (Lifeguard's "local health multiplier" upper bound).
+pub const MAX_HEALTH: u32 = 8;
+
+/// Counters kept by the core (the metrics carry the same numbers).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CoreStats {
+    pub rounds: u64,
+    pub frames_refused: u64,
+    pub swim_errors: u64,
+    pub entries_refused: u64,
+    pub deferred_accusations: u64,
+}
+
+/// One member's protocol state.
+pub struct MeshCore {
+    id: MemberId,
+    config: MeshConfig,
+    foca: Foca<MemberId, SwimCodec, StdRng, NoCustomBroadcast>,
+    rng: StdRng,
+    timers: Vec<Scheduled>,
+    seq: u64,
+    state: StateStore,
+    seeds: Vec<SocketAddr>,
+    next_join: Option<Instant>,
+    next_round: Instant,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+    anchor: (Instant, u64),
+    health: u32,
+    claim: Option<Epoch>,
+    leader: Option<String>,
+    joined: bool,
+    stats: CoreStats,
+    metrics: MeshMetrics,
+}
+
+impl std::fmt::Debug for MeshCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshCore")
+            .field("id", &self.id)
+            .field("leader", &self.leader)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeshCore {
+    /// A member that knows nobody yet. `anchor` ties `now` to the wall clock (Unix ms) for
+    /// the propagation-time metric only; `seed` seeds foca's randomness.
+    pub fn new(
+        id: MemberId,
+        config: MeshConfig,
+        now: Instant,
+        anchor_unix_ms: u64,
+        seed: u64,
+        metrics: MeshMetrics,
+    ) -> Self {
+        let foca = Foca::new(
+            id.clone(),
+            foca_config(&config),
+            StdRng::seed_from_u64(seed),
+            SwimCodec,
+        );
+        let state = StateStore::new(&id.name, id.generation, config.limits.clone());
+        let mut core = Self {
+            next_round: now + config.gossip_interval,
+            id,
+            config,
+            foca,
+            rng: StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15),
+            timers: Vec::new(),
+            seq: 0,
+            state,
+            seeds: Vec::new(),
+            next_join: None,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+            anchor: (now, anchor_unix_ms),
+            health: 0,
+            claim: None,
+            leader: None,
+            joined: false,
+            stats: CoreStats::default(),
+            metrics,
+        };
+        core.update_leader(now);
+        core.publish_member_counts();
+        core
+    }
+
+    pub fn id(&self) -> &MemberId {
+        &self.id
+    }
+
+    pub fn config(&self) -> &MeshConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &CoreStats {
+        &self.stats
+    }
+
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// Lifeguard-style local health: 0 is healthy; each stall of this member's own loop adds
+    /// one (up to [`MAX_HEALTH`]), each on-time probe period takes one away.
+    pub fn health(&self) -> u32 {
+        self.health
+    }
+
+    fn unix_ms(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.anchor.0);
+        self.anchor.1 + since.as_millis() as u64
+    }
+
+    /// Joins through `seeds` (addresses; names are learnt from their answers). Seeds that do
+    /// not answer are retried every `join_retry` while this member knows nobody.
+    pub fn join(&mut self, seeds: &[SocketAddr], now: Instant) {
+        self.seeds = seeds
+            .iter()
+            .copied()
+            .filter(|s| *s != self.id.addr)
+            .collect();
+        self.next_join = Some(now);
+        self.tick(now);
+    }
+
+    /// Members foca knows, with their state, this member excluded.
+    pub fn members(&self) -> impl Iterator<Item = (&MemberId, State)> {
+        self.foca
+            .iter_membership_state()
+            .map(|m| (m.id(), m.state()))
+    }
+
+    /// Live (alive or suspect) members, this member excluded.
+    pub fn live_members(&self) -> impl Iterator<Item = &MemberId> {
+        self.foca.iter_members().map(|m| m.id())
+    }
+
+    /// How many members this member knows per state, itself included as alive.
+    pub fn member_counts(&self) -> [(MemberState, usize); 3] {
+        let (mut alive, mut suspect, mut dead) = (1, 0, 0);
+        for (_, s) in self.members() {
+            match s {
+                State::Alive => alive += 1,
+                State::Suspect => suspect += 1,
+                State::Down => dead += 1,
+            }
+        }
+        [
+            (MemberState::Alive, alive),
+            (MemberState::Suspect, suspect),
+            (MemberState::Dead, dead),
+        ]
+    }
+
+    /// The member this one sees as leader (lowest-named live coordinator).
+    pub fn leader(&self) -> Option<&str> {
+        self.leader.as_deref()
+    }
+
+    /// The epoch this member claims while it leads.
+    pub fn epoch(&self) -> Option<&Epoch> {
+        self.claim.as_ref().filter(|_| self.is_leader())
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.as_deref() == Some(self.id.name.as_str())
+    }
+
+    /// Writes one of this member's keys (`None` deletes it).
+    pub fn set(
+        &mut self,
+        key: &str,
+        value: Option<Vec<u8>>,
+        now: Instant,
+    ) -> Result<(), StateError> {
+        let change = self.state.set(key, value, self.unix_ms(now))?;
+        self.events.push_back(Event::Changed(change));
+        Ok(())
+    }
+
+    /// Publishes a decision under `key` (a control key) with this leader's epoch. Refused
+    /// (`None`) when this member does not lead.
+    pub fn decide(
+        &mut self,
+        key: &str,
+        body: Vec<u8>,
+        now: Instant,
+    ) -> Option<Result<Epoch, StateError>> {
+        let epoch = self.epoch()?.clone();
+        if Class::of(key) != Class::Control {
+            return Some(Err(StateError::BadKey {
+                key: key.to_owned(),
+                max: self.config.limits.max_key_bytes,
+            }));
+        }
+        let bytes = Decision {
+            epoch: epoch.clone(),
+            body,
+        }
+        .to_bytes();
+        Some(self.set(key, Some(bytes), now).map(|()| epoch))
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::tick`] must next be called.
+    pub fn next_deadline(&self) -> Instant {
+        let mut next = self.next_round;
+        if let Some(t) = self.timers.iter().map(|t| t.due).min() {
+            next = next.min(t);
+        }
+        if let Some(j) = self.next_join {
+            next = next.min(j);
+        }
+        next
+    }
+
+    /// One received datagram.
+    pub fn handle_datagram(&mut self, bytes: &[u8], now: Instant) {
+        match frame::decode_payload(bytes, self.config.max_datagram + 64) {
+            Ok(MeshFrame {
+                body: MeshBody::Swim(packet),
+                ..
+            }) => {
+                let mut out = SwimOut::default();
+                if let Err(e) = self.foca.handle_data(&packet, &mut out) {
+                    self.stats.swim_errors += 1;
+                    self.metrics.refuse(FrameRefusal::Swim);
+                    tracing::debug!(error = %e, "SWIM packet refused");
+                }
+                self.absorb(out, now);
+            }
+            Ok(other) => {
+                self.refuse(FrameRefusal::Unexpected);
+                tracing::debug!(body = ?other.body, "stream frame received as a datagram");
+            }
+            Err(e) => {
+                self.refuse(FrameRefusal::from(&e));
+                tracing::debug!(error = %e, "datagram refused");
+            }
+        }
+    }
+
+    /// Counts a refused frame (the driver calls it for stream frames that fail to decode).
+    pub fn refuse(&mut self, why: FrameRefusal) {
+        self.stats.frames_refused += 1;
+        self.metrics.refuse(why);
+    }
+
+    /// One frame received on a state-exchange stream; returns the reply to write, or `None`
+    /// when the exchange is over. Both ends run this: the opener sent the `Syn`.
+    pub fn handle_stream(&mut self, body: MeshBody, now: Instant) -> Option<MeshBody> {
+        match body {
+            MeshBody::Syn { hash, .. } => Some(if hash == self.state.digest_hash() {
+                MeshBody::InSync
+            } else {
+                MeshBody::SynDigest(self.state.digest())
+            }),
+            MeshBody::SynDigest(theirs) => Some(MeshBody::Syn2 {
+                delta: self.state.delta_for(&theirs),
+                digest: self.state.digest(),
+            }),
+            MeshBody::Syn2 { digest, delta } => {
+                self.apply(delta, now);
+                Some(MeshBody::Ack(self.state.delta_for(&digest)))
+            }
+            MeshBody::Ack(delta) => {
+                self.apply(delta, now);
+                None
+            }
+            MeshBody::InSync => None,
+            MeshBody::Swim(_) => {
+                self.refuse(FrameRefusal::Unexpected);
+                None
+            }
+        }
+    }
+
+    fn apply(&mut self, delta: Vec<crate::message::MemberDelta>, now: Instant) {
+        let applied = self.state.apply(delta, now);
+        self.stats.entries_refused += applied.refused;
+        let now_ms = self.unix_ms(now);
+        let mut epoch_changed = false;
+        for c in applied.changes {
+            if c.version > 0 {
+                let age = now_ms.saturating_sub(c.written_unix_ms);
+                self.metrics
+                    .propagation
+                    .record(Duration::from_millis(age).as_secs_f64());
+            }
+            epoch_changed |= c.key == EPOCH_KEY;
+            self.events.push_back(Event::Changed(c));
+        }
+        if epoch_changed {
+            self.update_leader(now);
+        }
+    }
+
+    /// Leaves the cluster: foca tells peers at once, so they need not wait for a suspicion.
+    pub fn leave(&mut self, now: Instant) {
+        let mut out = SwimOut::default();
+        if let Err(e) = self.foca.leave_cluster(&mut out) {
+            self.stats.swim_errors += 1;
+            tracing::debug!(error = %e, "leaving the cluster failed");
+        }
+        self.absorb(out, now);
+    }
+
+    /// Fires due timers, retries joining, and starts a state round when one is due.
+    pub fn tick(&mut self, now: Instant) {
+        self.fire_timers(now);
+        if let Some(at) = self.next_join
+            && at <= now
+        {
+            if self.foca.num_members() == 0 && !self.seeds.is_empty() {
+                let seeds = self.seeds.clone();
+                for s in seeds {
+                    let mut out = SwimOut::default();
+                    if let Err(e) = self.foca.announce(MemberId::seed(s), &mut out) {
+                        self.stats.swim_errors += 1;
+                        tracing::debug!(seed = %s, error = %e, "announce failed");
+                    }
+                    self.absorb(out, now);
+                }
+                self.next_join = Some(now + self.config.join_retry);
+            } else {
+                self.next_join = None;
+            }
+        }
+        if self.next_round <= now {
+            self.next_round = now + self.config.gossip_interval;
+            self.round();
+        }
+        self.state.expire(now);
+    }
+
+    fn round(&mut self) {
+        self.stats.rounds += 1;
+        self.metrics.rounds.increment(1);
+        let mut peers: Vec<SocketAddr> = self
+            .foca
+            .iter_members()
+            .filter(|m| m.state() == State::Alive)
+            .map(|m| m.id().addr)
+            .collect();
+        let hash = self.state.digest_hash();
+        for _ in 0..self.config.gossip_fanout.min(peers.len()) {
+            let i = self.rng.random_range(0..peers.len());
+            let to = peers.swap_remove(i);
+            self.actions.push_back(Action::Sync {
+                to,
+                frame: MeshFrame::new(MeshBody::Syn {
+                    from: self.id.name.clone(),
+                    hash,
+                }),
+            });
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        // A timer later than this was held up by this member's own loop (a stall, a pause):
+        // Lifeguard's cue to distrust its own view before accusing anyone.
+        let stall = self.config.probe_period / 2;
+        while let Some(i) = self
+            .timers
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.due <= now)
+            .min_by_key(|(_, t)| (t.due, t.seq))
+            .map(|(i, _)| i)
+        {
+            let t = self.timers.swap_remove(i);
+            let late = now.saturating_duration_since(t.due);
+            let accusing = matches!(
+                t.timer,
+                Timer::ProbeRandomMember(_) | Timer::ChangeSuspectToDown { .. }
+            );
+            if accusing && !t.deferred {
+                if late > stall {
+                    self.health = (self.health + 1).min(MAX_HEALTH);
+                    self.stats.deferred_accusations += 1;
+                    // Let the replies that queued up during the stall be read first.
+                    self.schedule(t.timer, now + self.config.probe_rtt, true);
+                    continue;
+                }
+                if self.health > 0 && matches!(t.timer, Timer::ChangeSuspectToDown { .. }) {
+                    self.stats.deferred_accusations += 1;
+                    let extra = self.config.suspect_to_down * self.health;
+                    self.schedule(t.timer, now + extra, true);
+                    continue;
+                }
+            }
+            if matches!(t.timer, Timer::ProbeRandomMember(_)) && late <= stall {
+                self.health = self.health.saturating_sub(1);
+            }
+            let removed = match &t.timer {
+                Timer::RemoveDown(id) => Some(id.clone()),
+                _ => None,
+            };
+            let mut out = SwimOut::default();
+            if let Err(e) = self.foca.handle_timer(t.timer, &mut out) {
+                self.stats.swim_errors += 1;
+                tracing::debug!(error = %e, "SWIM timer failed");
+            }
+            self.absorb(out, now);
+            if let Some(id) = removed {
+                self.forget(&id, now);
+            }
+        }
+    }
+
+    fn forget(&mut self, id: &MemberId, now: Instant) {
+        let still_known = self
+            .foca
+            .iter_membership_state()
+            .any(|m| m.id().name == id.name && m.id().generation >= id.generation);
+        if still_known {
+            return;
+        }
+        if self
+            .state
+            .forget(&id.name, id.generation, now + self.config.forget_after)
+        {
+            tracing::debug!(member = ?id, "forgotten");
+        }
+        self.events
+            .push_back(Event::MemberForgotten(id.name.clone()));
+        self.publish_member_counts();
+    }
+
+    fn schedule(&mut self, timer: Timer<MemberId>, due: Instant, deferred: bool) {
+        self.seq += 1;
+        self.timers.push(Scheduled {
+            due,
+            seq: self.seq,
+            timer,
+            deferred,
+        });
+    }
+
+    /// Turns what foca asked for into actions, timers and events.
+    fn absorb(&mut self, out: SwimOut, now: Instant) {
+        for (to, packet) in out.sends {
+            match frame::encode_payload(
+                &MeshFrame::new(MeshBody::Swim(packet)),
+                self.config.max_datagram + 64,
+            ) {
+                Ok(bytes) => self
+                    .actions
+                    .push_back(Action::Datagram { to: to.addr, bytes }),
+                Err(e) => {
+                    self.stats.swim_errors += 1;
+                    tracing::warn!(error = %e, "SWIM packet could not be framed");
+                }
+            }
+        }
+        for (timer, after) in out.timers {
+            self.schedule(timer, now + after, false);
+        }
+        if out.notes.is_empty() {
+            return;
+        }
+        for note in out.notes {
+            match note {
+                OwnedNotification::MemberUp(id) => {
+                    self.state.mark_alive(&id.name, id.generation);
+                    self.events.push_back(Event::MemberUp(id));
+                }
+                OwnedNotification::MemberDown(id) => {
+                    let replaced = self
+                        .foca
+                        .iter_members()
+                        .any(|m| m.id().name == id.name && m.id().generation > id.generation);
+                    if !replaced {
+                        self.state.mark_dead(&id.name, id.generation);
+                    }
+                    self.events.push_back(Event::MemberDown(id));
+                }
+                OwnedNotification::Rename(_, new) => {
+                    self.state.mark_alive(&new.name, new.generation);
+                }
+                OwnedNotification::Active => {
+                    self.joined = true;
+                    self.next_join = None;
+                    self.events.push_back(Event::Joined);
+                }
+                OwnedNotification::Idle => {
+                    self.events.push_back(Event::Isolated);
+                    self.next_join = Some(now);
+                }
+                OwnedNotification::Rejoin(id) => {
+                    tracing::info!(member = ?id, "declared down by the cluster; rejoined as a new generation");
+                    self.state.set_own_generation(id.generation);
+                    self.id = id;
+                }
+                OwnedNotification::Defunct => {
+                    tracing::warn!("declared down by the cluster and could not renew");
+                    self.next_join = Some(now);
+                }
+            }
+        }
+        self.update_leader(now);
+        self.publish_member_counts();
+    }
+
+    fn publish_member_counts(&self) {
+        for (s, n) in self.member_counts() {
+            self.metrics.members(s).set(n as f64);
+        }
+    }
+
+    fn update_leader(&mut self, now: Instant) {
+        let mut coords: Vec<&str> = self
+            .foca
+            .iter_members()
+            .filter(|m| m.id().role == Role::Coordinator)
+            .map(|m| m.id().name.as_str())
+            .collect();
+        if self.id.role == Role::Coordinator {
+            coords.push(&self.id.name);
+        }
+        let leader = leader::leader_of(coords).map(str::to_owned);
+        if leader != self.leader {
+            tracing::info!(leader = ?leader, "leader changed");
+            self.leader = leader.clone();
+            self.events.push_back(Event::LeaderChanged(leader));
+        }
+        if !self.is_leader() {
+            return;
+        }
+        let seen: Vec<Epoch> = self
+            .state
+            .scan(EPOCH_KEY)
+            .filter(|(_, k, _)| *k == EPOCH_KEY)
+            .filter_map(|(_, _, v)| Epoch::from_bytes(v))
+            .collect();
+        if let Some(e) = leader::next_claim(&self.id.name, self.claim.as_ref(), &seen) {
+            tracing::info!(epoch = ?e, "claiming leadership");
+            let bytes = e.to_bytes();
+            self.claim = Some(e);
+            if let Err(err) = self.set(EPOCH_KEY, Some(bytes), now) {
+                tracing::warn!(error = %err, "could not publish the epoch claim");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,147 @@
+//! Leadership of the policy loop, fenced by an epoch.
+//!
+//! Rule: among the coordinators this member sees alive (itself included), the one with the
+//! lowest name leads. A leader claims an [`Epoch`] — a term above every term it has seen, with
+//! its own name — and publishes it under [`EPOCH_KEY`]; every decision it publishes carries that
+//! epoch ([`Decision`]). A receiver admits a decision only if it comes from the leader it sees
+//! now *and* its epoch is not older than the newest epoch it has admitted ([`Fence`]). After a
+//! partition heals, the lower-named coordinator sees its rival's higher term, claims a term above
+//! it, and the rival steps down; the rival's decisions are refused both because it is not the
+//! leader and because their epoch is now stale.
+
+use bincode::{Decode, Encode};
+
+/// The control key under which a coordinator publishes the epoch it claims.
+pub const EPOCH_KEY: &str = "ctl/epoch";
+
+/// A leader's term, ordered by `(term, leader)`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Encode, Decode)]
+pub struct Epoch {
+    pub term: u64,
+    pub leader: String,
+}
+
+/// A decision as it travels: the epoch of the leader that took it, and its body.
+#[derive(Debug, Clone, PartialEq, Encode, Decode)]
+pub struct Decision {
+    pub epoch: Epoch,
+    pub body: Vec<u8>,
+}
+
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<{ 64 * 1024 }>,
+> {
+    bincode::config::standard().with_limit::<{ 64 * 1024 }>()
+}
+
+impl Epoch {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        bincode::encode_to_vec(self, config()).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bincode::decode_from_slice(bytes, config())
+            .ok()
+            .map(|(e, _)| e)
+    }
+}
+
+impl Decision {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        bincode::encode_to_vec(self, config()).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bincode::decode_from_slice(bytes, config())
+            .ok()
+            .map(|(d, _)| d)
+    }
+}
+
+/// The leader among `coordinators` (names of live coordinators, this member included if it is
+/// one): the lowest name.
+pub fn leader_of<'a>(coordinators: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    coordinators.into_iter().min()
+}
+
+/// The epoch this member must claim when it leads: above every epoch it has seen (its own
+/// included), unless its current claim already is the newest.
+pub fn next_claim<'a>(
+    me: &str,
+    current: Option<&Epoch>,
+    seen: impl IntoIterator<Item = &'a Epoch>,
+) -> Option<Epoch> {
+    let newest = seen.into_iter().max();
+    match (current, newest) {
+        (Some(c), Some(n)) if c.leader == me && c >= n => None,
+        (Some(c), None) if c.leader == me => None,
+        (c, n) => {
+            let top = c.map_or(0, |c| c.term).max(n.map_or(0, |n| n.term));
+            Some(Epoch {
+                term: top + 1,
+                leader: me.to_owned(),
+            })
+        }
+    }
+}
+
+/// Why a decision was or was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Admitted,
+    /// Older than an epoch already admitted.
+    StaleEpoch {
+        got: Epoch,
+        newest: Epoch,
+    },
+    /// Not from the member this one sees as leader.
+    NotLeader {
+        from: String,
+        leader: Option<String>,
+    },
+}
+
+/// The receiving side of fencing: remembers the newest admitted epoch.
+#[derive(Debug, Default, Clone)]
+pub struct Fence {
+    newest: Option<Epoch>,
+}
+
+impl Fence {
+    pub fn newest(&self) -> Option<&Epoch> {
+        self.newest.as_ref()
+    }
+
+    /// Learns of an epoch claim (from [`EPOCH_KEY`]) by the leader seen now, so that older
+    /// decisions are refused even before a decision of the new epoch arrives.
+    pub fn observe(&mut self, epoch: &Epoch, leader: Option<&str>) {
+        if leader == Some(epoch.leader.as_str()) && self.newest.as_ref().is_none_or(|n| epoch > n) {
+            self.newest = Some(epoch.clone());
+        }
+    }
+
+    /// Admits a decision of `epoch` if its author leads now and the epoch is not stale.
+    pub fn admit(&mut self, epoch: &Epoch, leader: Option<&str>) -> Admission {
+        if leader != Some(epoch.leader.as_str()) {
+            return Admission::NotLeader {
+                from: epoch.leader.clone(),
+                leader: leader.map(str::to_owned),
+            };
+        }
+        if let Some(n) = &self.newest
+            && epoch < n
+        {
+            return Admission::StaleEpoch {
+                got: epoch.clone(),
+                newest: n.clone(),
+            };
+        }
+        self.newest = Some(epoch.clone());
+        Admission::Admitted
+    }
+}
+
+#[cfg(test)]
+mod tests;
