@@ -1,0 +1,18 @@
+use super::*;
+
+#[test]
+fn one_line_with_every_role() {
+    let line = bound_line(
+        "sair-sidecar",
+        &[
+            ("listen", "127.0.0.1:40123".parse().unwrap()),
+            ("admin", "127.0.0.1:40124".parse().unwrap()),
+        ],
+    );
+    assert!(!line.contains('\n'));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["event"], "bound");
+    assert_eq!(v["binary"], "sair-sidecar");
+    assert_eq!(v["addresses"]["listen"], "127.0.0.1:40123");
+    assert_eq!(v["addresses"]["admin"], "127.0.0.1:40124");
+}
