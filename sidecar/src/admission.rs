@@ -1,4 +1,5 @@
-//! The admission queue: FIFO waiting for one of `max_concurrency` slots.
+//! The admission queue: FIFO waiting for one of `max_concurrency` slots. "Admission" in the
+//! sidecar means this request queue and nothing else.
 //!
 //! tokio's `Semaphore` is fair (FIFO), so waiting on it *is* the queue. The queue length is
 //! bounded by a counter checked before waiting. Both the waiting count and the slot are held
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics::StageMetrics;
-use crate::window::{Event, WindowFeed};
+use crate::timing::Dispatch;
+use crate::window::{WindowEvent, WindowFeed};
 
 /// Why admission refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +42,14 @@ pub struct Admission {
 pub struct Slot {
     _permit: Option<OwnedSemaphorePermit>,
     admission: Arc<Admission>,
+    dispatch: Dispatch,
+}
+
+impl Slot {
+    /// When the slot was granted and how long the request waited for it.
+    pub fn dispatch(&self) -> Dispatch {
+        self.dispatch
+    }
 }
 
 struct Waiting<'a>(&'a Admission);
@@ -83,7 +93,8 @@ impl Admission {
     }
 
     /// Waits (FIFO) for a slot. `head` is when the request head arrived; the queue timeout
-    /// counts from there.
+    /// counts from there. The granted slot carries the request's [`Dispatch`] (its queue
+    /// wait), already recorded in the queue-wait histogram and the report window.
     pub async fn acquire(self: &Arc<Self>, head: Instant) -> Result<Slot, Refusal> {
         let permit = match &self.slots {
             None => None,
@@ -94,15 +105,19 @@ impl Admission {
         };
         self.inflight.fetch_add(1, Ordering::AcqRel);
         self.metrics.inflight.increment(1.0);
+        let dispatch = Dispatch::granted(head);
+        self.metrics
+            .queue_wait
+            .record(dispatch.queue_wait.as_secs_f64());
         // The window's busy-slot integral starts here and ends in `Slot::drop`.
-        let now = Instant::now();
-        self.window.record(Event::Dispatched {
-            at: now,
-            queue_wait: now.saturating_duration_since(head),
+        self.window.record(WindowEvent::Dispatched {
+            at: dispatch.at,
+            queue_wait: dispatch.queue_wait,
         });
         Ok(Slot {
             _permit: permit,
             admission: self.clone(),
+            dispatch,
         })
     }
 
@@ -135,6 +150,7 @@ impl Drop for Slot {
         let a = &self.admission;
         a.inflight.fetch_sub(1, Ordering::AcqRel);
         a.metrics.inflight.decrement(1.0);
-        a.window.record(Event::SlotReleased { at: Instant::now() });
+        a.window
+            .record(WindowEvent::SlotReleased { at: Instant::now() });
     }
 }

@@ -1,91 +1,112 @@
 //! Why a proxied request failed, classified by source (client, admission, upstream,
-//! downstream) so that the same value picks the status code, the JSON body and the metric
-//! outcome.
-
-use std::time::Duration;
+//! downstream) so that the same value picks the status code, the JSON body, the `outcome`
+//! label, the failure `source`/`reason` labels and whether a `StageReport` counts a rejection.
 
 use http::StatusCode;
 
-use crate::metrics::Outcome;
-
-/// This stage's queue wait and service time for one request.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StageTiming {
-    pub queue: Duration,
-    pub service: Duration,
-}
-
-/// Where a failure came from (after pingora's `ErrorSource`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Client,
-    Admission,
-    Upstream,
-    Downstream,
-}
+use crate::admission::Refusal;
+use crate::body::BodyError;
+use crate::metrics::{ErrorSource, Failure, RequestOutcome};
+use crate::timing::StageTiming;
+use crate::upstream::{UpstreamError, UpstreamErrorKind};
 
 /// A request that could not be proxied.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("request body exceeds the limit of {max} bytes")]
-    BodyTooLarge { max: usize },
-    #[error("request body could not be read: {0}")]
-    BadBody(String),
-    #[error("admission queue is full ({capacity} waiting); retry later")]
-    QueueFull { capacity: u64 },
-    #[error("waited {waited:?} in the admission queue, longer than the queue timeout")]
-    QueueTimeout { waited: Duration },
-    #[error("model server failed: {why}")]
+    /// The request body could not be read whole (413 when too large, 400 otherwise).
+    #[error("request {0}")]
+    Body(#[source] BodyError),
+    /// Admission refused the request: queue full or queue timeout (503).
+    #[error("{0}; retry later")]
+    Refused(Refusal),
+    /// The model server failed (502).
+    #[error("model server failed: {source}")]
     Upstream {
-        why: String,
+        #[source]
+        source: UpstreamError,
         timing: Option<StageTiming>,
     },
-    #[error("next stage {target} failed: {why}")]
+    /// The next stage failed (502).
+    #[error("next stage {target} failed: {source}")]
     Downstream {
-        target: String,
-        why: String,
+        target: http::uri::Authority,
+        #[source]
+        source: UpstreamError,
         timing: Option<StageTiming>,
     },
+    /// Discovery knows no next-stage endpoint (502).
+    #[error("next stage - failed: no next-stage endpoints known")]
+    NoNextEndpoint { timing: Option<StageTiming> },
 }
 
 impl ProxyError {
-    pub fn source_kind(&self) -> Source {
+    /// What failed, with the reason: the `source` and `reason` labels.
+    pub fn failure(&self) -> Failure {
+        use UpstreamErrorKind as K;
         match self {
-            ProxyError::BodyTooLarge { .. } | ProxyError::BadBody(_) => Source::Client,
-            ProxyError::QueueFull { .. } | ProxyError::QueueTimeout { .. } => Source::Admission,
-            ProxyError::Upstream { .. } => Source::Upstream,
-            ProxyError::Downstream { .. } => Source::Downstream,
+            ProxyError::Body(BodyError::TooLarge { .. }) => Failure::BodyTooLarge,
+            ProxyError::Body(BodyError::Read(_)) => Failure::BodyUnreadable,
+            ProxyError::Refused(Refusal::QueueFull { .. }) => Failure::QueueFull,
+            ProxyError::Refused(Refusal::QueueTimeout { .. }) => Failure::QueueTimeout,
+            ProxyError::Upstream { source, .. } => match source.kind() {
+                K::Refused => Failure::UpstreamRefused,
+                K::Unreachable => Failure::UpstreamUnreachable,
+                K::Timeout => Failure::UpstreamTimeout,
+                K::Oversized => Failure::UpstreamOversized,
+                K::Broken => Failure::UpstreamBroken,
+            },
+            ProxyError::Downstream { source, .. } => match source.kind() {
+                K::Refused => Failure::DownstreamRefused,
+                K::Unreachable => Failure::DownstreamUnreachable,
+                K::Timeout => Failure::DownstreamTimeout,
+                K::Oversized => Failure::DownstreamOversized,
+                K::Broken => Failure::DownstreamBroken,
+            },
+            ProxyError::NoNextEndpoint { .. } => Failure::NoNextEndpoint,
         }
+    }
+
+    /// Where the failure came from (after pingora's `ErrorSource`).
+    pub fn source_kind(&self) -> ErrorSource {
+        self.failure().source()
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::BadBody(_) => StatusCode::BAD_REQUEST,
-            ProxyError::QueueFull { .. } | ProxyError::QueueTimeout { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ProxyError::Upstream { .. } | ProxyError::Downstream { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Body(BodyError::Read(_)) => StatusCode::BAD_REQUEST,
+            ProxyError::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Upstream { .. }
+            | ProxyError::Downstream { .. }
+            | ProxyError::NoNextEndpoint { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
-    pub fn outcome(&self) -> Outcome {
+    /// The `outcome` label. A 413 is the client's error, not an admission rejection: it never
+    /// reached the queue.
+    pub fn outcome(&self) -> RequestOutcome {
         match self {
-            ProxyError::BodyTooLarge { .. } | ProxyError::QueueFull { .. } => Outcome::Rejected,
-            ProxyError::BadBody(_) => Outcome::Canceled,
-            ProxyError::QueueTimeout { .. } => Outcome::Timeout,
-            ProxyError::Upstream { .. } | ProxyError::Downstream { .. } => Outcome::UpstreamError,
+            ProxyError::Body(BodyError::TooLarge { .. }) => RequestOutcome::ClientError,
+            ProxyError::Body(BodyError::Read(_)) => RequestOutcome::Canceled,
+            ProxyError::Refused(Refusal::QueueFull { .. }) => RequestOutcome::Rejected,
+            ProxyError::Refused(Refusal::QueueTimeout { .. }) => RequestOutcome::Timeout,
+            ProxyError::Upstream { .. }
+            | ProxyError::Downstream { .. }
+            | ProxyError::NoNextEndpoint { .. } => RequestOutcome::UpstreamError,
         }
     }
 
+    /// This stage's timing, when the request reached the model server.
     pub fn timing(&self) -> Option<StageTiming> {
         match self {
-            ProxyError::Upstream { timing, .. } | ProxyError::Downstream { timing, .. } => *timing,
-            _ => None,
+            ProxyError::Upstream { timing, .. }
+            | ProxyError::Downstream { timing, .. }
+            | ProxyError::NoNextEndpoint { timing } => *timing,
+            ProxyError::Body(_) | ProxyError::Refused(_) => None,
         }
     }
 
-    /// Attaches this stage's timing to an upstream failure.
+    /// Attaches this stage's timing to a model-server failure.
     pub fn with_timing(mut self, t: StageTiming) -> Self {
         if let ProxyError::Upstream { timing, .. } = &mut self {
             *timing = Some(t);
@@ -94,14 +115,5 @@ impl ProxyError {
     }
 }
 
-/// The error and its sources, joined, for messages that name the root cause.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+#[cfg(test)]
+mod tests;

@@ -6,17 +6,39 @@
 //!
 //! It must not make scaling decisions, must not block the request path on reporting, and must
 //! never let a malformed request or a failing peer take the process down.
+//!
+//! Module map, request path first (each module only uses those listed before it, except
+//! `balance`, which reads `config`'s target syntax):
+//! - [`metrics`] names, label enums and handles; [`timing`] the instants of one request and
+//!   the one place queue wait is computed; [`window`] the sans-IO report window;
+//!   [`display`] error formatting.
+//! - [`body`] reading a body under a limit ([`body::BodyError`]); [`upstream`] the connection
+//!   pool to the model server and the next stage ([`upstream::UpstreamError`]);
+//!   [`admission`] the request queue; [`headers`] pipeline context, hop-by-hop, Server-Timing.
+//! - [`error`] [`error::ProxyError`], which picks status, body and metric labels;
+//!   [`tally`] how a request ended, written to Prometheus and the window at once.
+//! - [`layer`] the tower layers; [`context`] the parts they are built from; [`stack`] builds
+//!   them bottom-up; [`edge`] the hyper-facing service.
+//! - [`config`], [`balance`] (next-stage discovery and P2C), [`report`] (StageReport sender)
+//!   and [`server`] (listeners, tasks, shutdown) drive it all.
 
 pub mod admission;
 pub mod balance;
+pub mod body;
 pub mod config;
+pub mod context;
+pub mod display;
+pub mod edge;
 pub mod error;
+pub mod headers;
 pub mod layer;
 pub mod metrics;
-pub mod pool;
 pub mod report;
 pub mod server;
 pub mod stack;
+pub mod tally;
+pub mod timing;
+pub mod upstream;
 pub mod window;
 
 pub use config::{Config, ConfigError};

@@ -1,13 +1,15 @@
-//! Every metric the sidecar exports: names, descriptions and pre-resolved handles.
+//! Every metric the sidecar exports: names, label values, descriptions and pre-resolved handles.
 //!
 //! Each sidecar instance owns its own [`PrometheusRecorder`] (not the process-global one), so
 //! several sidecars in one test process never mix their series. Handles are resolved once in
-//! [`StageMetrics::new`]; the request path never formats a metric name.
+//! [`StageMetrics::new`]; the request path never formats a metric name, and every label value
+//! comes from an enum here ([`RequestOutcome`], [`Failure`]).
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 pub const REQUESTS_TOTAL: &str = "sair_stage_requests_total";
+pub const FAILURES_TOTAL: &str = "sair_stage_failures_total";
 pub const QUEUE_WAIT_SECONDS: &str = "sair_stage_queue_wait_seconds";
 pub const SERVICE_SECONDS: &str = "sair_stage_service_seconds";
 pub const REQUEST_SECONDS: &str = "sair_stage_request_seconds";
@@ -17,8 +19,9 @@ pub const PIPELINE_REQUEST_SECONDS: &str = "sair_pipeline_request_seconds";
 pub const REPORTS_DROPPED_TOTAL: &str = "sair_sidecar_reports_dropped_total";
 
 /// Every family name, for tests and docs.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     REQUESTS_TOTAL,
+    FAILURES_TOTAL,
     QUEUE_WAIT_SECONDS,
     SERVICE_SECONDS,
     REQUEST_SECONDS,
@@ -28,9 +31,10 @@ pub const ALL: [&str; 8] = [
     REPORTS_DROPPED_TOTAL,
 ];
 
-/// How a request ended; the bounded value set of the `outcome` label.
+/// How a request ended; the bounded value set of the `outcome` label of
+/// [`REQUESTS_TOTAL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum RequestOutcome {
     /// Answered by the model server (and the rest of the chain), whatever its status below 500.
     Ok,
     /// The model server or a later stage failed (refused, reset, timed out, 5xx).
@@ -39,34 +43,136 @@ pub enum Outcome {
     Rejected,
     /// It waited longer than the queue timeout.
     Timeout,
-    /// The client went away before the answer was ready.
+    /// The client went away before the answer was ready (or its body could not be read).
     Canceled,
+    /// The request itself was refused for what it is (a body over `--max-body-bytes`: 413).
+    /// Not an admission decision: it never reached the queue.
+    ClientError,
 }
 
-impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Ok,
-        Outcome::UpstreamError,
-        Outcome::Rejected,
-        Outcome::Timeout,
-        Outcome::Canceled,
+impl RequestOutcome {
+    pub const ALL: [RequestOutcome; 6] = [
+        RequestOutcome::Ok,
+        RequestOutcome::UpstreamError,
+        RequestOutcome::Rejected,
+        RequestOutcome::Timeout,
+        RequestOutcome::Canceled,
+        RequestOutcome::ClientError,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Ok => "ok",
-            Outcome::UpstreamError => "upstream_error",
-            Outcome::Rejected => "rejected",
-            Outcome::Timeout => "timeout",
-            Outcome::Canceled => "canceled",
+            RequestOutcome::Ok => "ok",
+            RequestOutcome::UpstreamError => "upstream_error",
+            RequestOutcome::Rejected => "rejected",
+            RequestOutcome::Timeout => "timeout",
+            RequestOutcome::Canceled => "canceled",
+            RequestOutcome::ClientError => "client_error",
         }
     }
+
+    /// Whether admission refused the request (queue full or queue timeout): what a
+    /// `StageReport` counts as a rejection.
+    pub fn is_admission_refusal(self) -> bool {
+        matches!(self, RequestOutcome::Rejected | RequestOutcome::Timeout)
+    }
+}
+
+/// Where a failure came from (after pingora's `ErrorSource`): the `source` label of
+/// [`FAILURES_TOTAL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The request itself (its body).
+    Client,
+    /// The admission queue refused it.
+    Admission,
+    /// The model server this sidecar fronts.
+    Upstream,
+    /// The next stage.
+    Downstream,
+}
+
+impl ErrorSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorSource::Client => "client",
+            ErrorSource::Admission => "admission",
+            ErrorSource::Upstream => "upstream",
+            ErrorSource::Downstream => "downstream",
+        }
+    }
+}
+
+/// One table generates the [`Failure`] enum, its list and its two label values, so the three
+/// cannot drift apart.
+macro_rules! failures {
+    ($($(#[$doc:meta])* $variant:ident => $source:ident, $reason:literal;)*) => {
+        /// Why the sidecar answered a request with an error of its own: one series of
+        /// [`FAILURES_TOTAL`] per variant, labelled `source` and `reason`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Failure {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Failure {
+            /// Every failure, in declaration order (`Failure::X as usize` indexes it).
+            pub const ALL: &[Failure] = &[$(Failure::$variant,)*];
+
+            /// The `source` label.
+            pub fn source(self) -> ErrorSource {
+                match self {
+                    $(Failure::$variant => ErrorSource::$source,)*
+                }
+            }
+
+            /// The `reason` label.
+            pub fn reason(self) -> &'static str {
+                match self {
+                    $(Failure::$variant => $reason,)*
+                }
+            }
+        }
+    };
+}
+
+failures! {
+    /// The request body exceeds `--max-body-bytes` (413).
+    BodyTooLarge => Client, "oversized";
+    /// The request body could not be read (the client hung up mid-body, bad chunking; 400).
+    BodyUnreadable => Client, "unreadable";
+    /// The admission queue was full (503).
+    QueueFull => Admission, "queue_full";
+    /// The request waited longer than the queue timeout (503).
+    QueueTimeout => Admission, "queue_timeout";
+    /// The model server refused the connection (nothing listening).
+    UpstreamRefused => Upstream, "refused";
+    /// The model server could not be connected to for another reason.
+    UpstreamUnreachable => Upstream, "unreachable";
+    /// Connecting to or hearing from the model server took longer than allowed.
+    UpstreamTimeout => Upstream, "timeout";
+    /// The model server's response body exceeds `--max-body-bytes`.
+    UpstreamOversized => Upstream, "oversized";
+    /// The connection to the model server failed mid-exchange (reset, closed, bad HTTP).
+    UpstreamBroken => Upstream, "broken";
+    /// A next-stage replica refused the connection.
+    DownstreamRefused => Downstream, "refused";
+    /// A next-stage replica could not be connected to for another reason.
+    DownstreamUnreachable => Downstream, "unreachable";
+    /// Connecting to or hearing from the next stage took longer than allowed.
+    DownstreamTimeout => Downstream, "timeout";
+    /// The next stage's response body exceeds `--max-body-bytes`.
+    DownstreamOversized => Downstream, "oversized";
+    /// The connection to the next stage failed mid-exchange.
+    DownstreamBroken => Downstream, "broken";
+    /// No next-stage endpoint is known (discovery found none yet).
+    NoNextEndpoint => Downstream, "no_endpoint";
 }
 
 /// Pre-resolved handles for one (pipeline, stage).
 #[derive(Debug, Clone)]
 pub struct StageMetrics {
-    requests: [Counter; 5],
+    requests: [Counter; RequestOutcome::ALL.len()],
+    failures: Vec<Counter>,
     pub queue_wait: Histogram,
     pub service: Histogram,
     pub request: Histogram,
@@ -94,13 +200,23 @@ impl StageMetrics {
         ];
         let metrics = metrics::with_local_recorder(&recorder, || {
             describe();
-            let requests = Outcome::ALL.map(|o| {
+            let requests = RequestOutcome::ALL.map(|o| {
                 let mut l = labels.to_vec();
                 l.push(("outcome", o.as_str().to_owned()));
                 metrics::counter!(REQUESTS_TOTAL, &l)
             });
+            let failures = Failure::ALL
+                .iter()
+                .map(|f| {
+                    let mut l = labels.to_vec();
+                    l.push(("source", f.source().as_str().to_owned()));
+                    l.push(("reason", f.reason().to_owned()));
+                    metrics::counter!(FAILURES_TOTAL, &l)
+                })
+                .collect();
             let m = StageMetrics {
                 requests,
+                failures,
                 queue_wait: metrics::histogram!(QUEUE_WAIT_SECONDS, &labels),
                 service: metrics::histogram!(SERVICE_SECONDS, &labels),
                 request: metrics::histogram!(REQUEST_SECONDS, &labels),
@@ -110,7 +226,7 @@ impl StageMetrics {
                 reports_dropped: metrics::counter!(REPORTS_DROPPED_TOTAL, &labels),
             };
             // Touch every series so each family is exported from the first scrape on.
-            for c in &m.requests {
+            for c in m.requests.iter().chain(&m.failures) {
                 c.increment(0);
             }
             m.reports_dropped.increment(0);
@@ -122,9 +238,18 @@ impl StageMetrics {
     }
 
     /// Counts a finished request under its outcome.
-    pub fn count(&self, outcome: Outcome) {
-        let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
-        self.requests[i].increment(1);
+    pub fn count(&self, outcome: RequestOutcome) {
+        // `ALL` lists the variants in declaration order.
+        if let Some(c) = self.requests.get(outcome as usize) {
+            c.increment(1);
+        }
+    }
+
+    /// Counts a request the sidecar answered with an error of its own.
+    pub fn count_failure(&self, failure: Failure) {
+        if let Some(c) = self.failures.get(failure as usize) {
+            c.increment(1);
+        }
     }
 }
 
@@ -134,6 +259,11 @@ pub fn describe() {
         REQUESTS_TOTAL,
         Unit::Count,
         "Requests finished by this stage replica, by outcome"
+    );
+    metrics::describe_counter!(
+        FAILURES_TOTAL,
+        Unit::Count,
+        "Requests this sidecar answered with an error of its own, by source and reason"
     );
     metrics::describe_histogram!(
         QUEUE_WAIT_SECONDS,
@@ -163,3 +293,6 @@ pub fn describe() {
         "StageReports dropped because the agent was unreachable and the buffer was full"
     );
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,11 +28,13 @@ use tokio_util::sync::CancellationToken;
 use crate::admission::Admission;
 use crate::balance::{self, Balancer};
 use crate::config::{Config, ConfigError, NextTarget};
+use crate::context::StageContext;
+use crate::edge::Edge;
 use crate::metrics::StageMetrics;
-use crate::pool::Pool;
 use crate::report::{self, AgentTarget, ReportBuffer};
-use crate::stack::{Edge, Shared};
-use crate::window::{ReportIdentity, Window, WindowFeed};
+use crate::tally::Tally;
+use crate::upstream::UpstreamPool;
+use crate::window::{ReportIdentity, ReportWindow, WindowFeed};
 
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +53,7 @@ pub enum SidecarError {
 #[derive(Debug)]
 pub struct Sidecar {
     config: Config,
-    shared: Arc<Shared>,
+    ctx: StageContext,
     handle: PrometheusHandle,
     next: Option<NextTarget>,
     agent: Option<AgentTarget>,
@@ -67,7 +69,7 @@ impl Sidecar {
             &config.stage,
             &config.histogram_buckets_seconds,
         )?;
-        let window = Arc::new(WindowFeed::new(Window::new(
+        let window = Arc::new(WindowFeed::new(ReportWindow::new(
             ReportIdentity {
                 pipeline: config.pipeline.clone(),
                 stage: config.stage.clone(),
@@ -102,21 +104,24 @@ impl Sidecar {
         let buffer = agent
             .as_ref()
             .map(|_| ReportBuffer::new(config.report_buffer, metrics.reports_dropped.clone()));
-        let shared = Arc::new(Shared {
-            stage: config.stage.clone(),
-            next_stage: config.next_stage.clone(),
-            pool: Pool::new(upstream, config.max_body_bytes),
-            metrics,
+        let ctx = StageContext {
+            stage: config.stage.as_str().into(),
+            next_stage: config.next_stage.as_str().into(),
+            pool: Arc::new(UpstreamPool::new(
+                upstream,
+                config.max_body_bytes,
+                config.upstream_timeout(),
+            )),
+            tally: Tally::new(metrics, window.clone()),
             window,
             admission,
             balancer: next.as_ref().map(|_| Balancer::new()),
             max_body_bytes: config.max_body_bytes,
-            upstream_timeout: config.upstream_timeout(),
-            retry_after_seconds: config.retry_after_seconds,
-        });
+            retry_after: StageContext::retry_after(config.retry_after_seconds),
+        };
         Ok(Sidecar {
             config,
-            shared,
+            ctx,
             handle,
             next,
             agent,
@@ -140,7 +145,7 @@ impl Sidecar {
         let stop = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(true));
         let mut tasks = tokio::task::JoinSet::new();
-        if let (Some(target), Some(balancer)) = (self.next.clone(), self.shared.balancer.clone()) {
+        if let (Some(target), Some(balancer)) = (self.next.clone(), self.ctx.balancer.clone()) {
             tasks.spawn(balance::discover(
                 target,
                 balancer,
@@ -149,8 +154,8 @@ impl Sidecar {
             ));
         }
         tasks.spawn(report::tick(
-            self.shared.window.clone(),
-            self.shared.admission.clone(),
+            self.ctx.window.clone(),
+            self.ctx.admission.clone(),
             self.buffer.clone(),
             self.config.report_interval(),
             stop.clone(),
@@ -160,7 +165,7 @@ impl Sidecar {
         }
         tasks.spawn(upkeep(
             self.handle.clone(),
-            self.shared.clone(),
+            self.ctx.pool.clone(),
             stop.clone(),
         ));
         tasks.spawn(serve_metrics(
@@ -180,7 +185,7 @@ impl Sidecar {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX));
-        let service = TowerToHyperService::new(Edge::new(self.shared.clone()));
+        let service = TowerToHyperService::new(Edge::new(&self.ctx));
         let graceful = GracefulShutdown::new();
         tracing::info!(
             listen = ?listener.local_addr().ok(),
@@ -216,8 +221,8 @@ impl Sidecar {
         drop(listener);
         ready.store(false, Ordering::Release);
         tracing::info!(
-            inflight = self.shared.admission.inflight(),
-            queued = self.shared.admission.queue_depth(),
+            inflight = self.ctx.admission.inflight(),
+            queued = self.ctx.admission.queue_depth(),
             "draining"
         );
         if tokio::time::timeout(self.config.drain_timeout(), graceful.shutdown())
@@ -225,7 +230,7 @@ impl Sidecar {
             .is_err()
         {
             tracing::warn!(
-                inflight = self.shared.admission.inflight(),
+                inflight = self.ctx.admission.inflight(),
                 "drain timeout reached; abandoning remaining requests"
             );
         }
@@ -267,13 +272,13 @@ fn agent_target(config: &Config, address: &str) -> Result<AgentTarget, SidecarEr
 /// no upkeep thread from the exporter).
 ///
 /// Also drops upstream connections idle for longer than the pool's idle timeout.
-async fn upkeep(handle: PrometheusHandle, shared: Arc<Shared>, stop: CancellationToken) {
+async fn upkeep(handle: PrometheusHandle, pool: Arc<UpstreamPool>, stop: CancellationToken) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = every.tick() => {
                 handle.run_upkeep();
-                shared.pool.evict_idle();
+                pool.evict_idle();
             }
             _ = stop.cancelled() => return,
         }

@@ -24,9 +24,9 @@ pub struct ReportIdentity {
     pub max_concurrency: u32,
 }
 
-/// The running window.
+/// The running report window: what one `StageReport` summarises.
 #[derive(Debug)]
-pub struct Window {
+pub struct ReportWindow {
     id: ReportIdentity,
     start: Instant,
     arrivals: u64,
@@ -64,9 +64,9 @@ fn percentiles(h: &Histogram<u64>) -> Percentiles {
     }
 }
 
-impl Window {
+impl ReportWindow {
     pub fn new(id: ReportIdentity, now: Instant) -> Self {
-        Window {
+        ReportWindow {
             id,
             start: now,
             arrivals: 0,
@@ -169,9 +169,9 @@ impl Window {
     }
 }
 
-/// One request-path event, applied to the [`Window`] by the reporter.
+/// One request-path event, applied to the [`ReportWindow`] by the reporter.
 #[derive(Debug, Clone, Copy)]
-pub enum Event {
+pub enum WindowEvent {
     Arrival,
     Dispatched { at: Instant, queue_wait: Duration },
     SlotReleased { at: Instant },
@@ -179,20 +179,20 @@ pub enum Event {
     Finished { rejected: bool, error: bool },
 }
 
-impl Window {
+impl ReportWindow {
     /// Applies one request-path event.
-    pub fn apply(&mut self, e: Event) {
+    pub fn apply(&mut self, e: WindowEvent) {
         match e {
-            Event::Arrival => self.arrival(),
-            Event::Dispatched { at, queue_wait } => self.dispatched(at, queue_wait),
-            Event::SlotReleased { at } => self.slot_released(at),
-            Event::Served { service } => self.served(service),
-            Event::Finished { rejected, error } => self.finished(rejected, error),
+            WindowEvent::Arrival => self.arrival(),
+            WindowEvent::Dispatched { at, queue_wait } => self.dispatched(at, queue_wait),
+            WindowEvent::SlotReleased { at } => self.slot_released(at),
+            WindowEvent::Served { service } => self.served(service),
+            WindowEvent::Finished { rejected, error } => self.finished(rejected, error),
         }
     }
 }
 
-/// The window as the request path sees it: requests only push [`Event`]s onto a lock-free
+/// The window as the request path sees it: requests only push [`WindowEvent`]s onto a lock-free
 /// queue (std's mpsc list channel: a few atomic operations, never a lock, never a wait), and
 /// the reporter applies them in order when it closes a window. The window and its histograms
 /// are touched by the reporter alone, so closing a window (percentiles, histogram reset) never
@@ -201,12 +201,12 @@ impl Window {
 /// of order, which the integral absorbs (a negative interval counts as zero).
 #[derive(Debug)]
 pub struct WindowFeed {
-    tx: Sender<Event>,
-    window: Mutex<(Window, Receiver<Event>)>,
+    tx: Sender<WindowEvent>,
+    window: Mutex<(ReportWindow, Receiver<WindowEvent>)>,
 }
 
 impl WindowFeed {
-    pub fn new(window: Window) -> Self {
+    pub fn new(window: ReportWindow) -> Self {
         let (tx, rx) = channel();
         WindowFeed {
             tx,
@@ -215,7 +215,7 @@ impl WindowFeed {
     }
 
     /// Records an event (request path).
-    pub fn record(&self, e: Event) {
+    pub fn record(&self, e: WindowEvent) {
         // The receiver lives as long as `self`: sending cannot fail.
         let _ = self.tx.send(e);
     }

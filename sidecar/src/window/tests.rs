@@ -12,7 +12,7 @@ fn id(max: u32) -> ReportIdentity {
 #[test]
 fn busy_fraction_is_slot_time_over_window() {
     let t0 = Instant::now();
-    let mut w = Window::new(id(2), t0);
+    let mut w = ReportWindow::new(id(2), t0);
     // One slot busy for the whole second, another for half of it.
     w.dispatched(t0, Duration::ZERO);
     w.dispatched(t0 + Duration::from_millis(500), Duration::from_millis(500));
@@ -30,7 +30,7 @@ fn busy_fraction_is_slot_time_over_window() {
 #[test]
 fn percentiles_and_counts() {
     let t0 = Instant::now();
-    let mut w = Window::new(id(0), t0);
+    let mut w = ReportWindow::new(id(0), t0);
     for i in 1..=100u64 {
         w.arrival();
         w.dispatched(t0, Duration::from_millis(i));
@@ -63,28 +63,28 @@ fn percentiles_and_counts() {
 #[test]
 fn feed_applies_events_from_many_threads_before_closing() {
     let t0 = Instant::now();
-    let feed = std::sync::Arc::new(WindowFeed::new(Window::new(id(4), t0)));
+    let feed = std::sync::Arc::new(WindowFeed::new(ReportWindow::new(id(4), t0)));
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let feed = feed.clone();
             std::thread::spawn(move || {
                 for _ in 0..250 {
-                    feed.record(Event::Arrival);
+                    feed.record(WindowEvent::Arrival);
                     let at = Instant::now();
-                    feed.record(Event::Dispatched {
+                    feed.record(WindowEvent::Dispatched {
                         at,
                         queue_wait: Duration::from_millis(2),
                     });
-                    feed.record(Event::Served {
+                    feed.record(WindowEvent::Served {
                         service: Duration::from_millis(10),
                     });
-                    feed.record(Event::SlotReleased { at });
-                    feed.record(Event::Finished {
+                    feed.record(WindowEvent::SlotReleased { at });
+                    feed.record(WindowEvent::Finished {
                         rejected: false,
                         error: false,
                     });
                 }
-                feed.record(Event::Finished {
+                feed.record(WindowEvent::Finished {
                     rejected: true,
                     error: false,
                 });

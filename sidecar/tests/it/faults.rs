@@ -224,3 +224,52 @@ async fn upstream_closing_idle_connections_fails_no_request() {
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 5);
     sc.stop().await;
 }
+
+/// Refused, timed out and oversized upstream answers are told apart by type and counted
+/// under their own reason, each a 502.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_are_counted_by_reason() {
+    async fn failures(sc: &Sidecar, reason: &str) -> Option<f64> {
+        let with = format!("reason=\"{reason}\"");
+        sc.sample("sair_stage_failures_total", &["source=\"upstream\"", &with])
+            .await
+    }
+
+    let dead = closed_port().await;
+    let sc = sidecar(&["--stage", "s", "--upstream", &format!("http://{dead}")]).await;
+    assert_eq!(post(&sc.url(), "x").await.unwrap().0, 502);
+    assert_eq!(failures(&sc, "refused").await, Some(1.0));
+    assert_eq!(failures(&sc, "timeout").await, Some(0.0));
+    sc.stop().await;
+
+    let slow = upstream("m", Duration::from_secs(5)).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &slow.url(),
+        "--upstream-timeout-seconds",
+        "0.2",
+    ])
+    .await;
+    let (status, _, body) = post(&sc.url(), "x").await.unwrap();
+    assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(failures(&sc, "timeout").await, Some(1.0));
+    assert_eq!(failures(&sc, "refused").await, Some(0.0));
+    sc.stop().await;
+
+    // The answer is the request body plus "|m": over a 10-byte limit for a 10-byte body.
+    let echo = upstream("m", Duration::ZERO).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &echo.url(),
+        "--max-body-bytes",
+        "10",
+    ])
+    .await;
+    assert_eq!(post(&sc.url(), "0123456789").await.unwrap().0, 502);
+    assert_eq!(failures(&sc, "oversized").await, Some(1.0));
+    sc.stop().await;
+}

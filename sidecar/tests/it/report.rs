@@ -157,3 +157,53 @@ async fn an_unreachable_agent_does_not_stop_the_serving() {
     }
     sc.stop().await;
 }
+
+/// A 413 is the client's error, not an admission decision: the StageReport counts no
+/// rejection for it, and Prometheus counts it as `client_error` with reason `oversized`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_is_not_an_admission_rejection() {
+    let identity = Identity::self_signed(&["localhost"]).unwrap();
+    let (addr, mut rx, _ep) = receiver(&identity);
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--max-body-bytes",
+        "10",
+        "--agent",
+        &addr.to_string(),
+        "--agent-insecure-skip-verify",
+        "--report-interval-seconds",
+        "0.1",
+    ])
+    .await;
+    let (status, _, _) = post(&sc.url(), &"z".repeat(100)).await.unwrap();
+    assert_eq!(status, 413);
+    let r = report_with_traffic(&mut rx).await;
+    tracing::info!(?r, "report with the 413");
+    assert_eq!(
+        (r.arrivals, r.rejections, r.errors),
+        (1, 0, 0),
+        "a 413 is no rejection: {r:?}"
+    );
+    assert_eq!(
+        r.completions, 1,
+        "any outcome but a rejection completes: {r:?}"
+    );
+    assert_eq!(up.hits(), 0, "the model server never saw it");
+    let text = sc.metrics_text().await;
+    let count = |with: &[&str]| find_sample(&text, "sair_stage_requests_total", with);
+    assert_eq!(count(&["outcome=\"rejected\""]), Some(0.0));
+    assert_eq!(count(&["outcome=\"client_error\""]), Some(1.0));
+    assert_eq!(
+        find_sample(
+            &text,
+            "sair_stage_failures_total",
+            &["source=\"client\"", "reason=\"oversized\""]
+        ),
+        Some(1.0)
+    );
+    sc.stop().await;
+}

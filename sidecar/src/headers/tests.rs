@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use super::*;
 
 #[test]
@@ -98,4 +100,20 @@ fn keep_alive_answers_lose_only_connection_headers() {
     strip_hop_by_hop(&mut h);
     assert_eq!(h.len(), 1);
     assert!(h.contains_key(header::CONTENT_LENGTH));
+}
+
+#[test]
+fn the_entry_starts_the_context_and_later_stages_keep_it() {
+    let mut h = HeaderMap::new();
+    let (first, entry) = PipelineContext::stamp(&mut h);
+    assert!(entry);
+    assert_eq!(h[&X_REQUEST_ID], first.request_id);
+    assert!(h[&X_START].to_str().unwrap().parse::<u64>().unwrap() > 0);
+    let (later, entry) = PipelineContext::stamp(&mut h.clone());
+    assert!(!entry);
+    assert_eq!(later.request_id, first.request_id);
+    assert_eq!(later.start, first.start);
+    let carried = PipelineContext::of(&h).unwrap();
+    assert_eq!(carried.start, first.start);
+    assert!(PipelineContext::of(&HeaderMap::new()).is_none());
 }

@@ -1,0 +1,44 @@
+//! [`StageContext`]: what one sidecar's request path is built from. [`crate::stack::build`]
+//! and [`crate::edge::Edge`] hand each layer the parts it uses; nothing on the request path
+//! holds the whole context.
+
+use std::sync::Arc;
+
+use http::HeaderValue;
+
+use crate::admission::Admission;
+use crate::balance::Balancer;
+use crate::headers::number_value;
+use crate::tally::Tally;
+use crate::upstream::UpstreamPool;
+use crate::window::WindowFeed;
+
+/// The parts of one sidecar's request path, built once by [`crate::Sidecar::new`].
+#[derive(Debug)]
+pub struct StageContext {
+    /// This stage's name (Server-Timing, error bodies).
+    pub stage: Arc<str>,
+    /// The next stage's name, for the 502 body when it cannot be reached.
+    pub next_stage: Arc<str>,
+    /// Keep-alive connections to the model server (`--upstream`) and the next stage.
+    pub pool: Arc<UpstreamPool>,
+    /// Outcome counters, histograms and report-window events.
+    pub tally: Arc<Tally>,
+    /// The report window the tally feeds (closed by the reporter).
+    pub window: Arc<WindowFeed>,
+    /// The request queue.
+    pub admission: Arc<Admission>,
+    /// Next-stage replicas, when `--next` is set.
+    pub balancer: Option<Arc<Balancer>>,
+    /// Request body limit (413 beyond).
+    pub max_body_bytes: usize,
+    /// `Retry-After` on a 503 from admission.
+    pub retry_after: HeaderValue,
+}
+
+impl StageContext {
+    /// `Retry-After` for `seconds`.
+    pub fn retry_after(seconds: u32) -> HeaderValue {
+        number_value(u64::from(seconds))
+    }
+}

@@ -1,0 +1,259 @@
+//! Keep-alive HTTP/1.1 connections to the model server and the next-stage replicas
+//! ([`UpstreamPool`]), each exchange driven on the task of the request that uses it, and the
+//! typed [`UpstreamError`] of an exchange.
+//!
+//! hyper-util's pooled client runs every connection on a task of its own: a request is handed
+//! to that task through a channel and the response handed back, two cross-task wake-ups (often
+//! cross-thread, a futex each) per request. Here an idle connection is taken out of the pool,
+//! its hyper `Connection` future is polled *inside* the request's own future next to the
+//! exchange, and the connection goes back to the pool when the response body has ended. Nothing
+//! polls an idle connection; a connection the peer closed while idle is noticed when it is
+//! next taken (its driver completes before the request is written) and the request moves to
+//! another connection, so a stale keep-alive connection never fails a request. Exchanges that
+//! fail after the request was written are not retried (a model request is not known to be
+//! idempotent), as before.
+
+mod conn;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::Authority;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::Full;
+
+use self::conn::{Conn, Failure};
+use crate::body::BodyError;
+use crate::display::ErrorChain;
+
+/// Why an exchange with the model server or a next-stage replica failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The TCP connection could not be made (refused, unreachable, no such host).
+    #[error("connect to {authority}: {source}")]
+    Connect {
+        authority: Authority,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TCP connection was not made within the connect timeout.
+    #[error("connect to {authority} timed out after {after:?}")]
+    ConnectTimeout {
+        authority: Authority,
+        after: Duration,
+    },
+    /// The HTTP exchange failed: handshake, reset, closed mid-answer, a malformed answer.
+    #[error("{}", ErrorChain(.0))]
+    Connection(#[source] hyper::Error),
+    /// The response body could not be read whole (too large, or the stream failed).
+    #[error("response {0}")]
+    Body(#[source] BodyError),
+    /// No complete answer within the upstream timeout.
+    #[error("no answer within {after:?}")]
+    Timeout { after: Duration },
+}
+
+/// What kind of failure an [`UpstreamError`] is: the metric reason, whichever peer it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    /// Nothing listens there (connection refused).
+    Refused,
+    /// Any other connect failure.
+    Unreachable,
+    /// Connect or answer took longer than allowed.
+    Timeout,
+    /// The response body exceeds the limit.
+    Oversized,
+    /// The connection failed mid-exchange.
+    Broken,
+}
+
+impl UpstreamError {
+    pub fn kind(&self) -> UpstreamErrorKind {
+        match self {
+            UpstreamError::Connect { source, .. }
+                if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+            {
+                UpstreamErrorKind::Refused
+            }
+            UpstreamError::Connect { .. } => UpstreamErrorKind::Unreachable,
+            UpstreamError::ConnectTimeout { .. } | UpstreamError::Timeout { .. } => {
+                UpstreamErrorKind::Timeout
+            }
+            UpstreamError::Connection(e) if e.is_timeout() => UpstreamErrorKind::Timeout,
+            UpstreamError::Connection(_) | UpstreamError::Body(BodyError::Read(_)) => {
+                UpstreamErrorKind::Broken
+            }
+            UpstreamError::Body(BodyError::TooLarge { .. }) => UpstreamErrorKind::Oversized,
+        }
+    }
+}
+
+/// Where an exchange goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Peer<'a> {
+    /// The model server this sidecar fronts (`--upstream`).
+    Model,
+    /// A next-stage replica.
+    Next(&'a Authority),
+}
+
+/// Idle connections to one `host:port`.
+#[derive(Default)]
+struct HostPool {
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// Locks `m`, also when a panic elsewhere poisoned it: the guarded collections are never left
+/// half-updated (single push/pop/retain calls).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl HostPool {
+    fn take(&self, idle_timeout: Duration) -> Option<Conn> {
+        let mut idle = lock(&self.idle);
+        // Most recently used first: the warmest connection, and stale ones age out below.
+        while let Some(c) = idle.pop() {
+            if c.is_open() && c.idle_since.elapsed() < idle_timeout {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put(&self, mut c: Conn) {
+        c.idle_since = std::time::Instant::now();
+        lock(&self.idle).push(c);
+    }
+
+    fn evict(&self, idle_timeout: Duration) {
+        lock(&self.idle).retain(|c| c.is_open() && c.idle_since.elapsed() < idle_timeout);
+    }
+}
+
+/// Keep-alive connections to the model server (a dedicated pool) and to next-stage replicas.
+pub struct UpstreamPool {
+    upstream: Authority,
+    upstream_host: HeaderValue,
+    upstream_idle: HostPool,
+    others: Mutex<HashMap<Authority, Arc<HostPool>>>,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
+    exchange_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool")
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamPool {
+    /// A pool for the model server at `upstream`; every exchange (connect included) must end
+    /// within `exchange_timeout`, and response bodies are limited to `max_body_bytes`.
+    pub fn new(upstream: Authority, max_body_bytes: usize, exchange_timeout: Duration) -> Self {
+        let upstream_host = HeaderValue::from_str(upstream.as_str())
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        UpstreamPool {
+            upstream,
+            upstream_host,
+            upstream_idle: HostPool::default(),
+            others: Mutex::new(HashMap::new()),
+            idle_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            exchange_timeout,
+            max_body_bytes,
+        }
+    }
+
+    /// The model server's `host:port`.
+    pub fn upstream(&self) -> &Authority {
+        &self.upstream
+    }
+
+    fn host_pool(&self, authority: &Authority) -> Arc<HostPool> {
+        lock(&self.others)
+            .entry(authority.clone())
+            .or_default()
+            .clone()
+    }
+
+    /// Sends `req` (origin-form URI) to `peer` and reads the whole answer, within the
+    /// exchange timeout.
+    pub async fn send(
+        &self,
+        peer: Peer<'_>,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<Response<Bytes>, UpstreamError> {
+        let exchange = async {
+            match peer {
+                Peer::Model => {
+                    req.headers_mut()
+                        .insert(header::HOST, self.upstream_host.clone());
+                    self.send_on(&self.upstream_idle, &self.upstream, req).await
+                }
+                Peer::Next(authority) => {
+                    if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                        req.headers_mut().insert(header::HOST, host);
+                    }
+                    let pool = self.host_pool(authority);
+                    self.send_on(&pool, authority, req).await
+                }
+            }
+        };
+        tokio::time::timeout(self.exchange_timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(UpstreamError::Timeout {
+                    after: self.exchange_timeout,
+                })
+            })
+    }
+
+    async fn send_on(
+        &self,
+        pool: &HostPool,
+        authority: &Authority,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<Response<Bytes>, UpstreamError> {
+        loop {
+            let (mut conn, reused) = match pool.take(self.idle_timeout) {
+                Some(c) => (c, true),
+                None => (Conn::connect(authority, self.connect_timeout).await?, false),
+            };
+            match conn.exchange(req, self.max_body_bytes).await {
+                Ok(resp) => {
+                    if conn.is_open() {
+                        pool.put(conn);
+                    }
+                    return Ok(resp);
+                }
+                // A reused connection the peer had closed: the request never left; try the
+                // next idle connection or a new one. Each pass drops one connection, so this
+                // ends after a fresh connection at the latest.
+                Err(Failure::NotSent(r, _)) if reused => req = *r,
+                Err(Failure::NotSent(_, e) | Failure::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// Drops connections idle for longer than the idle timeout (called periodically, so a
+    /// peer's half-closed sockets do not linger while there is no traffic).
+    pub fn evict_idle(&self) {
+        self.upstream_idle.evict(self.idle_timeout);
+        let mut others = lock(&self.others);
+        for p in others.values() {
+            p.evict(self.idle_timeout);
+        }
+        others.retain(|_, p| !lock(&p.idle).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests;
