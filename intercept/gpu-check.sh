@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 N="${N:-4096}"; SECS="${SECS:-8}"; RHOS="${RHOS:-0.25 0.5 0.75}"; WORKLOADS="${WORKLOADS:-eager graph}"
 PYTHON="${PYTHON:-python3}"
-cargo build --release -q -p sair-intercept
+cargo build --release -q -p sair-intercept -p sair-emu-tools
 T="$CARGO_TARGET_DIR/release"
 PRE="$(realpath "$T/libsair_intercept.so")"
 W="$(mktemp -d)"; trap 'rm -rf "$W"' EXIT

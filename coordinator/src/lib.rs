@@ -5,6 +5,8 @@
 //! the request path, and a policy must see only what production can observe ([`policy`]'s
 //! [`policy::PipelineState`]), in simulation as live.
 
+#![forbid(unsafe_code)]
+
 pub mod baselines;
 pub mod eval;
 pub mod policies;

@@ -8,7 +8,7 @@
 # Usage: intercept/bench/launch-overhead.sh   (from the repository root)
 set -euo pipefail
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-cargo build --release -q -p sair-intercept -p sair-emu-cuda
+cargo build --release -q -p sair-intercept -p sair-emu-cuda -p sair-emu-tools
 T="$CARGO_TARGET_DIR/release"
 W="$(mktemp -d)"; trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/lib" "$W/shm"

@@ -3,7 +3,9 @@
 //!
 //! This is the only module of the crate with `unsafe` code (the crate denies it elsewhere, see
 //! docs/loadgen.md): C calls through function pointers from `dlsym`, out-parameters and the
-//! kernel parameter array. Handles are kept as integers; the driver owns what they point to.
+//! kernel parameter array; each item allows it and each block carries a `// SAFETY:` comment.
+//! Handles are kept as integers; the driver owns what they point to. The types and signatures
+//! are those of `sair-cuda-abi`, the ABI the interceptor and the emulator speak too.
 //!
 //! Per request: make the primary context current on the calling thread, create a stream,
 //! launch `kernels` kernels of `blocks` × `threads_per_block`, synchronize, destroy the stream.
@@ -11,7 +13,12 @@
 //! (LD_PRELOAD) throttle this server exactly as it would a real model server.
 
 use libloading::Library;
-use std::ffi::{c_int, c_uint, c_void};
+use sair_cuda_abi::driver::{
+    CUDA_SUCCESS, CUcontext, CUdevice, CUfunction, CUmodule, CUresult, CUstream, FnCtxSetCurrent,
+    FnDeviceGet, FnDevicePrimaryCtxRetain, FnInit, FnLaunchKernel, FnModuleGetFunction,
+    FnModuleLoadData, FnStreamCreate, FnStreamDestroy, FnStreamSynchronize,
+};
+use std::ffi::c_void;
 
 /// A busy-loop kernel: each thread adds to a register `iters` times and stores nothing.
 /// sm_50 PTX, loadable by any driver of the last decade (JIT-compiled on load).
@@ -42,9 +49,6 @@ $L_done:
 
 const KERNEL_NAME: &[u8] = b"sair_spin\0";
 
-type CuResult = c_int;
-type Handle = *mut c_void;
-
 /// Why GPU work failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
@@ -73,24 +77,11 @@ pub enum GpuError {
 
 #[derive(Debug, Clone, Copy)]
 struct Fns {
-    ctx_set_current: unsafe extern "C" fn(Handle) -> CuResult,
-    stream_create: unsafe extern "C" fn(*mut Handle, c_uint) -> CuResult,
-    stream_destroy: unsafe extern "C" fn(Handle) -> CuResult,
-    #[allow(clippy::type_complexity)]
-    launch: unsafe extern "C" fn(
-        Handle,
-        c_uint,
-        c_uint,
-        c_uint,
-        c_uint,
-        c_uint,
-        c_uint,
-        c_uint,
-        Handle,
-        *mut *mut c_void,
-        *mut *mut c_void,
-    ) -> CuResult,
-    stream_sync: unsafe extern "C" fn(Handle) -> CuResult,
+    ctx_set_current: FnCtxSetCurrent,
+    stream_create: FnStreamCreate,
+    stream_destroy: FnStreamDestroy,
+    launch: FnLaunchKernel,
+    stream_sync: FnStreamSynchronize,
 }
 
 /// GPU work of one shape, on device 0's primary context.
@@ -109,8 +100,8 @@ pub struct Gpu {
     iters: u32,
 }
 
-fn check(call: &'static str, code: CuResult) -> Result<(), GpuError> {
-    if code == 0 {
+fn check(call: &'static str, code: CUresult) -> Result<(), GpuError> {
+    if code == CUDA_SUCCESS {
         Ok(())
     } else {
         Err(GpuError::Call { call, code })
@@ -139,31 +130,28 @@ impl Gpu {
     pub fn open(kernels: u32, blocks: u32, threads: u32, iters: u32) -> Result<Gpu, GpuError> {
         // SAFETY: loading the CUDA driver runs its initialisers, which have no preconditions.
         let lib = unsafe { Library::new("libcuda.so.1") }.map_err(GpuError::Load)?;
-        // SAFETY (all `sym` calls): the types are the driver API's documented signatures
-        // (cuda.h), with CUdevice = int and all handles pointer-sized.
-        let init: unsafe extern "C" fn(c_uint) -> CuResult = unsafe { sym(&lib, "cuInit")? };
-        let device_get: unsafe extern "C" fn(*mut c_int, c_int) -> CuResult =
-            unsafe { sym(&lib, "cuDeviceGet")? };
-        let retain: unsafe extern "C" fn(*mut Handle, c_int) -> CuResult =
-            unsafe { sym(&lib, "cuDevicePrimaryCtxRetain")? };
-        let module_load: unsafe extern "C" fn(*mut Handle, *const c_void) -> CuResult =
-            unsafe { sym(&lib, "cuModuleLoadData")? };
-        let get_function: unsafe extern "C" fn(
-            *mut Handle,
-            Handle,
-            *const std::ffi::c_char,
-        ) -> CuResult = unsafe { sym(&lib, "cuModuleGetFunction")? };
-        let fns = Fns {
-            ctx_set_current: unsafe { sym(&lib, "cuCtxSetCurrent")? },
-            stream_create: unsafe { sym(&lib, "cuStreamCreate")? },
-            stream_destroy: unsafe { sym(&lib, "cuStreamDestroy_v2")? },
-            launch: unsafe { sym(&lib, "cuLaunchKernel")? },
-            stream_sync: unsafe { sym(&lib, "cuStreamSynchronize")? },
+        // SAFETY: each type below is the `sair_cuda_abi::driver` signature of the symbol it is
+        // looked up by, which is the driver API's documented one (cuda.h).
+        let (init, device_get, retain, module_load, get_function, fns) = unsafe {
+            (
+                sym::<FnInit>(&lib, "cuInit")?,
+                sym::<FnDeviceGet>(&lib, "cuDeviceGet")?,
+                sym::<FnDevicePrimaryCtxRetain>(&lib, "cuDevicePrimaryCtxRetain")?,
+                sym::<FnModuleLoadData>(&lib, "cuModuleLoadData")?,
+                sym::<FnModuleGetFunction>(&lib, "cuModuleGetFunction")?,
+                Fns {
+                    ctx_set_current: sym(&lib, "cuCtxSetCurrent")?,
+                    stream_create: sym(&lib, "cuStreamCreate")?,
+                    stream_destroy: sym(&lib, "cuStreamDestroy_v2")?,
+                    launch: sym(&lib, "cuLaunchKernel")?,
+                    stream_sync: sym(&lib, "cuStreamSynchronize")?,
+                },
+            )
         };
-        let mut dev: c_int = 0;
-        let mut ctx: Handle = std::ptr::null_mut();
-        let mut module: Handle = std::ptr::null_mut();
-        let mut func: Handle = std::ptr::null_mut();
+        let mut dev: CUdevice = 0;
+        let mut ctx: CUcontext = std::ptr::null_mut();
+        let mut module: CUmodule = std::ptr::null_mut();
+        let mut func: CUfunction = std::ptr::null_mut();
         // SAFETY: each call gets valid pointers to live locals for its out-parameters, the PTX
         // image is NUL-terminated as cuModuleLoadData requires, and the kernel name is a C
         // string. Handles are only passed back to the driver that returned them.
@@ -196,7 +184,7 @@ impl Gpu {
     /// Launches the configured kernels on a new stream of the calling thread and waits for them.
     #[allow(unsafe_code)]
     pub fn run(&self) -> Result<(), GpuError> {
-        let mut stream: Handle = std::ptr::null_mut();
+        let mut stream: CUstream = std::ptr::null_mut();
         let mut iters: u32 = self.iters;
         let mut params: [*mut c_void; 1] = [(&raw mut iters).cast()];
         // SAFETY: `ctx` and `func` came from this driver in `open` and are never released;
@@ -205,13 +193,13 @@ impl Gpu {
         unsafe {
             check(
                 "cuCtxSetCurrent",
-                (self.fns.ctx_set_current)(self.ctx as Handle),
+                (self.fns.ctx_set_current)(self.ctx as CUcontext),
             )?;
             check("cuStreamCreate", (self.fns.stream_create)(&mut stream, 0))?;
             let mut result = Ok(());
             for _ in 0..self.kernels {
                 let code = (self.fns.launch)(
-                    self.func as Handle,
+                    self.func as CUfunction,
                     self.blocks,
                     1,
                     1,

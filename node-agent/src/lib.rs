@@ -13,6 +13,8 @@
 //! control loop and `run`), [`ops`] (`set-rate`, `status`, `remove`), [`target`] (where targets
 //! come from).
 
+#![forbid(unsafe_code)]
+
 pub mod admission;
 pub mod config;
 pub mod controller;

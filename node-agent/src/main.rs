@@ -1,6 +1,8 @@
 //! `sair-node-agent`: parses the command line and runs a subcommand. Exit status: 0 on
 //! success, 64 on a bad configuration, 1 when a request is refused or fails.
 
+#![forbid(unsafe_code)]
+
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};

@@ -22,6 +22,8 @@
 //! - [`config`], [`balance`] (next-stage discovery and P2C), [`report`] (StageReport sender)
 //!   and [`server`] (listeners, tasks, shutdown) drive it all.
 
+#![forbid(unsafe_code)]
+
 pub mod admission;
 pub mod balance;
 pub mod body;

@@ -4,6 +4,8 @@
 //! It must not reimplement component logic: tests talk to real binaries over real protocols.
 //! Every child process is killed when its guard drops, so a failing test leaves nothing behind.
 
+#![forbid(unsafe_code)]
+
 pub mod binary;
 pub mod emulator;
 pub mod http;

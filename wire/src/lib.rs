@@ -8,6 +8,8 @@
 //! data and the rules for moving it, so that the sidecar, the node agent and the coordinator
 //! agree on bytes without depending on each other.
 
+#![forbid(unsafe_code)]
+
 pub mod frame;
 pub mod message;
 pub mod report;

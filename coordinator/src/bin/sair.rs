@@ -1,5 +1,7 @@
 //! `sair`: the SAIR command-line tool. `sair eval` runs policies on simulated pipelines.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,10 +1,6 @@
-//! The slice of the CUDA driver ABI (`cuda.h`) that the emulator and the interceptor speak:
-//! result codes, opaque handles, the structs passed by pointer, and flag values.
-//!
-//! This file is shared by `sair-emu-cuda` and `sair-intercept` through `#[path]`, because both
-//! are cdylibs whose exported C symbols must not be linked into each other; it holds only plain
-//! data and constants.
-#![allow(dead_code, non_camel_case_types)]
+//! The slice of the CUDA driver ABI (`cuda.h`) that SAIR speaks: result codes, opaque handles,
+//! the structs passed by pointer, flag values and the C signatures of the entry points. Plain
+//! data and constants: nothing here calls anything.
 
 use std::ffi::c_void;
 
@@ -128,11 +124,13 @@ pub struct LaunchShape {
 
 impl LaunchShape {
     /// Blocks in the grid.
+    #[inline]
     pub fn blocks(&self) -> u64 {
         self.grid.iter().map(|&d| u64::from(d)).product()
     }
 
     /// Threads per block.
+    #[inline]
     pub fn threads(&self) -> u64 {
         self.block.iter().map(|&d| u64::from(d)).product()
     }
@@ -203,3 +201,29 @@ pub type FnGraphKernelNodeGetParams =
     unsafe extern "C" fn(CUgraphNode, *mut CudaKernelNodeParams) -> CUresult;
 /// `cuGraphExecDestroy`.
 pub type FnGraphExecDestroy = unsafe extern "C" fn(CUgraphExec) -> CUresult;
+
+// Set-up entry points, as programs call them (`sair-stage`'s GPU work, the test launcher).
+
+/// `cuInit`.
+pub type FnInit = unsafe extern "C" fn(u32) -> CUresult;
+/// `cuDeviceGet`.
+pub type FnDeviceGet = unsafe extern "C" fn(*mut CUdevice, i32) -> CUresult;
+/// `cuDevicePrimaryCtxRetain`.
+pub type FnDevicePrimaryCtxRetain = unsafe extern "C" fn(*mut CUcontext, CUdevice) -> CUresult;
+/// `cuCtxCreate_v2`.
+pub type FnCtxCreate = unsafe extern "C" fn(*mut CUcontext, u32, CUdevice) -> CUresult;
+/// `cuCtxSetCurrent`.
+pub type FnCtxSetCurrent = unsafe extern "C" fn(CUcontext) -> CUresult;
+/// `cuCtxSynchronize`.
+pub type FnCtxSynchronize = unsafe extern "C" fn() -> CUresult;
+/// `cuModuleLoadData` (the image: PTX text, NUL-terminated, or a cubin/fatbin).
+pub type FnModuleLoadData = unsafe extern "C" fn(*mut CUmodule, *const c_void) -> CUresult;
+/// `cuModuleGetFunction`.
+pub type FnModuleGetFunction =
+    unsafe extern "C" fn(*mut CUfunction, CUmodule, *const std::ffi::c_char) -> CUresult;
+/// `cuStreamCreate`.
+pub type FnStreamCreate = unsafe extern "C" fn(*mut CUstream, u32) -> CUresult;
+/// `cuStreamDestroy_v2`.
+pub type FnStreamDestroy = unsafe extern "C" fn(CUstream) -> CUresult;
+/// `cuStreamSynchronize`.
+pub type FnStreamSynchronize = unsafe extern "C" fn(CUstream) -> CUresult;

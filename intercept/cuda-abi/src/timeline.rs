@@ -6,13 +6,10 @@
 //! created with `O_CREAT` + `ftruncate` and the magic is set with a CAS. Per device: `busy_until`
 //! (CLOCK_MONOTONIC ns), total busy ns and kernel count. Per (pid, device) slot: busy ns, last
 //! kernel end and first-seen time, which the NVML emulator turns into per-process utilisation.
-//!
-//! Shared by `sair-emu-cuda` and `sair-emu-nvml` through `#[path]` (both are cdylibs).
-#![allow(dead_code)]
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 /// `b"SAIREMU1"` little-endian.
@@ -92,6 +89,7 @@ pub fn default_state_path() -> PathBuf {
 }
 
 /// CLOCK_MONOTONIC in ns (vDSO).
+#[inline]
 #[allow(unsafe_code)]
 pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -159,6 +157,7 @@ pub fn open_timeline(path: &Path) -> Result<&'static TimelineLayout, TimelineErr
 impl TimelineLayout {
     /// Reserves `[start, end)` of `dur_ns` on `device` after the previous kernel, no earlier
     /// than `now`. Returns the interval.
+    #[inline]
     pub fn reserve(&self, device: usize, now: u64, dur_ns: u64) -> (u64, u64) {
         let d = &self.devices[device];
         let mut cur = d.busy_until.load(Acquire);
@@ -210,6 +209,7 @@ impl TimelineLayout {
     }
 
     /// Records a kernel of `pid` in its slot.
+    #[inline]
     pub fn account(&self, slot: &ProcSlot, dur_ns: u64, end: u64) {
         slot.busy_ns.fetch_add(dur_ns, Relaxed);
         slot.kernels.fetch_add(1, Relaxed);
@@ -217,12 +217,11 @@ impl TimelineLayout {
     }
 }
 
-use std::sync::atomic::Ordering::Release;
-
 impl ProcSlot {
     /// Busy ns of this slot's kernels that ran before `t`, assuming its still-pending work is
     /// contiguous up to `last_end` (exact for a process that synchronises; an upper bound on the
     /// pending part otherwise).
+    #[inline]
     pub fn busy_before(&self, t: u64) -> u64 {
         let busy = self.busy_ns.load(Acquire);
         let pending = self.last_end.load(Acquire).saturating_sub(t);
@@ -232,6 +231,7 @@ impl ProcSlot {
 
 impl DeviceLine {
     /// Device busy ns before `t` (pending work is contiguous up to `busy_until` by construction).
+    #[inline]
     pub fn busy_before(&self, t: u64) -> u64 {
         let busy = self.busy_ns.load(Acquire);
         let pending = self.busy_until.load(Acquire).saturating_sub(t);

@@ -5,8 +5,10 @@
 //! handle is looked up in a registry, so a wrong or destroyed one is `CUDA_ERROR_INVALID_HANDLE`
 //! as with the real driver rather than undefined behaviour.
 
-use crate::abi::*;
-use crate::timeline::{ProcSlot, TimelineLayout, default_state_path, now_ns, open_timeline};
+use sair_cuda_abi::driver::*;
+use sair_cuda_abi::timeline::{
+    MAX_DEVICES, ProcSlot, TimelineLayout, default_state_path, now_ns, open_timeline,
+};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
@@ -32,7 +34,7 @@ impl Config {
                 .unwrap_or(d)
         };
         Config {
-            gpus: num("SAIR_EMU_GPUS", 1).clamp(1, crate::timeline::MAX_DEVICES as u64) as u32,
+            gpus: num("SAIR_EMU_GPUS", 1).clamp(1, MAX_DEVICES as u64) as u32,
             ns_per_block: num("SAIR_EMU_NS_PER_BLOCK", 1000),
             state_path: std::env::var_os("SAIR_EMU_STATE")
                 .map(Into::into)
@@ -93,8 +95,7 @@ static DRIVER: OnceLock<Result<Driver, CUresult>> = OnceLock::new();
 static NEXT_HANDLE: AtomicUsize = AtomicUsize::new(0x5a1_0000);
 /// Pid cached for slot lookups; reset by the fork child handler.
 static PID: AtomicU32 = AtomicU32::new(0);
-static SLOTS: [AtomicUsize; crate::timeline::MAX_DEVICES] =
-    [const { AtomicUsize::new(usize::MAX) }; crate::timeline::MAX_DEVICES];
+static SLOTS: [AtomicUsize; MAX_DEVICES] = [const { AtomicUsize::new(usize::MAX) }; MAX_DEVICES];
 
 thread_local! {
     static CTX_STACK: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };

@@ -6,8 +6,8 @@
 //! caller passed, after a null check), [`cstr`] (reading a caller's C string) and reading the
 //! structs passed by pointer (`CUlaunchConfig`, kernel node params).
 
-use crate::abi::*;
 use crate::driver::{KernelNode, driver, init};
+use sair_cuda_abi::driver::*;
 use std::ffi::{CStr, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 

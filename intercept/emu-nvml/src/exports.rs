@@ -2,7 +2,7 @@
 //! [`crate::model`]. Every export runs inside `catch_unwind` (`NVML_ERROR_UNKNOWN` on panic).
 
 use crate::model::Model;
-use crate::timeline::{TimelineLayout, default_state_path, now_ns, open_timeline};
+use sair_cuda_abi::timeline::{TimelineLayout, default_state_path, now_ns, open_timeline};
 use std::ffi::{c_char, c_uint};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Mutex;
@@ -129,7 +129,7 @@ pub extern "C" fn nvmlInit_v2() -> NvmlReturn {
             .ok()
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(1)
-            .clamp(1, crate::timeline::MAX_DEVICES as u32);
+            .clamp(1, sair_cuda_abi::timeline::MAX_DEVICES as u32);
         let path = std::env::var_os("SAIR_EMU_STATE")
             .map(Into::into)
             .unwrap_or_else(default_state_path);

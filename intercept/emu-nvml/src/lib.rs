@@ -8,12 +8,9 @@
 //! Environment is read at `nvmlInit`.
 //!
 //! Where unsafe lives: `exports` (the `#[unsafe(no_mangle)]` C ABI, out-parameter writes,
-//! output buffers) and the shared [`timeline`] (mmap, `kill(pid, 0)`, `getuid`,
-//! `clock_gettime`). [`model`] is safe.
+//! output buffers). [`model`] is safe; the time line it reads (and its mmap) is
+//! [`sair_cuda_abi::timeline`].
 
 #[allow(unsafe_code)]
 mod exports;
 pub mod model;
-#[allow(unsafe_code)]
-#[path = "../../emu-cuda/src/timeline.rs"]
-pub mod timeline;

@@ -5,7 +5,7 @@
 //! the busy time in `[t0, now]` is the difference between the snapshot at or before `t0` (or the
 //! slot's first-seen time, when it is newer) and now.
 
-use crate::timeline::TimelineLayout;
+use sair_cuda_abi::timeline::TimelineLayout;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Acquire;
 
@@ -130,7 +130,7 @@ impl Model {
                 _ => (first, 0),
             };
             let busy = busy_now.saturating_sub(from_busy);
-            if busy == 0 && !crate::timeline::pid_alive(pid) {
+            if busy == 0 && !sair_cuda_abi::timeline::pid_alive(pid) {
                 continue;
             }
             out.push(ProcSample {

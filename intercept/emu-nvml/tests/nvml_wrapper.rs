@@ -1,12 +1,8 @@
 //! The `nvml-wrapper` crate (what the node agent uses) against `libsair_emu_nvml.so`, with busy
 //! time written on the emulated time line.
 
-#![allow(unsafe_code)]
-
-#[path = "../../emu-cuda/src/timeline.rs"]
-mod timeline;
-
 use nvml_wrapper::Nvml;
+use sair_cuda_abi::timeline;
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
@@ -26,6 +22,7 @@ fn emu_lib() -> PathBuf {
 }
 
 #[test]
+#[allow(unsafe_code)] // std::env::set_var: the emulator reads its settings from the environment.
 fn nvml_wrapper_reads_the_emulated_timeline() {
     let state = std::env::temp_dir().join(format!("sair-nvml-it-{}.state", std::process::id()));
     let _ = std::fs::remove_file(&state);

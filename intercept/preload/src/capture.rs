@@ -7,7 +7,7 @@
 //! A count that drifts high (a capture ended through an entry point we do not hook) only costs
 //! that extra driver call; one that stays at zero only means captured launches are charged.
 
-use crate::abi::*;
+use sair_cuda_abi::driver::*;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicI64, AtomicUsize};
 

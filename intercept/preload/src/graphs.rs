@@ -8,7 +8,7 @@
 //! exec is unknown (table full, or instantiated through an entry point we do not hook) is
 //! charged [`UNKNOWN_GRAPH_UNITS`]; `cuGraphExecUpdate` keeps the old cost.
 
-use crate::abi::*;
+use sair_cuda_abi::driver::*;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 

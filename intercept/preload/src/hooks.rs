@@ -6,9 +6,9 @@
 //! [`crate::limits`] for a verdict (waiting there when throttled), then calls the real function
 //! with its arguments untouched. Every hook runs inside `catch_unwind`.
 
-use crate::abi::*;
 use crate::limits::{self, Verdict};
 use crate::{attach, capture, graphs, real};
+use sair_cuda_abi::driver::*;
 use sair_shm::clock::monotonic_ns;
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -42,7 +42,7 @@ fn guard<R>(fallback: R, f: impl FnOnce() -> R) -> R {
 #[inline]
 pub fn charge(units: u64) -> Verdict {
     match attach::segment() {
-        Ok(seg) => limits::admit(seg, units, &monotonic_ns, &limits::pause),
+        Ok(seg) => limits::grant(seg, units, &monotonic_ns, &limits::pause),
         Err(reason) => Verdict::Bypass(reason),
     }
 }

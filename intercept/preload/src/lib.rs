@@ -7,7 +7,7 @@
 //! `cuGetProcAddress(_v2)` that hand out those hooks, so launches reached through any lookup path
 //! are charged. All of it comes from one table in `hooks`.
 //!
-//! The launch path (`hooks::charge` → [`limits::admit`]) makes no system call (the clock is the
+//! The launch path (`hooks::charge` → [`limits::grant`]) makes no system call (the clock is the
 //! vDSO), takes no lock, allocates nothing, reads no environment and logs nothing; a throttled
 //! launch spins briefly, then sleeps in steps of at most 200 µs. Anything wrong with the segment
 //! makes launches pass through, with the reason recorded once (`attach`). The crate must not
@@ -19,8 +19,6 @@
 //! pointer, `pthread_atfork`), `graphs` (calls of the real graph query functions) and `capture`
 //! (calling the real `cuStreamIsCapturing`).
 
-#[path = "../../emu-cuda/src/abi.rs"]
-mod abi;
 mod attach;
 mod capture;
 mod graphs;

@@ -1,8 +1,8 @@
-//! The launch-path decision: given the mapped segment and a launch's work, admit it now, make it
+//! The launch-path decision: given the mapped segment and a launch's work, grant it now, make it
 //! wait for its tokens, or pass it through for a named reason. Safe code; no syscall except the
 //! bounded sleeps of a launch that is throttled, no lock, no allocation, no logging.
 
-use sair_shm::bucket::{Admission, Bucket, Poll};
+use sair_shm::bucket::{Bucket, Grant, Poll};
 use sair_shm::{Mode, SegmentLayout};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -61,7 +61,7 @@ pub enum Verdict {
     /// Mode `off`: counted, not limited.
     Unlimited,
     /// Enough tokens: launched at once.
-    Admitted,
+    Granted,
     /// Recorded by stream capture, not run: not charged (the graph launch is).
     Recorded,
     /// Waited for its tokens.
@@ -95,7 +95,7 @@ pub fn cost_of(units: u64, scale: f64) -> u64 {
 /// Decides (and, when throttled, waits) for a launch of `units` on `seg`. `now` reads the
 /// shared clock; `pause` waits about the given ns (bounded by [`MAX_SLEEP_NS`]).
 #[inline]
-pub fn admit(
+pub fn grant(
     seg: &SegmentLayout,
     units: u64,
     now: &impl Fn() -> u64,
@@ -120,9 +120,9 @@ pub fn admit(
     }
     let burst = c.burst.load(Relaxed);
     let bucket = Bucket::new(seg);
-    match bucket.acquire(cost, rate, burst, now) {
-        Admission::Now => Verdict::Admitted,
-        Admission::Wait { ticket } => wait(seg, bucket, ticket, now, pause),
+    match bucket.charge(cost, rate, burst, now) {
+        Grant::Now => Verdict::Granted,
+        Grant::Wait { ticket } => wait(seg, bucket, ticket, now, pause),
     }
 }
 

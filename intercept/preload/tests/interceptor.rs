@@ -5,8 +5,9 @@
 //! parallel do not share a device. Rates are set open loop from the emulator's known cost: a
 //! kernel of `grid` blocks takes `grid × SAIR_EMU_NS_PER_BLOCK` ns and costs `grid × block`
 //! tokens, so one token is `NS_PER_BLOCK / block` ns of device time (the node agent measures this
-//! figure instead). Needs `cargo build -p sair-emu-cuda -p sair-intercept` first (CI builds the
-//! workspace before testing).
+//! figure instead). Needs `cargo build -p sair-emu-cuda -p sair-emu-tools` first (the launcher
+//! is a fixture binary of `sair-emu-tools`, not of this crate; CI builds the workspace before
+//! testing).
 
 // Helpers here are test code too (clippy's allow-unwrap-in-tests only sees #[test] fns).
 #![allow(clippy::unwrap_used)]
@@ -64,7 +65,13 @@ impl World {
     }
 
     fn command(&self, segment: Option<&str>, preload: bool, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_sair-emu-launcher"));
+        let launcher = target_dir().join("sair-emu-launcher");
+        assert!(
+            launcher.exists(),
+            "{} missing: cargo build -p sair-emu-tools",
+            launcher.display()
+        );
+        let mut c = Command::new(launcher);
         c.args(args)
             .env("LD_LIBRARY_PATH", self.root.join("lib"))
             .env("SAIR_EMU_STATE", self.root.join("emu.state"))

@@ -29,9 +29,9 @@ pub fn ahead(a: u64, b: u64) -> i64 {
     a.wrapping_sub(b) as i64
 }
 
-/// Outcome of taking tokens.
+/// What the bucket grants a charged launch: go now, or a ticket to wait on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub enum Grant {
     /// Enough credit: launch now.
     Now,
     /// Wait until [`Bucket::poll`] says this ticket is covered.
@@ -68,24 +68,24 @@ impl<'a> Bucket<'a> {
     /// Counts a launch and takes `cost` tokens. `now_ns` is read only when the credit already
     /// granted does not cover the ticket.
     #[inline]
-    pub fn acquire(
+    pub fn charge(
         &self,
         cost: u64,
         rate_per_s: u64,
         burst: u64,
         now_ns: impl FnOnce() -> u64,
-    ) -> Admission {
+    ) -> Grant {
         let b = &self.seg.bucket;
         self.seg.counters.launches.fetch_add(1, Relaxed);
         let ticket = b.consumed.fetch_add(cost, AcqRel).wrapping_add(cost);
         if ahead(b.credited.load(Acquire), ticket) >= 0 {
-            return Admission::Now;
+            return Grant::Now;
         }
         self.refill(now_ns(), rate_per_s, burst);
         if ahead(b.credited.load(Acquire), ticket) >= 0 {
-            Admission::Now
+            Grant::Now
         } else {
-            Admission::Wait { ticket }
+            Grant::Wait { ticket }
         }
     }
 

@@ -127,7 +127,7 @@ impl Default for Params {
 /// Snapshot of a segment's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
-    /// Launches seen (admitted, throttled or not).
+    /// Launches seen (charged, throttled or not).
     pub launches: u64,
     /// Launches that had to wait for tokens.
     pub throttled_launches: u64,

@@ -23,7 +23,7 @@ pub mod layout;
 pub mod segment;
 pub mod share;
 
-pub use bucket::{Admission, Bucket};
+pub use bucket::{Bucket, Grant};
 pub use layout::{
     Counters, MAGIC, Mode, Params, SEGMENT_SIZE, SegmentLayout, VERSION_MAJOR, VERSION_MINOR,
 };

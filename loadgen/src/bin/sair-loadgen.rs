@@ -2,6 +2,8 @@
 //! configuration (the message names the flag), 69 target unreachable (nothing was sent),
 //! 74 the report could not be written.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use sair_loadgen::cli::LoadgenArgs;
 use sair_loadgen::runner::{RunError, execute};

@@ -1,6 +1,8 @@
 //! `sair-stage`: a synthetic model server for demos, tests and benchmarks. Exit codes: 0 after
 //! Ctrl-C/SIGTERM, 64 bad configuration, 69 GPU set-up failed, 71 cannot listen.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use sair_loadgen::stage::{StageArgs, StageError, run};
 use std::process::ExitCode;

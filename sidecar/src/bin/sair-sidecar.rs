@@ -1,6 +1,8 @@
 //! `sair-sidecar`: parses the configuration, binds, and runs until SIGTERM/SIGINT.
 //! Exits 64 on a bad configuration, 1 on a runtime failure, 0 after a clean drain.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use anyhow::Context;

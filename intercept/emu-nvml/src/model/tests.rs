@@ -1,5 +1,5 @@
 use super::*;
-use crate::timeline::open_timeline;
+use sair_cuda_abi::timeline::open_timeline;
 
 /// A fresh time line; its file is unlinked at once (the mapping stays valid), so no test leaves
 /// a file behind.

@@ -1,6 +1,9 @@
 //! `sair-shm-set`: create or update one segment file by hand (benchmarks, `gpu-check.sh`,
 //! debugging). The node agent's `set-rate` is the production path; this tool writes raw bucket
 //! parameters, or derives them from a share and a measured ns-per-token.
+//!
+//! Part of `sair-emu-tools`, the fixture crate; no unsafe code.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use sair_shm::{Mode, Params, Segment, bucket_params_for_share, segment_path};

@@ -30,7 +30,7 @@ fn off_counts_and_passes() {
         },
     );
     let now = || 0;
-    let v = admit(seg.layout(), 1 << 40, &now, &|_| panic!("must not wait"));
+    let v = grant(seg.layout(), 1 << 40, &now, &|_| panic!("must not wait"));
     assert_eq!(v, Verdict::Unlimited);
     assert_eq!(seg.counters().launches, 1);
     assert_eq!(
@@ -38,12 +38,12 @@ fn off_counts_and_passes() {
         1 << 40,
         "tokens counted for calibration"
     );
-    // Switching to cap forgives what mode off accumulated: the next launch is admitted.
+    // Switching to cap forgives what mode off accumulated: the next launch is granted.
     seg.set_params(&Params::default()).unwrap();
     let now = || seg.layout().bucket.last_refill_ns.load(Relaxed) + 1_000_000_000;
     assert_eq!(
-        admit(seg.layout(), 10, &now, &|_| panic!("must not wait")),
-        Verdict::Admitted
+        grant(seg.layout(), 10, &now, &|_| panic!("must not wait")),
+        Verdict::Granted
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -65,9 +65,9 @@ fn cap_throttles_on_a_virtual_clock() {
     let clock = Cell::new(t0);
     let now = || clock.get();
     let pause = |ns: u64| clock.set(clock.get() + ns);
-    assert_eq!(admit(l, 1_000, &now, &pause), Verdict::Admitted);
+    assert_eq!(grant(l, 1_000, &now, &pause), Verdict::Granted);
     // 500 more tokens at 1e6/s: 500 µs of (virtual) waiting, in steps of at most 200 µs.
-    let v = admit(l, 500, &now, &pause);
+    let v = grant(l, 500, &now, &pause);
     assert_eq!(v, Verdict::Throttled { waited_ns: 500_000 });
     let c = seg.counters();
     assert_eq!(
@@ -104,7 +104,7 @@ fn lifting_the_limit_releases_a_waiting_launch() {
             .unwrap();
         }
     };
-    let v = admit(l, 1_000_000, &now, &pause);
+    let v = grant(l, 1_000_000, &now, &pause);
     assert_eq!(v, Verdict::Throttled { waited_ns: 600_000 });
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -115,12 +115,12 @@ fn unknown_mode_and_zero_rate_fail_open() {
     let l = seg.layout();
     l.control.refill_per_s.store(0, Relaxed);
     assert_eq!(
-        admit(l, 1, &|| 0, &|_| ()),
+        grant(l, 1, &|| 0, &|_| ()),
         Verdict::Bypass(Bypass::ZeroRate)
     );
     l.control.mode.store(77, Relaxed);
     assert_eq!(
-        admit(l, 1, &|| 0, &|_| ()),
+        grant(l, 1, &|| 0, &|_| ()),
         Verdict::Bypass(Bypass::UnknownMode)
     );
     std::fs::remove_dir_all(dir).unwrap();
@@ -181,7 +181,7 @@ fn launch_path_does_not_allocate() {
     let before = counting::ALLOCS.with(|a| a.get());
     let mut throttled = 0;
     for i in 0..10_000u64 {
-        if let Verdict::Throttled { .. } = admit(l, 1 + i % 300, &now, &pause) {
+        if let Verdict::Throttled { .. } = grant(l, 1 + i % 300, &now, &pause) {
             throttled += 1;
         }
     }

@@ -14,9 +14,9 @@ fn bucket_with(l: &SegmentLayout, credited: u64, last: u64) -> Bucket<'_> {
 fn burst_then_wait() {
     let l = fresh();
     let b = bucket_with(&l, BURST, 0);
-    assert_eq!(b.acquire(60, RATE, BURST, || 0), Admission::Now);
-    assert_eq!(b.acquire(40, RATE, BURST, || 0), Admission::Now);
-    let Admission::Wait { ticket } = b.acquire(10, RATE, BURST, || 0) else {
+    assert_eq!(b.charge(60, RATE, BURST, || 0), Grant::Now);
+    assert_eq!(b.charge(40, RATE, BURST, || 0), Grant::Now);
+    let Grant::Wait { ticket } = b.charge(10, RATE, BURST, || 0) else {
         panic!("bucket should be empty");
     };
     assert_eq!(ticket, 110);
@@ -54,7 +54,7 @@ fn remainder_time_is_kept() {
 fn rate_change_applies_to_waiting_tickets() {
     let l = fresh();
     let b = bucket_with(&l, 0, 0);
-    let Admission::Wait { ticket } = b.acquire(1_000, 1_000, BURST, || 0) else {
+    let Grant::Wait { ticket } = b.charge(1_000, 1_000, BURST, || 0) else {
         panic!("must wait");
     };
     // At 1000 tokens/s the ticket needs 1 s; the agent raises the rate to 1e9/s.
@@ -70,8 +70,8 @@ fn abandoned_ticket_does_not_block_later_ones() {
     // A process takes a ticket and dies; a later one still gets through with time.
     let l = fresh();
     let b = bucket_with(&l, 0, 0);
-    let _dead = b.acquire(500, RATE, BURST, || 0);
-    let Admission::Wait { ticket } = b.acquire(10, RATE, BURST, || 0) else {
+    let _dead = b.charge(500, RATE, BURST, || 0);
+    let Grant::Wait { ticket } = b.charge(10, RATE, BURST, || 0) else {
         panic!("must wait");
     };
     assert!(matches!(
@@ -88,26 +88,26 @@ fn long_run_rate_is_exact() {
     let l = fresh();
     let b = bucket_with(&l, BURST, 0);
     let mut now = 0u64;
-    let mut admitted = 0u64;
+    let mut granted = 0u64;
     let mut i = 0u64;
     while now < 1_000_000_000 {
         let cost = 1 + (i * 7919) % 50;
         i += 1;
-        match b.acquire(cost, RATE, BURST, || now) {
-            Admission::Now => {}
-            Admission::Wait { ticket } => loop {
+        match b.charge(cost, RATE, BURST, || now) {
+            Grant::Now => {}
+            Grant::Wait { ticket } => loop {
                 match b.poll(ticket, now, RATE, BURST) {
                     Poll::Ready => break,
                     Poll::Pending { wait_ns } => now += wait_ns.max(1),
                 }
             },
         }
-        admitted += cost;
+        granted += cost;
     }
     let expected = RATE + BURST;
     assert!(
-        admitted.abs_diff(expected) <= 60,
-        "admitted {admitted} expected {expected}"
+        granted.abs_diff(expected) <= 60,
+        "granted {granted} expected {expected}"
     );
 }
 
@@ -125,8 +125,8 @@ fn threads_share_one_bucket() {
             std::thread::spawn(move || {
                 let b = Bucket::new(&l);
                 for _ in 0..2_000 {
-                    if let Admission::Wait { ticket } =
-                        b.acquire(100, rate, 0, crate::clock::monotonic_ns)
+                    if let Grant::Wait { ticket } =
+                        b.charge(100, rate, 0, crate::clock::monotonic_ns)
                     {
                         while b.poll(ticket, crate::clock::monotonic_ns(), rate, 0) != Poll::Ready {
                             std::hint::spin_loop();
@@ -153,11 +153,11 @@ fn counters_wrap_around_u64() {
     l.bucket.consumed.store(start, Relaxed);
     let b = bucket_with(&l, start.wrapping_add(BURST), 0);
     let mut now = 0u64;
-    let mut admitted = 0u64;
-    while admitted < 1_000 {
-        match b.acquire(10, RATE, BURST, || now) {
-            Admission::Now => {}
-            Admission::Wait { ticket } => loop {
+    let mut granted = 0u64;
+    while granted < 1_000 {
+        match b.charge(10, RATE, BURST, || now) {
+            Grant::Now => {}
+            Grant::Wait { ticket } => loop {
                 match b.poll(ticket, now, RATE, BURST) {
                     Poll::Ready => break,
                     Poll::Pending { wait_ns } => {
@@ -167,7 +167,7 @@ fn counters_wrap_around_u64() {
                 }
             },
         }
-        admitted += 10;
+        granted += 10;
     }
     // 1000 tokens minus the 100 of burst at 1 token/µs.
     assert!((899_000..=901_000).contains(&now), "virtual time {now}");

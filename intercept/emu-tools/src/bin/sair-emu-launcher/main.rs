@@ -8,12 +8,11 @@
 //! "Direct" means what a program linked against libcuda gets: the symbol from the global scope
 //! (looked up with libc's own `dlsym`, bypassing any wrapper), where an `LD_PRELOAD`ed library
 //! comes first. "dlsym" means the program's own `dlsym(handle, name)` call.
-
-#[path = "../../../emu-cuda/src/abi.rs"]
-mod abi;
-#[allow(unsafe_code)]
-#[path = "../../../emu-cuda/src/timeline.rs"]
-mod timeline;
+//!
+//! Part of `sair-emu-tools`, the fixture crate: it must never ship with the interceptor. Where
+//! unsafe lives: `syms` (`dlopen`/`dlvsym`/`dlsym`/`dlerror`), `setup` (turning symbol addresses
+//! into function pointers and calling the driver) and `run` (`fork`, `_exit`, `waitpid`); each
+//! item allows it and each block carries a `// SAFETY:` comment.
 
 macro_rules! cu {
     ($e:expr, $what:literal) => {{
@@ -25,13 +24,12 @@ macro_rules! cu {
 }
 
 /// What one "launch" of the chosen path calls.
-#[path = "sair-emu-launcher/setup.rs"]
 mod setup;
-#[path = "sair-emu-launcher/syms.rs"]
 mod syms;
 
-use abi::*;
 use clap::{Parser, ValueEnum};
+use sair_cuda_abi::driver::*;
+use sair_cuda_abi::timeline;
 use setup::{Setup, setup};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -95,7 +93,8 @@ struct Args {
     sample_ms: u64,
 }
 
-struct Outcome {
+/// What one launch loop did.
+struct LoopTally {
     launches: u64,
     batch_ns: Vec<f64>,
     /// (ns since start, device busy ns of this process).
@@ -107,7 +106,7 @@ fn launch_loop(
     a: &Args,
     launches: u64,
     deadline: Option<Instant>,
-) -> Result<Outcome, String> {
+) -> Result<LoopTally, String> {
     let ptds = matches!(
         a.path,
         LaunchPath::Ptsz
@@ -144,7 +143,7 @@ fn launch_loop(
         }
     }
     cu!(st.sync(), "cuCtxSynchronize");
-    Ok(Outcome {
+    Ok(LoopTally {
         launches: done,
         batch_ns,
         samples,

@@ -1,9 +1,9 @@
 //! Driver setup (init, context, module, function, stream) and the launch function of each path.
 
 use super::{Args, LaunchPath};
-use crate::abi::*;
 use crate::syms::{Syms, nonnull};
-use std::ffi::{CStr, c_char, c_void};
+use sair_cuda_abi::driver::*;
+use std::ffi::{CStr, c_void};
 
 #[derive(Clone, Copy)]
 pub enum Launcher {
@@ -19,8 +19,8 @@ pub struct Setup {
     func: usize,
     stream: usize,
     launcher: Launcher,
-    ctx_sync: unsafe extern "C" fn() -> CUresult,
-    set_current: unsafe extern "C" fn(CUcontext) -> CUresult,
+    ctx_sync: FnCtxSynchronize,
+    set_current: FnCtxSetCurrent,
     pub ptds_matches: Option<bool>,
 }
 
@@ -73,17 +73,12 @@ fn get_proc(s: &Syms, via: &str, name: &CStr, flags: u64) -> Result<*mut c_void,
 
 #[allow(unsafe_code)]
 pub fn setup(s: &Syms, a: &Args) -> Result<Setup, String> {
-    let init: unsafe extern "C" fn(u32) -> CUresult = transmute_fn(s.dlsym(c"cuInit")?);
-    let dev_get: unsafe extern "C" fn(*mut CUdevice, i32) -> CUresult =
-        transmute_fn(s.dlsym(c"cuDeviceGet")?);
-    let ctx_create: unsafe extern "C" fn(*mut CUcontext, u32, CUdevice) -> CUresult =
-        transmute_fn(s.dlsym(c"cuCtxCreate_v2")?);
-    let load: unsafe extern "C" fn(*mut CUmodule, *const c_void) -> CUresult =
-        transmute_fn(s.dlsym(c"cuModuleLoadData")?);
-    let get_fn: unsafe extern "C" fn(*mut CUfunction, CUmodule, *const c_char) -> CUresult =
-        transmute_fn(s.dlsym(c"cuModuleGetFunction")?);
-    let stream_create: unsafe extern "C" fn(*mut CUstream, u32) -> CUresult =
-        transmute_fn(s.dlsym(c"cuStreamCreate")?);
+    let init: FnInit = transmute_fn(s.dlsym(c"cuInit")?);
+    let dev_get: FnDeviceGet = transmute_fn(s.dlsym(c"cuDeviceGet")?);
+    let ctx_create: FnCtxCreate = transmute_fn(s.dlsym(c"cuCtxCreate_v2")?);
+    let load: FnModuleLoadData = transmute_fn(s.dlsym(c"cuModuleLoadData")?);
+    let get_fn: FnModuleGetFunction = transmute_fn(s.dlsym(c"cuModuleGetFunction")?);
+    let stream_create: FnStreamCreate = transmute_fn(s.dlsym(c"cuStreamCreate")?);
     let (mut dev, mut ctx, mut module, mut func, mut stream) = (
         0,
         std::ptr::null_mut(),
