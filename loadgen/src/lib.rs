@@ -8,9 +8,10 @@
 //! It must not contain scaling policy, and the driver must never wait for a response before
 //! sending the next scheduled request (no coordinated omission).
 //!
-//! Lints: `unsafe_code` is `deny` here (not the workspace's `forbid`) because [`cuda`] calls
-//! the CUDA driver API through `libloading`; that module is the only place with `unsafe`, each
-//! item carries `#[allow(unsafe_code)]` and each block a `// SAFETY:` comment.
+//! Lints: the workspace's (`unsafe_code` denied); this root does not add
+//! `#![forbid(unsafe_code)]` because [`cuda`] calls the CUDA driver API through `libloading`;
+//! that module is the only place with `unsafe`, each item carries `#[allow(unsafe_code)]` and
+//! each block a `// SAFETY:` comment. The binaries forbid it.
 
 pub mod cli;
 pub mod cpu;

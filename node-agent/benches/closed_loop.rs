@@ -10,8 +10,8 @@
 //! 1 s window in it, and the settling time (first moment from which every 500 ms window stays
 //! within ±3 points of ρ). The step scenario changes ρ 0.25 → 0.75 with `set-rate` mid-run.
 //!
-//! Run: `cargo build -p sair-emu-cuda -p sair-emu-nvml -p sair-intercept -p sair-node-agent &&
-//! cargo bench -p sair-node-agent --bench closed_loop --profile dev`
+//! Run: `cargo build -p sair-emu-cuda -p sair-emu-nvml -p sair-intercept -p sair-emu-tools
+//! -p sair-node-agent && cargo bench -p sair-node-agent --bench closed_loop --profile dev`
 
 #![allow(clippy::unwrap_used)]
 

@@ -2,8 +2,9 @@
 //! (`libcuda.so.1` → `libsair_emu_cuda.so`, `libnvidia-ml.so.1` → `libsair_emu_nvml.so`) and
 //! real launcher processes (`sair-emu-launcher` under `LD_PRELOAD=libsair_intercept.so`).
 //!
-//! Needs `cargo build -p sair-emu-cuda -p sair-emu-nvml -p sair-intercept` first (CI builds the
-//! workspace before testing). Every test has its own emulated GPU (state file) and shm dir.
+//! Needs `cargo build -p sair-emu-cuda -p sair-emu-nvml -p sair-intercept -p sair-emu-tools`
+//! first (CI builds the workspace before testing). Every test has its own emulated GPU (state
+//! file) and shm dir.
 
 #![allow(clippy::unwrap_used)]
 
