@@ -22,11 +22,32 @@ impl Response {
             .map(|(_, v)| v.as_str())
             .collect()
     }
+
+    /// The first value of a header, case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_all(name).into_iter().next()
+    }
+
+    /// A header that holds a number; panics naming the header when it is missing or not one.
+    pub fn header_f64(&self, name: &str) -> f64 {
+        let v = self
+            .header(name)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers));
+        v.parse()
+            .unwrap_or_else(|_| panic!("header {name}: {v:?} is not a number"))
+    }
 }
 
-/// Sends one request with `Connection: close` and reads the response to EOF.
-pub fn request(addr: &str, method: &str, path: &str, body: &[u8]) -> std::io::Result<Response> {
-    let mut s = TcpStream::connect(addr)?;
+/// Sends one request with `Connection: close` and reads the response to EOF (30 s bound).
+/// `addr` is anything that prints as `ip:port` (a `&str`, a `SocketAddr`).
+pub fn request(
+    addr: impl std::fmt::Display,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let addr = addr.to_string();
+    let mut s = TcpStream::connect(&addr)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

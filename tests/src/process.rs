@@ -2,7 +2,8 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 /// A running child process, killed (SIGKILL) on drop unless it already exited.
 #[derive(Debug)]
@@ -14,6 +15,10 @@ pub struct Proc {
 
 impl Proc {
     /// Spawns `program args…` with stdout and stderr going to a log file in `dir`.
+    ///
+    /// The older, lower-level entry point: new tests use the builders ([`crate::stage`],
+    /// [`crate::sidecar`], [`crate::agent`], [`crate::Launch`]), which also read the
+    /// bound-address line.
     pub fn spawn(
         dir: &Path,
         name: &str,
@@ -43,23 +48,30 @@ impl Proc {
         }
     }
 
-    /// What the process has printed so far.
+    /// What the process has printed so far (stdout and stderr, interleaved).
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the exit status.
-    pub fn terminate(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
+        self.wait_for(timeout)
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_for(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Some(status);
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        None
     }
 }
 
@@ -74,9 +86,98 @@ impl Drop for Proc {
 
 /// A loopback port that was free a moment ago (bind-and-release; the small race is accepted in
 /// tests, and a clash shows up as a bind error in the child's log).
+///
+/// Prefer the builders, which start binaries on port 0 and read the bound-address line; this
+/// stays for binaries that do not print that line yet.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind an ephemeral loopback port")
+}
+
+/// A loopback UDP port that was free a moment ago (same caveat as [`free_port`]).
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral loopback UDP port")
+}
+
+/// What a bounded run of a command left behind.
+#[derive(Debug)]
+pub struct Finished {
+    /// Exit code; `None` when killed by a signal (the time limit included).
+    pub code: Option<i32>,
+    /// Everything printed on stdout.
+    pub stdout: String,
+    /// Everything printed on stderr.
+    pub stderr: String,
+    /// Wall time from spawn to exit.
+    pub wall: Duration,
+}
+
+/// Runs `cmd` to completion with stdin closed, capturing its output, and kills it (SIGKILL)
+/// once `limit` has passed, so that a hung binary fails its test instead of hanging it.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Finished {
+    use std::io::Read;
+    let t0 = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = t0 + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+        }
+    };
+    let wall = t0.elapsed();
+    Finished {
+        code: status.and_then(|s| s.code()),
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+        wall,
+    }
+}
+
+/// A fresh per-test scratch directory under the system temp dir, named for `tag`, the test
+/// process and the time; the caller removes it when the test passes.
+pub fn scratch(tag: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("sair-it-{tag}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("create scratch dir {}: {e}", dir.display()));
+    dir
 }

@@ -18,17 +18,18 @@
 use std::path::{Path, PathBuf};
 
 use sair_tests::http::{Response, request};
-use sair_tests::{Proc, assert_eventually, binary, free_port};
+use sair_tests::{
+    Agent, Sidecar, Stage, agent, assert_eventually, binary, scratch, sidecar, stage,
+};
 
 struct Pipeline {
     root: PathBuf,
-    entry: String,
-    agent_metrics: String,
-    shm_dir: PathBuf,
-    _procs: Vec<Proc>,
+    entry: std::net::SocketAddr,
+    agent: Agent,
+    _procs: (Stage, Stage, Sidecar, Sidecar),
 }
 
-fn healthy(addr: &str, path: &str) -> bool {
+fn healthy(addr: std::net::SocketAddr, path: &str) -> bool {
     request(addr, "GET", path, b"").is_ok_and(|r| r.status == 200)
 }
 
@@ -48,12 +49,9 @@ fn set_infer_rate(shm_dir: &Path, rate: &str, mode: &str) {
 }
 
 fn start() -> Pipeline {
-    let root =
-        std::env::temp_dir().join(format!("sair-e2e-{}-{}", std::process::id(), free_port()));
-    std::fs::create_dir_all(&root).unwrap();
+    let root = scratch("e2e");
     let libs = sair_tests::emulator::driver_dir(&root.join("lib")).unwrap();
     let shm_dir = root.join("shm");
-    let tls_dir = root.join("tls");
     let emu_env = |name: &str| -> Vec<(&'static str, String)> {
         vec![
             (
@@ -66,142 +64,75 @@ fn start() -> Pipeline {
             ("RUST_LOG", "info".to_owned()),
         ]
     };
-    let mut procs = Vec::new();
 
     // The GPU stage's segment exists before its model server starts, unlimited.
     set_infer_rate(&shm_dir, "1", "off");
 
-    let agent_metrics = format!("127.0.0.1:{}", free_port());
-    let agent_reports = format!("127.0.0.1:{}", free_port());
-    procs.push(Proc::spawn(
-        &root,
-        "agent",
-        &binary("sair-node-agent"),
-        &[
-            "run".into(),
-            "--shm-dir".into(),
-            shm_dir.display().to_string(),
-            "--metrics-listen".into(),
-            agent_metrics.clone(),
-            "--report-listen".into(),
-            agent_reports.clone(),
-            "--tls-dir".into(),
-            tls_dir.display().to_string(),
-            "--nvml-lib".into(),
-            libs.join("libnvidia-ml.so.1").display().to_string(),
-            "--control-period-ms".into(),
-            "100".into(),
-            "--node-name".into(),
-            "e2e".into(),
-        ],
-        &emu_env("agent"),
-    ));
-    let cert = tls_dir.join("agent-cert.pem");
+    let mut agent = agent()
+        .shm_dir(&shm_dir)
+        .tls_dir(root.join("tls"))
+        .nvml_lib(libs.join("libnvidia-ml.so.1"))
+        .args(["--control-period-ms", "100", "--node-name", "e2e"]);
+    for (k, v) in emu_env("agent") {
+        agent = agent.env(k, v);
+    }
+    let agent = agent.run();
     assert_eventually!(
-        cert.exists() && healthy(&agent_metrics, "/healthz"),
+        agent.cert().exists() && healthy(agent.admin(), "/healthz"),
         "node agent ready ({})",
-        procs[0].output()
+        agent.output()
     );
 
-    let pre_stage = format!("127.0.0.1:{}", free_port());
-    procs.push(Proc::spawn(
-        &root,
-        "stage-pre",
-        &binary("sair-stage"),
-        &[
-            "--listen".into(),
-            pre_stage.clone(),
-            "--cpu-ms".into(),
-            "1".into(),
-            "--echo".into(),
-        ],
-        &[],
-    ));
-    let infer_stage = format!("127.0.0.1:{}", free_port());
-    let mut infer_env = emu_env("infer");
-    infer_env.push((
-        "LD_PRELOAD",
-        binary("libsair_intercept.so").display().to_string(),
-    ));
+    let pre_stage = stage().name("stage-pre").cpu_ms(1.0).echo().run();
     // 4 kernels of 1000 blocks at the emulator's 1 µs per block: 4 ms of device time a request.
-    procs.push(Proc::spawn(
-        &root,
-        "stage-infer",
-        &binary("sair-stage"),
-        &[
-            "--listen".into(),
-            infer_stage.clone(),
-            "--cpu-ms".into(),
-            "0".into(),
-            "--gpu-kernels".into(),
-            "4".into(),
-            "--kernel-blocks".into(),
-            "1000".into(),
-            "--response-size".into(),
-            "5".into(),
-        ],
-        &infer_env,
-    ));
+    let mut infer_stage = stage()
+        .name("stage-infer")
+        .cpu_ms(0.0)
+        .args([
+            "--gpu-kernels",
+            "4",
+            "--kernel-blocks",
+            "1000",
+            "--response-size",
+            "5",
+        ])
+        .env("LD_PRELOAD", binary("libsair_intercept.so"));
+    for (k, v) in emu_env("infer") {
+        infer_stage = infer_stage.env(k, v);
+    }
+    let infer_stage = infer_stage.run();
 
-    let sidecar = |stage: &str, listen: &str, upstream: &str, next: Option<&str>| {
-        let mut args: Vec<String> = vec![
-            "--listen".into(),
-            listen.into(),
-            "--metrics-listen".into(),
-            format!("127.0.0.1:{}", free_port()),
-            "--upstream".into(),
-            format!("http://{upstream}"),
-            "--pipeline".into(),
-            "e2e".into(),
-            "--stage".into(),
-            stage.into(),
-            "--max-concurrency".into(),
-            "2".into(),
-            "--agent".into(),
-            agent_reports.clone(),
-            "--agent-ca".into(),
-            cert.display().to_string(),
-        ];
-        if let Some(n) = next {
-            args.extend([
-                "--next".into(),
-                n.into(),
-                "--next-stage".into(),
-                "infer".into(),
-            ]);
-        }
-        args
-    };
-    let infer_sidecar = format!("127.0.0.1:{}", free_port());
-    let entry = format!("127.0.0.1:{}", free_port());
-    procs.push(Proc::spawn(
-        &root,
-        "sidecar-infer",
-        &binary("sair-sidecar"),
-        &sidecar("infer", &infer_sidecar, &infer_stage, None),
-        &[],
-    ));
-    procs.push(Proc::spawn(
-        &root,
-        "sidecar-pre",
-        &binary("sair-sidecar"),
-        &sidecar("pre", &entry, &pre_stage, Some(&infer_sidecar)),
-        &[],
-    ));
+    let infer_sidecar = sidecar()
+        .name("sidecar-infer")
+        .upstream(&infer_stage)
+        .pipeline("e2e")
+        .stage("infer")
+        .max_concurrency(2)
+        .agent(&agent)
+        .run();
+    let pre_sidecar = sidecar()
+        .name("sidecar-pre")
+        .upstream(&pre_stage)
+        .next(&infer_sidecar, "infer")
+        .pipeline("e2e")
+        .stage("pre")
+        .max_concurrency(2)
+        .agent(&agent)
+        .run();
+    let entry = pre_sidecar.listen();
     assert_eventually!(
-        healthy(&pre_stage, "/healthz") && healthy(&infer_stage, "/healthz"),
+        healthy(pre_stage.addr(), "/healthz") && healthy(infer_stage.addr(), "/healthz"),
         "stages ready"
     );
     assert_eventually!(
-        request(&entry, "POST", "/", b"warm").is_ok_and(|r| r.status == 200),
+        request(entry, "POST", "/", b"warm").is_ok_and(|r| r.status == 200),
         "pipeline answers"
     );
     Pipeline {
         root,
         entry,
-        agent_metrics,
-        shm_dir,
-        _procs: procs,
+        agent,
+        _procs: (pre_stage, infer_stage, pre_sidecar, infer_sidecar),
     }
 }
 
@@ -223,7 +154,7 @@ fn timing(resp: &Response, name: &str) -> Option<f64> {
 fn median_infer_service(p: &Pipeline, n: usize) -> f64 {
     let mut v: Vec<f64> = (0..n)
         .map(|_| {
-            let r = request(&p.entry, "POST", "/", b"x").unwrap();
+            let r = request(p.entry, "POST", "/", b"x").unwrap();
             assert_eq!(r.status, 200, "body: {}", String::from_utf8_lossy(&r.body));
             timing(&r, "infer-service").expect("infer-service entry")
         })
@@ -239,7 +170,7 @@ fn whole_pipeline_measures_reports_and_throttles() {
     tracing::info!(root = %p.root.display(), "pipeline up");
 
     // The caller sees the last stage's body and both stages' breakdown.
-    let r = request(&p.entry, "POST", "/", b"hello").unwrap();
+    let r = request(p.entry, "POST", "/", b"hello").unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 5, "the GPU stage's 5-byte body comes back");
     for name in ["pre-queue", "pre-service", "infer-queue", "infer-service"] {
@@ -253,7 +184,7 @@ fn whole_pipeline_measures_reports_and_throttles() {
     // Both sidecars report to the agent over QUIC; the agent exports the latest report.
     assert_eventually!(
         {
-            let m = request(&p.agent_metrics, "GET", "/metrics", b"")
+            let m = request(p.agent.admin(), "GET", "/metrics", b"")
                 .map(|r| String::from_utf8_lossy(&r.body).into_owned())
                 .unwrap_or_default();
             m.lines().any(|l| {
@@ -270,7 +201,7 @@ fn whole_pipeline_measures_reports_and_throttles() {
     tracing::info!(before, "infer-service median, unlimited (ms)");
 
     // Cap the GPU stage at 10 % of the GPU through the running daemon: no restart.
-    set_infer_rate(&p.shm_dir, "0.1", "cap");
+    set_infer_rate(p.agent.shm_dir(), "0.1", "cap");
     let deadline = std::time::Instant::now() + sair_tests::patience();
     let after = loop {
         let m = median_infer_service(&p, 7);
@@ -287,7 +218,7 @@ fn whole_pipeline_measures_reports_and_throttles() {
         after,
         "infer-service median before/after ρ = 0.1 (ms)"
     );
-    let r = request(&p.entry, "POST", "/", b"x").unwrap();
+    let r = request(p.entry, "POST", "/", b"x").unwrap();
     let pre = timing(&r, "pre-service").unwrap();
     assert!(
         pre < after,
@@ -295,8 +226,7 @@ fn whole_pipeline_measures_reports_and_throttles() {
     );
 
     // sair-loadgen sees the same per-stage breakdown, open loop, bounded in time.
-    let out = p.root.join("loadgen.json");
-    let lg = std::process::Command::new(binary("sair-loadgen"))
+    let lg = sair_tests::loadgen()
         .args([
             "--target",
             &format!("http://{}/", p.entry),
@@ -308,18 +238,10 @@ fn whole_pipeline_measures_reports_and_throttles() {
             "POST",
             "--body-size",
             "8",
-            "--quiet",
-            "--out",
         ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        lg.status.success(),
-        "sair-loadgen: {}",
-        String::from_utf8_lossy(&lg.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        .run();
+    assert_eq!(lg.code, Some(0), "sair-loadgen: {}", lg.stderr);
+    let report = lg.report.expect("sair-loadgen wrote its report");
     assert!(report["completed"].as_u64().unwrap_or(0) > 0, "{report}");
     for stage in ["pre", "infer"] {
         assert!(
