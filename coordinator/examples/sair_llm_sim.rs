@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sair_coordinator::sair::llm::{LlmConfig, ProcessEnv};
+use sair_coordinator::sair::selector::llm::{LlmConfig, ProcessEnv};
 use sair_coordinator::sair::store::Source;
 use sair_coordinator::sair::{Sair, SairConfig};
 use sair_coordinator::scenario::Scenario;

@@ -57,7 +57,7 @@ pub struct EvalPlan {
     pub state_dir: Option<PathBuf>,
     pub progress: bool,
     /// The LLM server the `sair*` policies' `llm` selector asks; `None`: `model` selector.
-    pub llm: Option<crate::sair::llm::LlmConfig>,
+    pub llm: Option<crate::sair::selector::llm::LlmConfig>,
 }
 
 /// Builds every policy once against every scenario, so a bad name fails before anything runs.
@@ -81,7 +81,7 @@ pub fn run_one(
     policy: &str,
     seed: u64,
     state_dir: Option<&Path>,
-    llm: Option<&crate::sair::llm::LlmConfig>,
+    llm: Option<&crate::sair::selector::llm::LlmConfig>,
 ) -> Result<RunOutput, UnknownPolicy> {
     let dir = state_dir.map(|d| d.join(&sc.name).join(policy).join(seed.to_string()));
     let mut ctx = sc.context(seed, dir);

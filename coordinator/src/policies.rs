@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::baselines;
 use crate::policy::{Policy, StageKind, StageSpec};
 
@@ -28,11 +30,22 @@ pub struct StagePlan {
     pub initial_rho: f64,
 }
 
-/// Prices per hour.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CostPrices {
+/// Prices per hour, as the operator configures them (a scenario's `[cost]`). A GPU is billed
+/// by the share ρ its replicas hold (the paper's assumption); a CPU replica whole.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prices {
     pub cpu_replica_per_hour: f64,
     pub gpu_per_hour: f64,
+}
+
+impl Default for Prices {
+    /// The prices every shipped scenario uses.
+    fn default() -> Self {
+        Self {
+            cpu_replica_per_hour: 0.048,
+            gpu_per_hour: 1.10,
+        }
+    }
 }
 
 /// What every policy may know about the pipeline before it starts.
@@ -42,7 +55,7 @@ pub struct PolicyContext {
     pub stages: Vec<StagePlan>,
     pub slo_p99_s: f64,
     pub gpus: u32,
-    pub prices: CostPrices,
+    pub prices: Prices,
     /// The scenario's control interval.
     pub interval_s: f64,
     /// The highest arrival rate the operator plans for (the `static` plan sizes for it).
@@ -51,7 +64,7 @@ pub struct PolicyContext {
     /// Where a learning policy keeps its durable state; in memory when `None`.
     pub state_dir: Option<PathBuf>,
     /// The LLM selector's server for the `sair*` policies; `None` uses the `model` selector.
-    pub llm: Option<crate::sair::llm::LlmConfig>,
+    pub llm: Option<crate::sair::selector::llm::LlmConfig>,
 }
 
 impl PolicyContext {
@@ -121,10 +134,7 @@ fn build_sair(name: &str, ctx: &PolicyContext) -> Result<Box<dyn Policy>, Unknow
     let inputs = crate::sair::Inputs {
         seed: ctx.seed,
         interval_s: Some(ctx.interval_s),
-        prices: Some(crate::sair::candidates::Prices {
-            cpu_replica_per_hour: ctx.prices.cpu_replica_per_hour,
-            gpu_per_hour: ctx.prices.gpu_per_hour,
-        }),
+        prices: Some(ctx.prices),
         state_dir: ctx.state_dir.clone(),
         llm: ctx.llm.clone(),
     };

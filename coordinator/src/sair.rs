@@ -1,20 +1,24 @@
 //! The SAIR policy: an in-context reinforcement-learning controller.
 //!
-//! Each decision interval it turns the observed [`PipelineState`] into features, builds a
-//! bounded set of candidate actions with outcomes predicted by a queueing model, scores them
-//! with a Pareto-dominance reward, retrieves surprising past episodes from a durable experience
-//! store, lets a selector (`model`, or `llm` with `model` as fallback) choose, checks the
-//! choice with a validator (with forced exploration inside the safe set), and one interval
-//! later labels the episode with its realised reward and surprisal. Between decisions a fast
-//! guard scales up stages whose queues breach the SLO.
+//! Each decision interval a full decision ([`decision`]) runs named steps: it observes the
+//! interval that ended (calibrating the queueing model and labelling the previous episode with
+//! its realised reward and surprisal), builds a bounded set of candidate actions with outcomes
+//! predicted by the model and scored with a Pareto-dominance reward ([`candidates`],
+//! [`reward`]), retrieves surprising past episodes from a durable experience store
+//! ([`retrieval`], [`store`]), lets a selector choose (`model`, or `llm` with `model` as
+//! fallback; [`selector`]), checks the choice with the [`validator`], may replace it by forced
+//! exploration inside the safe set, and opens the new episode ([`episode`]). Between decisions
+//! a fast [`guard`] scales up stages whose queues breach the SLO.
 //!
 //! Everything here is sans-IO except the experience store's file and the LLM client's
 //! loopback HTTP, both behind small modules. Design and reasons: docs/policy.md.
 
+pub mod calibration;
 pub mod candidates;
+mod decision;
+mod episode;
 pub mod features;
 pub mod guard;
-pub mod llm;
 pub mod queueing;
 pub mod retrieval;
 pub mod reward;
@@ -24,16 +28,20 @@ pub mod validator;
 
 use std::path::PathBuf;
 
+use crate::policies::Prices;
 use crate::policy::{Action, Decision, PipelineState, Policy};
 
-use candidates::{Calibration, Candidate, CandidateConfig, Model, MoveKind, Prices};
-use features::{History, Planning, bottleneck, feature_vector, validate_state};
+use calibration::Calibration;
+use candidates::CandidateConfig;
+use episode::{IntervalObservations, Pending};
+use features::{History, validate_state};
 use guard::{Guard, GuardConfig};
-use retrieval::{ErrorModel, RetrievalConfig, retrieve};
-use reward::{Point, RewardConfig};
-use selector::{ModelSelector, SelectionInput, Selector};
-use store::{CandidateBrief, Episode, Source, Store};
-use validator::{Explorer, Limits, Validator};
+use retrieval::{ErrorModel, RetrievalConfig};
+use reward::RewardConfig;
+use selector::llm::{self, LlmSelector};
+use selector::{Explorer, ModelSelector};
+use store::{Episode, Source, Store};
+use validator::{Limits, Validator};
 
 /// Names this module builds, for the policy registry.
 pub const NAMES: &[&str] = &[
@@ -144,13 +152,6 @@ pub fn build(name: &str, inputs: Inputs) -> Option<Result<Box<dyn Policy>, store
     build_with(name, base).map(|r| r.map(|p| Box::new(p) as Box<dyn Policy>))
 }
 
-/// An action waiting for its outcome.
-#[derive(Debug, Clone)]
-struct Pending {
-    decision_id: u64,
-    episode: Episode,
-}
-
 /// A decision as logged (kept for inspection and tests; the last 1,000).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecisionLog {
@@ -162,41 +163,6 @@ pub struct DecisionLog {
     pub rationale: String,
     /// Filled one interval later.
     pub reward: Option<f64>,
-}
-
-/// Accumulates off-beat observations into one interval's outcome.
-#[derive(Debug, Clone, Copy, Default)]
-struct Window {
-    p99_weighted: f64,
-    weight: f64,
-    p99_max: f64,
-    cost_sum: f64,
-    arrival_sum: f64,
-    calls: u32,
-}
-
-impl Window {
-    fn add(&mut self, s: &PipelineState) {
-        let w = s.completed.max(1) as f64;
-        self.p99_weighted += s.e2e_p99_s * w;
-        self.weight += w;
-        self.p99_max = self.p99_max.max(s.e2e_p99_s);
-        self.cost_sum += s.cost_per_hour;
-        self.arrival_sum += s.arrival_rate;
-        self.calls += 1;
-    }
-
-    fn point(&self) -> Point {
-        let calls = f64::from(self.calls.max(1));
-        Point {
-            p99_s: if self.weight > 0.0 {
-                self.p99_weighted / self.weight
-            } else {
-                0.0
-            },
-            cost_per_hour: self.cost_sum / calls,
-        }
-    }
 }
 
 /// The SAIR policy.
@@ -211,11 +177,13 @@ pub struct Sair {
     memory: Vec<Episode>,
     error_model: ErrorModel,
     calibration: Calibration,
-    selector: Box<dyn Selector>,
-    fallback: ModelSelector,
+    /// The `model` selector: the selector when no LLM is configured, and always the fallback.
+    model: ModelSelector,
+    /// The `llm` selector, when configured.
+    llm: Option<LlmSelector>,
     pending: Option<Pending>,
     last_full_t: Option<f64>,
-    window: Window,
+    observations: IntervalObservations,
     next_id: u64,
     log: Vec<DecisionLog>,
 }
@@ -243,14 +211,14 @@ impl Sair {
         let error_model = store.as_ref().map_or_else(ErrorModel::default, |s| {
             ErrorModel::from_episodes(s.episodes())
         });
-        let fallback = ModelSelector {
+        let model = ModelSelector {
             use_retrieval: cfg.use_retrieval,
             ..ModelSelector::default()
         };
-        let selector: Box<dyn Selector> = match &cfg.llm {
-            Some(l) => Box::new(llm::LlmSelector::new(l.clone(), fallback.clone())),
-            None => Box::new(fallback.clone()),
-        };
+        let llm = cfg
+            .llm
+            .as_ref()
+            .map(|l| LlmSelector::new(l.clone(), model.clone()));
         Ok(Self {
             validator: Validator::new(cfg.limits),
             explorer: Explorer::new(cfg.explore_rate0, cfg.explore_tau, cfg.seed),
@@ -260,11 +228,11 @@ impl Sair {
             memory: Vec::new(),
             error_model,
             calibration: Calibration::default(),
-            selector,
-            fallback,
+            model,
+            llm,
             pending: None,
             last_full_t: None,
-            window: Window::default(),
+            observations: IntervalObservations::default(),
             next_id: 0,
             log: Vec::new(),
             cfg,
@@ -276,9 +244,9 @@ impl Sair {
         &self.log
     }
 
-    /// Measurements of the LLM selector's calls (empty for the model selector).
+    /// Measurements of the LLM selector's calls (empty without one).
     pub fn llm_calls(&self) -> &[llm::CallStats] {
-        self.selector.calls()
+        self.llm.as_ref().map_or(&[], LlmSelector::calls)
     }
 
     /// The episodes held (stored or in memory).
@@ -294,48 +262,6 @@ impl Sair {
             action: Action::hold(s),
             bottleneck: None,
             rationale: why,
-        }
-    }
-
-    /// Closes the pending episode with the outcome observed since it was taken.
-    fn close_pending(&mut self, realised: Point, slo_s: f64) {
-        let Some(mut p) = self.pending.take() else {
-            return;
-        };
-        let r = reward::reward(p.episode.before, realised, slo_s, &self.cfg.reward);
-        let surprisal = self.error_model.surprisal(p.episode.predicted_reward, r);
-        self.error_model.update(p.episode.predicted_reward, r);
-        p.episode.realised = realised;
-        p.episode.reward = r;
-        p.episode.surprisal = surprisal;
-        tracing::info!(
-            policy = %self.cfg.name,
-            decision = p.decision_id,
-            source = p.episode.source.as_str(),
-            action = %p.episode.label,
-            reward = r,
-            predicted_reward = p.episode.predicted_reward,
-            surprisal,
-            p99_ms = realised.p99_s * 1e3,
-            cost_per_hour = realised.cost_per_hour,
-            "decision reward"
-        );
-        if let Some(l) = self.log.iter_mut().rev().find(|l| l.id == p.decision_id) {
-            l.reward = Some(r);
-        }
-        match &mut self.store {
-            Some(st) => {
-                if let Err(e) = st.append(p.episode).and_then(|()| st.sync()) {
-                    tracing::error!(error = %e, "experience store write failed; episode kept in memory only");
-                }
-            }
-            None => {
-                self.memory.push(p.episode);
-                if self.memory.len() > self.cfg.store_capacity {
-                    let excess = self.memory.len() - self.cfg.store_capacity;
-                    self.memory.drain(..excess);
-                }
-            }
         }
     }
 
@@ -355,277 +281,6 @@ impl Sair {
             self.log.remove(0);
         }
     }
-
-    /// Off-beat call: only the guard may act.
-    fn off_beat(&mut self, s: &PipelineState) -> Decision {
-        let Some((i, a)) = self.guard.check(s, &self.cfg.limits) else {
-            return Self::hold_decision(s, "between decisions; no guard breach".into());
-        };
-        if a == Action::hold(s) || self.validator.check(s, &a, s.t_s, true).is_err() {
-            return Self::hold_decision(s, "guard breach, but no safe scale-up".into());
-        }
-        // The guard's move becomes an episode like any other: close the running one early.
-        let now_point = self.window.point();
-        self.close_pending(now_point, s.slo_p99_s);
-        let planning = Planning::new(s, &self.history, self.cfg.interval_s);
-        let model = Model {
-            state: s,
-            planning: &planning,
-            prices: self.cfg.prices,
-            calibration: self.calibration,
-        };
-        let pred = model.predict(&a);
-        let predicted = Point {
-            p99_s: pred.p99_s,
-            cost_per_hour: pred.cost_per_hour,
-        };
-        let label = format!(
-            "guard: {} {}x{:.2} -> {}x{:.2}",
-            s.stages[i].name,
-            s.stages[i].replicas_desired,
-            s.stages[i].rho,
-            a.replicas[i],
-            a.rho[i]
-        );
-        let rationale = format!(
-            "queue wait P99 {:.1} ms over the stage's SLO share for {:.0}s",
-            s.stages[i].queue_wait_p99_s * 1e3,
-            self.guard.cfg.sustain_s
-        );
-        let id = self.start_episode(
-            s,
-            Source::Guard,
-            MoveKind::Guard,
-            Some(i),
-            &label,
-            &a,
-            now_point,
-            predicted,
-            Vec::new(),
-            Some(i),
-            feature_vector(s, &planning, &self.history),
-        );
-        self.validator.record(s, &a, s.t_s);
-        self.push_log(DecisionLog {
-            id,
-            t_s: s.t_s,
-            source: Source::Guard,
-            bottleneck: Some(i),
-            label,
-            rationale: rationale.clone(),
-            reward: None,
-        });
-        Decision {
-            action: a,
-            bottleneck: Some(i),
-            rationale,
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn start_episode(
-        &mut self,
-        s: &PipelineState,
-        source: Source,
-        kind: MoveKind,
-        stage: Option<usize>,
-        label: &str,
-        a: &Action,
-        before: Point,
-        predicted: Point,
-        candidates: Vec<CandidateBrief>,
-        bottleneck: Option<usize>,
-        features: Vec<f64>,
-    ) -> u64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let predicted_reward = reward::reward(before, predicted, s.slo_p99_s, &self.cfg.reward);
-        self.pending = Some(Pending {
-            decision_id: id,
-            episode: Episode {
-                t_s: s.t_s,
-                features,
-                kind,
-                stage,
-                label: label.to_string(),
-                source,
-                bottleneck,
-                candidates,
-                action: a.clone(),
-                before,
-                predicted,
-                predicted_reward,
-                realised: before,
-                reward: 0.0,
-                surprisal: 0.0,
-            },
-        });
-        id
-    }
-
-    fn full_decision(&mut self, s: &PipelineState) -> Decision {
-        let observed = self.window.point();
-        let window_arrival = self.window.arrival_sum / f64::from(self.window.calls.max(1));
-        let enough = self.window.weight >= 50.0;
-        self.window = Window::default();
-        self.last_full_t = Some(s.t_s);
-        self.history.observe(s, window_arrival);
-        let planning = Planning::new(s, &self.history, self.cfg.interval_s);
-
-        // Calibrate the model on the allocation that was in place.
-        let hold = Action::hold(s);
-        {
-            let m = Model {
-                state: s,
-                planning: &planning,
-                prices: self.cfg.prices,
-                calibration: Calibration::default(),
-            };
-            let (raw_p99, _) = m.raw_p99(&hold);
-            if enough && raw_p99 > 0.0 && observed.p99_s > 0.0 {
-                let ratio = (observed.p99_s / raw_p99).clamp(0.5, 3.0);
-                self.calibration.p99_scale =
-                    (0.7 * self.calibration.p99_scale.ln() + 0.3 * ratio.ln()).exp();
-            }
-            let raw_cost = m.raw_cost(&hold);
-            if raw_cost > 0.0 && s.cost_per_hour > 0.0 {
-                self.calibration.cost_scale = (s.cost_per_hour / raw_cost).clamp(0.1, 10.0);
-            }
-        }
-        self.close_pending(observed, s.slo_p99_s);
-
-        let model = Model {
-            state: s,
-            planning: &planning,
-            prices: self.cfg.prices,
-            calibration: self.calibration,
-        };
-        let b = bottleneck(s, &planning);
-        let cands = candidates::generate(&model, b, &self.cfg.candidates, &self.cfg.limits);
-        let features = feature_vector(s, &planning, &self.history);
-        let predicted_reward: Vec<f64> = cands
-            .iter()
-            .map(|c| {
-                reward::reward(
-                    observed,
-                    Point {
-                        p99_s: c.predicted.p99_s,
-                        cost_per_hour: c.predicted.cost_per_hour,
-                    },
-                    s.slo_p99_s,
-                    &self.cfg.reward,
-                )
-            })
-            .collect();
-        let slo_pressure = observed.p99_s > s.slo_p99_s || cands[0].predicted.p99_s > s.slo_p99_s;
-        let safe: Vec<bool> = cands
-            .iter()
-            .map(|c| {
-                self.validator
-                    .check(s, &c.action, s.t_s, slo_pressure)
-                    .is_ok()
-            })
-            .collect();
-        let neutral = reward::neutral(&self.cfg.reward);
-        let all: &[Episode] = match &self.store {
-            Some(st) => st.episodes(),
-            None => &self.memory,
-        };
-        let idx = if self.cfg.use_retrieval || self.cfg.llm.is_some() {
-            retrieve(all, &features, neutral, &self.cfg.retrieval)
-        } else {
-            Vec::new()
-        };
-        let eps: Vec<&Episode> = idx.iter().map(|&i| &all[i]).collect();
-        let input = SelectionInput {
-            state: s,
-            features: &features,
-            candidates: &cands,
-            predicted_reward: &predicted_reward,
-            safe: &safe,
-            bottleneck: b,
-            episodes: &eps,
-            bandwidth: self.cfg.retrieval.bandwidth,
-        };
-        let mut sel = self.selector.select(&input);
-        if sel.index >= cands.len() || !safe[sel.index] {
-            let why = format!(
-                "selector {} chose {} which the validator rejects",
-                self.selector.name(),
-                cands
-                    .get(sel.index)
-                    .map_or("an unknown id", |c| c.id.as_str())
-            );
-            let mut f = self.fallback.select(&input);
-            f.source = Source::Fallback;
-            f.rationale = format!("{why}; model: {}", f.rationale);
-            tracing::warn!(reason = %why, "falling back to the model selector");
-            sel = f;
-        }
-        drop(eps);
-        if !slo_pressure {
-            let explorable: Vec<usize> = (0..cands.len())
-                .filter(|&i| safe[i] && cands[i].predicted.p99_s <= s.slo_p99_s)
-                .collect();
-            if let Some(i) = self.explorer.maybe_explore(&explorable)
-                && i != sel.index
-            {
-                sel = selector::Selection {
-                    index: i,
-                    bottleneck: sel.bottleneck,
-                    rationale: format!(
-                        "forced exploration (rate {:.3}) instead of {}",
-                        self.explorer.rate(),
-                        cands[sel.index].id
-                    ),
-                    source: Source::Explore,
-                };
-            }
-        }
-        let chosen: &Candidate = &cands[sel.index];
-        let action = chosen.action.clone();
-        let briefs = cands
-            .iter()
-            .map(|c| CandidateBrief {
-                label: c.label.clone(),
-                p99_s: c.predicted.p99_s,
-                cost_per_hour: c.predicted.cost_per_hour,
-            })
-            .collect();
-        let predicted = Point {
-            p99_s: chosen.predicted.p99_s,
-            cost_per_hour: chosen.predicted.cost_per_hour,
-        };
-        let (kind, stage, label) = (chosen.kind, chosen.stage, chosen.label.clone());
-        let id = self.start_episode(
-            s,
-            sel.source,
-            kind,
-            stage,
-            &label,
-            &action,
-            observed,
-            predicted,
-            briefs,
-            sel.bottleneck,
-            features,
-        );
-        self.validator.record(s, &action, s.t_s);
-        self.push_log(DecisionLog {
-            id,
-            t_s: s.t_s,
-            source: sel.source,
-            bottleneck: sel.bottleneck,
-            label,
-            rationale: sel.rationale.clone(),
-            reward: None,
-        });
-        Decision {
-            action,
-            bottleneck: sel.bottleneck,
-            rationale: sel.rationale,
-        }
-    }
 }
 
 impl Policy for Sair {
@@ -638,7 +293,7 @@ impl Policy for Sair {
             tracing::warn!(policy = %self.cfg.name, error = %e, "malformed state rejected; holding");
             return Self::hold_decision(s, format!("malformed state rejected: {e}"));
         }
-        self.window.add(s);
+        self.observations.add(s);
         let full = self.last_full_t.is_none_or(|t| {
             s.t_s - t
                 >= self.cfg.interval_s - 0.5 * self.cfg.guard.period_s.min(self.cfg.interval_s)
@@ -646,7 +301,7 @@ impl Policy for Sair {
         if full {
             self.full_decision(s)
         } else {
-            self.off_beat(s)
+            self.guard_decision(s)
         }
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use sair_loadgen::pattern::Pattern;
 use serde::Deserialize;
 
-use crate::policies::{CostPrices, PolicyContext, StagePlan};
+use crate::policies::{PolicyContext, Prices, StagePlan};
 use crate::policy::{StageKind, StageSpec};
 
 /// The smallest share (GPU ρ or CPU share) a replica may hold.
@@ -75,7 +75,7 @@ pub struct Scenario {
     pub stages: Vec<StageConfig>,
     pub pattern: Pattern,
     pub duration_s: f64,
-    pub prices: CostPrices,
+    pub prices: Prices,
     pub gpus: u32,
     pub interval_s: f64,
 }
@@ -368,7 +368,7 @@ impl Scenario {
             stages,
             pattern,
             duration_s: w.duration_s,
-            prices: CostPrices {
+            prices: Prices {
                 cpu_replica_per_hour: f.cost.cpu_replica,
                 gpu_per_hour: f.cost.gpu,
             },

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use sair_coordinator::eval::{self, EvalPlan};
 use sair_coordinator::policies;
-use sair_coordinator::sair::llm::{LlmConfig, ProcessEnv};
+use sair_coordinator::sair::selector::llm::{LlmConfig, ProcessEnv};
 use sair_coordinator::scenario::Scenario;
 
 /// Exit code for a bad configuration or input (sysexits EX_USAGE).

@@ -1,6 +1,6 @@
 //! Fixtures for policy tests: a context of CPU stages and a hand-made state.
 
-use super::{CostPrices, PolicyContext, StagePlan};
+use super::{PolicyContext, Prices, StagePlan};
 use crate::policy::{PipelineState, StageKind, StageSpec, StageState};
 
 /// CPU stages with the given (min, max) replicas, 10 ms nominal service, 1 slot, peak 100 rps.
@@ -26,7 +26,7 @@ pub fn context(bounds: &[(u32, u32)]) -> PolicyContext {
             .collect(),
         slo_p99_s: 0.1,
         gpus: 0,
-        prices: CostPrices {
+        prices: Prices {
             cpu_replica_per_hour: 0.048,
             gpu_per_hour: 1.1,
         },

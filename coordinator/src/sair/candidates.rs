@@ -3,30 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::policies::Prices;
 use crate::policy::{Action, PipelineState, StageKind};
 
+use super::calibration::Calibration;
 use super::features::Planning;
 use super::queueing::{predict_stage, tandem_p99};
 use super::validator::{Limits, clamp_step, gpu_fits};
 
 /// GPU share granularity.
 pub const RHO_QUANTUM: f64 = 0.05;
-
-/// Prices per hour; a GPU is billed by the share ρ its replicas hold (the paper's assumption).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Prices {
-    pub cpu_replica_per_hour: f64,
-    pub gpu_per_hour: f64,
-}
-
-impl Default for Prices {
-    fn default() -> Self {
-        Self {
-            cpu_replica_per_hour: 0.048,
-            gpu_per_hour: 1.10,
-        }
-    }
-}
 
 /// What kind of move a candidate is; retrieval matches past episodes by kind and stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -61,7 +47,7 @@ impl MoveKind {
 
 /// Predicted outcome of an allocation over the next interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
+pub struct PredictedOutcome {
     pub p99_s: f64,
     pub cost_per_hour: f64,
     /// Predicted utilisation per stage.
@@ -71,7 +57,7 @@ pub struct Outcome {
 /// One candidate action.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    /// Stable id within the interval (`c0` is always "hold").
+    /// Stable id within the interval: `c0` for hold, then `c1`, `c2`, … for the moves.
     pub id: String,
     pub kind: MoveKind,
     /// The stage the move is about, if one.
@@ -79,23 +65,66 @@ pub struct Candidate {
     /// Human-readable description, as shown to the LLM.
     pub label: String,
     pub action: Action,
-    pub predicted: Outcome,
+    pub predicted: PredictedOutcome,
 }
 
-/// Calibration of the model to what is observed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Calibration {
-    /// Observed / predicted P99 of the allocation in place (EWMA), clamped.
-    pub p99_scale: f64,
-    /// Observed / computed cost rate, clamped.
-    pub cost_scale: f64,
+/// The candidate set of one interval: holding, which is always offered (changing nothing is
+/// always possible, even when what is in place does not pack), and the moves.
+///
+/// Selectors, the prompt's ids and [`Candidates::iter`] number them in one order: index
+/// [`Candidates::HOLD`] (0, id `c0`) is `hold`, index `i ≥ 1` (id `c{i}`) is `moves[i − 1]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidates {
+    pub hold: Candidate,
+    pub moves: Vec<Candidate>,
 }
 
-impl Default for Calibration {
-    fn default() -> Self {
-        Self {
-            p99_scale: 1.0,
-            cost_scale: 1.0,
+impl Candidates {
+    /// The index of `hold`.
+    pub const HOLD: usize = 0;
+
+    /// Whether index `i` is `hold`.
+    pub fn is_hold(i: usize) -> bool {
+        i == Self::HOLD
+    }
+
+    /// Hold plus the moves.
+    pub fn len(&self) -> usize {
+        1 + self.moves.len()
+    }
+
+    /// Never: hold is always there.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The candidate at index `i` (see the type's docs for the order).
+    pub fn get(&self, i: usize) -> Option<&Candidate> {
+        match i.checked_sub(1) {
+            None => Some(&self.hold),
+            Some(m) => self.moves.get(m),
+        }
+    }
+
+    /// Every candidate in index order: hold first.
+    pub fn iter(&self) -> impl Iterator<Item = &Candidate> {
+        std::iter::once(&self.hold).chain(&self.moves)
+    }
+
+    /// The index of the candidate with id `id`.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.iter().position(|c| c.id == id)
+    }
+}
+
+impl std::ops::Index<usize> for Candidates {
+    type Output = Candidate;
+
+    /// Panics when `i` is out of range, as a slice does.
+    fn index(&self, i: usize) -> &Candidate {
+        match self.get(i) {
+            Some(c) => c,
+            None => panic!("candidate index {i} out of range (len {})", self.len()),
         }
     }
 }
@@ -138,9 +167,10 @@ impl Model<'_> {
         (tandem_p99(&preds), util)
     }
 
-    pub fn predict(&self, a: &Action) -> Outcome {
+    /// Calibrated prediction of an allocation's end-to-end P99, cost rate and utilisations.
+    pub fn predict(&self, a: &Action) -> PredictedOutcome {
         let (p99, utilisation) = self.raw_p99(a);
-        Outcome {
+        PredictedOutcome {
             p99_s: p99 * self.calibration.p99_scale,
             cost_per_hour: self.raw_cost(a) * self.calibration.cost_scale,
             utilisation,
@@ -189,16 +219,11 @@ pub fn generate(
     bottleneck: usize,
     cfg: &CandidateConfig,
     limits: &Limits,
-) -> Vec<Candidate> {
+) -> Candidates {
     let s = m.state;
     let hold = Action::hold(s);
     let n = s.stages.len();
-    let mut raw: Vec<(MoveKind, Option<usize>, String, Action)> = vec![(
-        MoveKind::Hold,
-        None,
-        "keep the current allocation".into(),
-        hold.clone(),
-    )];
+    let mut raw: Vec<(MoveKind, Option<usize>, String, Action)> = Vec::new();
     let name = |i: usize| s.stages[i].name.as_str();
 
     let mut around = vec![bottleneck];
@@ -303,20 +328,26 @@ pub fn generate(
         ));
     }
 
-    let mut out: Vec<Candidate> = Vec::new();
-    for (k, (kind, stage, label, a)) in raw.into_iter().enumerate() {
-        let mut a = limits.clamp_bounds(s, &a);
-        a = clamp_step(s, &a, limits);
-        // Hold (k = 0) is always offered, even when what is in place does not pack (a
-        // reported state can be inconsistent): changing nothing is always possible.
-        if k > 0 && !gpu_fits(s, &a) {
-            continue;
-        }
-        if out.iter().any(|c| c.action == a) {
+    let within_limits = |a: &Action| clamp_step(s, &limits.clamp_bounds(s, a), limits);
+    let hold_action = within_limits(&hold);
+    let mut out = Candidates {
+        hold: Candidate {
+            id: "c0".into(),
+            kind: MoveKind::Hold,
+            stage: None,
+            label: "keep the current allocation".into(),
+            predicted: m.predict(&hold_action),
+            action: hold_action,
+        },
+        moves: Vec::new(),
+    };
+    for (kind, stage, label, a) in raw {
+        let a = within_limits(&a);
+        if !gpu_fits(s, &a) || out.iter().any(|c| c.action == a) {
             continue;
         }
         let predicted = m.predict(&a);
-        out.push(Candidate {
+        out.moves.push(Candidate {
             id: format!("c{}", out.len()),
             kind,
             stage,

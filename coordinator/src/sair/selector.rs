@@ -1,22 +1,38 @@
-//! Selectors choose one candidate per interval. `model` (the default, and the fallback of
-//! `llm`) ranks by predicted reward corrected by retrieved episodes; `llm` asks a chat model
-//! ([`super::llm`]).
+//! Selectors choose one candidate per interval, through one interface ([`Selector`]):
+//!
+//! - [`model`]: ranks by predicted reward corrected by retrieved episodes (the default, and the
+//!   fallback of every other selector);
+//! - [`llm`]: asks a chat model, with the `model` selector's pick as a hint and as its
+//!   fallback;
+//! - [`explore`]: not a selector but what may overrule one, forced exploration within the safe
+//!   set at a decaying rate.
+
+pub mod explore;
+pub mod llm;
+pub mod model;
+
+pub use explore::Explorer;
+pub use model::ModelSelector;
 
 use crate::policy::PipelineState;
 
-use super::candidates::Candidate;
-use super::retrieval::similarity;
+use super::candidates::Candidates;
 use super::store::{Episode, Source};
 
 /// Everything a selector may look at.
 #[derive(Debug, Clone, Copy)]
 pub struct SelectionInput<'a> {
     pub state: &'a PipelineState,
+    /// The state's normalised feature vector (for similarity to past episodes only: its
+    /// encoding is [`super::features::feature_vector`]'s business).
     pub features: &'a [f64],
-    pub candidates: &'a [Candidate],
-    /// Predicted reward per candidate.
+    /// Utilisation of each stage's current allocation under the planned demand
+    /// (`λ·E[S]/capacity`, not clamped), in pipeline order.
+    pub utilisation: &'a [f64],
+    pub candidates: &'a Candidates,
+    /// Predicted reward per candidate, in candidate index order.
     pub predicted_reward: &'a [f64],
-    /// Whether each candidate passes the validator now.
+    /// Whether each candidate passes the validator now, in candidate index order.
     pub safe: &'a [bool],
     /// The model's bottleneck estimate.
     pub bottleneck: usize,
@@ -26,157 +42,27 @@ pub struct SelectionInput<'a> {
     pub bandwidth: f64,
 }
 
+impl SelectionInput<'_> {
+    /// Indices of the candidates a selector may offer or choose: hold (changing nothing is
+    /// always possible) and every move the validator accepts now.
+    pub fn offerable(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.candidates.len()).filter(|&i| Candidates::is_hold(i) || self.safe[i])
+    }
+}
+
 /// A selector's choice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Selection {
-    /// Index into the candidates.
+    /// Index into the candidates ([`Candidates`] order: 0 is hold).
     pub index: usize,
     pub bottleneck: Option<usize>,
     pub rationale: String,
     pub source: Source,
 }
 
-/// One interface for every selector.
+/// One interface for every selector. What a selector measures about itself (the LLM's call
+/// statistics) is its own type's business, not the interface's.
 pub trait Selector: Send + std::fmt::Debug {
     fn name(&self) -> &'static str;
     fn select(&mut self, input: &SelectionInput<'_>) -> Selection;
-    /// Per-call measurements (LLM selectors only).
-    fn calls(&self) -> &[super::llm::CallStats] {
-        &[]
-    }
 }
-
-/// How much a past episode's move tells about a candidate: 1 for the same kind on the same
-/// stage, 0.3 for the same kind elsewhere, 0 otherwise.
-fn action_match(c: &Candidate, e: &Episode) -> f64 {
-    if c.kind != e.kind {
-        0.0
-    } else if c.stage == e.stage {
-        1.0
-    } else {
-        0.3
-    }
-}
-
-/// Kernel-regression correction of a candidate's predicted reward by the retrieved episodes:
-/// `Σ w_j (r_j − r̂_j) / (1 + Σ w_j)` with `w_j = similarity × action match` (the 1 in the
-/// denominator shrinks towards no correction when little evidence matches). Returns the
-/// correction and the total weight.
-pub fn correction(input: &SelectionInput<'_>, c: &Candidate) -> (f64, f64) {
-    let (mut num, mut den) = (0.0, 0.0);
-    for e in input.episodes {
-        let w = similarity(input.features, &e.features, input.bandwidth) * action_match(c, e);
-        if w > 0.0 {
-            num += w * (e.reward - e.predicted_reward);
-            den += w;
-        }
-    }
-    (num / (1.0 + den), den)
-}
-
-/// The `model` selector.
-///
-/// Feasibility first: among the safe candidates, only those predicted to keep P99 within
-/// `headroom × SLO` compete on (corrected) reward. If none is predicted feasible, the one with
-/// the lowest predicted P99 is taken (ties within 5 % broken by reward). Without this, the
-/// Pareto tiers alone would let an absurd but cheaper move (incomparable: cost down, P99 up
-/// a hundredfold) outrank holding under rising load (dominated: P99 slightly up, cost equal).
-#[derive(Debug, Clone)]
-pub struct ModelSelector {
-    /// Whether retrieved episodes correct predictions (`sair-no-retrieval` turns this off).
-    pub use_retrieval: bool,
-    /// Fraction of the SLO a candidate's predicted P99 must stay within to be feasible.
-    pub headroom: f64,
-    /// Highest predicted utilisation of any stage for a candidate to be feasible: queueing
-    /// tails and start-up delays punish allocations run hot more than the mean model says.
-    pub max_utilisation: f64,
-}
-
-impl Default for ModelSelector {
-    fn default() -> Self {
-        Self {
-            use_retrieval: true,
-            headroom: 0.8,
-            max_utilisation: 0.65,
-        }
-    }
-}
-
-impl ModelSelector {
-    /// Score of every candidate: predicted reward plus correction.
-    pub fn scores(&self, input: &SelectionInput<'_>) -> Vec<(f64, f64, f64)> {
-        input
-            .candidates
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let (corr, w) = if self.use_retrieval {
-                    correction(input, c)
-                } else {
-                    (0.0, 0.0)
-                };
-                (input.predicted_reward[i] + corr, corr, w)
-            })
-            .collect()
-    }
-}
-
-impl Selector for ModelSelector {
-    fn name(&self) -> &'static str {
-        "model"
-    }
-
-    fn select(&mut self, input: &SelectionInput<'_>) -> Selection {
-        let scores = self.scores(input);
-        let limit = self.headroom * input.state.slo_p99_s;
-        let p99 = |i: usize| input.candidates[i].predicted.p99_s;
-        // Hold (index 0) is always safe: it changes nothing.
-        let safe: Vec<usize> = (0..input.candidates.len())
-            .filter(|&i| i == 0 || input.safe[i])
-            .collect();
-        let cool = |i: usize| {
-            input.candidates[i]
-                .predicted
-                .utilisation
-                .iter()
-                .all(|u| *u <= self.max_utilisation)
-        };
-        let feasible: Vec<usize> = safe
-            .iter()
-            .copied()
-            .filter(|&i| p99(i) <= limit && cool(i))
-            .collect();
-        let pool = if feasible.is_empty() {
-            let min = safe.iter().map(|&i| p99(i)).fold(f64::INFINITY, f64::min);
-            safe.into_iter().filter(|&i| p99(i) <= min * 1.05).collect()
-        } else {
-            feasible
-        };
-        let mut best = pool[0];
-        for &i in &pool {
-            if scores[i].0 > scores[best].0 {
-                best = i;
-            }
-        }
-        let c = &input.candidates[best];
-        let (s, corr, w) = scores[best];
-        Selection {
-            index: best,
-            bottleneck: Some(input.bottleneck),
-            rationale: format!(
-                "{} ({}): predicted P99 {:.1} ms, cost {:.3}/h, reward {:.3} (correction {:+.3} from weight {:.2})",
-                c.id,
-                c.label,
-                c.predicted.p99_s * 1e3,
-                c.predicted.cost_per_hour,
-                s,
-                corr,
-                w
-            ),
-            source: Source::Model,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests;

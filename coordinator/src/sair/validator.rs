@@ -1,8 +1,6 @@
 //! The validator: every action the policy applies passes through here. Bounds, GPU packing,
-//! step limits, anti-oscillation, and the forced-exploration schedule within the safe set.
-
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+//! step limits and anti-oscillation. (The forced-exploration schedule, which picks within the
+//! set this validator accepts, lives with the selectors: [`super::selector::explore`].)
 
 use crate::policy::{Action, PipelineState, StageKind, StageState};
 
@@ -274,41 +272,6 @@ impl Validator {
                 self.last[i].rho = Some((d, now_s));
             }
         }
-    }
-}
-
-/// Forced exploration at a decaying rate: `rate0 / (1 + n / tau)` after `n` decisions.
-#[derive(Debug, Clone)]
-pub struct Explorer {
-    pub rate0: f64,
-    pub tau: f64,
-    decisions: u64,
-    rng: ChaCha8Rng,
-}
-
-impl Explorer {
-    pub fn new(rate0: f64, tau: f64, seed: u64) -> Self {
-        Self {
-            rate0,
-            tau,
-            decisions: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-        }
-    }
-
-    pub fn rate(&self) -> f64 {
-        self.rate0 / (1.0 + self.decisions as f64 / self.tau.max(1e-9))
-    }
-
-    /// Counts one decision; with the current rate, returns an index into `safe` (the
-    /// validated candidates predicted to meet the SLO) to explore instead.
-    pub fn maybe_explore(&mut self, safe: &[usize]) -> Option<usize> {
-        let rate = self.rate();
-        self.decisions += 1;
-        if safe.is_empty() || self.rng.random::<f64>() >= rate {
-            return None;
-        }
-        Some(safe[self.rng.random_range(0..safe.len())])
     }
 }
 

@@ -1,4 +1,6 @@
 use super::*;
+use crate::policies::Prices;
+use crate::sair::calibration::Calibration;
 use crate::sair::features::{History, Planning};
 use crate::sair::test_util::pipeline;
 
@@ -20,13 +22,14 @@ fn candidate_set_is_bounded_unique_and_valid() {
     };
     let limits = Limits::default();
     let cands = generate(&m, 1, &CandidateConfig::default(), &limits);
-    assert_eq!(cands[0].kind, MoveKind::Hold);
+    assert_eq!(cands.hold.kind, MoveKind::Hold);
+    assert_eq!(cands[Candidates::HOLD], cands.hold);
     assert!(cands.len() <= 40, "{}", cands.len());
     let v = crate::sair::validator::Validator::new(limits);
     for (i, c) in cands.iter().enumerate() {
         assert_eq!(c.id, format!("c{i}"));
         assert!(v.check(&s, &c.action, 0.0, false).is_ok(), "{c:?}");
-        for d in &cands[..i] {
+        for d in cands.iter().take(i) {
             assert_ne!(d.action, c.action);
         }
     }
@@ -40,7 +43,7 @@ fn candidate_set_is_bounded_unique_and_valid() {
         },
         &limits,
     );
-    assert!(no_rho.iter().all(|c| c.action.rho == cands[0].action.rho));
+    assert!(no_rho.iter().all(|c| c.action.rho == cands.hold.action.rho));
 }
 
 #[test]

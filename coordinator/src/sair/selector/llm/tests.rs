@@ -269,6 +269,7 @@ fn prompt_respects_the_token_budget() {
     let input = SelectionInput {
         state: &s,
         features: &f,
+        utilisation: &[0.5, 0.5, 0.5],
         candidates: &cands,
         predicted_reward: &rewards,
         safe: &safe,

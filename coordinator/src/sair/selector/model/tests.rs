@@ -1,6 +1,8 @@
 use super::*;
+use crate::policies::Prices;
 use crate::policy::Action;
-use crate::sair::candidates::{Calibration, Model, MoveKind, Prices, generate};
+use crate::sair::calibration::Calibration;
+use crate::sair::candidates::{Model, MoveKind, generate};
 use crate::sair::features::{History, Planning};
 use crate::sair::reward::Point;
 use crate::sair::test_util::pipeline;
@@ -43,6 +45,7 @@ fn retrieved_episodes_correct_the_model() {
     let input = SelectionInput {
         state: &s,
         features: &f,
+        utilisation: &[0.5, 0.5, 0.5],
         candidates: &cands,
         predicted_reward: &rewards,
         safe: &safe,

@@ -1,0 +1,280 @@
+//! The decision path, as named steps.
+//!
+//! A full decision (once per decision interval):
+//!
+//! 1. [`observe`](Sair::observe): close the interval's observations and update the history;
+//!    then [`calibrate`](Sair::calibrate) the model on the allocation that was in place and
+//!    label the previous episode with the interval's outcome ([`Sair::close_pending`]);
+//! 2. [`offer`](Sair::offer): the candidates, each with its predicted outcome, predicted reward
+//!    and whether the validator accepts it now;
+//! 3. [`retrieve`](Sair::retrieve): the past episodes most worth showing the selector;
+//! 4. [`select`](Sair::select): the selector's choice, and the `model` selector's instead when
+//!    the validator rejects it;
+//! 5. [`explore`](Sair::explore): at a decaying rate, a random safe candidate instead;
+//! 6. [`Sair::apply`]: open the episode, record and log the action.
+//!
+//! Between full decisions, [`guard_decision`](Sair::guard_decision): only the guard may act.
+
+use crate::policy::{Action, Decision, PipelineState};
+
+use super::Sair;
+use super::calibration::CalibrationSample;
+use super::candidates::{self, Candidates, Model, MoveKind};
+use super::episode::{EpisodeStart, IntervalObservations};
+use super::features::{Planning, bottleneck, feature_vector};
+use super::retrieval::retrieve;
+use super::reward::{self, Point};
+use super::selector::{Selection, SelectionInput, Selector};
+use super::store::{CandidateBrief, Episode, Source};
+
+/// What this interval offers the selector.
+#[derive(Debug)]
+struct Offer {
+    candidates: Candidates,
+    /// Per candidate, in candidate order.
+    predicted_reward: Vec<f64>,
+    /// Per candidate: whether the validator accepts it now.
+    safe: Vec<bool>,
+    /// The SLO is violated now or predicted to be under the allocation in place; lifts the
+    /// anti-oscillation rule and forbids exploration.
+    slo_pressure: bool,
+    bottleneck: usize,
+    features: Vec<f64>,
+    /// Per stage, under the allocation in place.
+    utilisation: Vec<f64>,
+}
+
+fn point(p: &candidates::PredictedOutcome) -> Point {
+    Point {
+        p99_s: p.p99_s,
+        cost_per_hour: p.cost_per_hour,
+    }
+}
+
+impl Sair {
+    /// A full decision: the steps of the module docs, in order.
+    pub(super) fn full_decision(&mut self, s: &PipelineState) -> Decision {
+        let interval = self.observe(s);
+        let observed = interval.point();
+        let planning = Planning::new(s, &self.history, self.cfg.interval_s);
+        self.calibrate(s, &planning, &interval);
+        self.close_pending(observed, s.slo_p99_s);
+        let offer = self.offer(s, &planning, observed);
+        let retrieved = self.retrieve(&offer.features);
+        let selection = self.select(s, &offer, &retrieved);
+        let selection = self.explore(s, &offer, selection);
+        let chosen = &offer.candidates[selection.index];
+        let start = EpisodeStart {
+            source: selection.source,
+            kind: chosen.kind,
+            stage: chosen.stage,
+            label: chosen.label.clone(),
+            action: chosen.action.clone(),
+            before: observed,
+            predicted: point(&chosen.predicted),
+            candidates: offer
+                .candidates
+                .iter()
+                .map(|c| CandidateBrief {
+                    label: c.label.clone(),
+                    p99_s: c.predicted.p99_s,
+                    cost_per_hour: c.predicted.cost_per_hour,
+                })
+                .collect(),
+            bottleneck: selection.bottleneck,
+            features: offer.features,
+        };
+        self.apply(s, start, selection.rationale)
+    }
+
+    /// Step 1: ends the interval: its observations are taken out and its mean arrival rate
+    /// enters the history. (The caller then calibrates the model and closes the previous
+    /// episode with the interval's outcome.)
+    fn observe(&mut self, s: &PipelineState) -> IntervalObservations {
+        let interval = std::mem::take(&mut self.observations);
+        self.last_full_t = Some(s.t_s);
+        self.history.observe(s, interval.mean_arrival_rate());
+        interval
+    }
+
+    /// Compares the uncalibrated model's prediction for the allocation that was in place with
+    /// what the interval observed ([`super::calibration`]).
+    fn calibrate(
+        &mut self,
+        s: &PipelineState,
+        planning: &Planning,
+        interval: &IntervalObservations,
+    ) {
+        let raw = Model {
+            state: s,
+            planning,
+            prices: self.cfg.prices,
+            calibration: Default::default(),
+        };
+        let in_place = Action::hold(s);
+        self.calibration.update(&CalibrationSample {
+            raw_p99_s: raw.raw_p99(&in_place).0,
+            observed_p99_s: interval.point().p99_s,
+            p99_trusted: interval.p99_trusted(),
+            raw_cost_per_hour: raw.raw_cost(&in_place),
+            observed_cost_per_hour: s.cost_per_hour,
+        });
+    }
+
+    /// Step 2: the candidates with their predictions, rewards and safety.
+    fn offer(&self, s: &PipelineState, planning: &Planning, observed: Point) -> Offer {
+        let model = Model {
+            state: s,
+            planning,
+            prices: self.cfg.prices,
+            calibration: self.calibration,
+        };
+        let b = bottleneck(s, planning);
+        let candidates = candidates::generate(&model, b, &self.cfg.candidates, &self.cfg.limits);
+        let predicted_reward = candidates
+            .iter()
+            .map(|c| reward::reward(observed, point(&c.predicted), s.slo_p99_s, &self.cfg.reward))
+            .collect();
+        let slo_pressure =
+            observed.p99_s > s.slo_p99_s || candidates.hold.predicted.p99_s > s.slo_p99_s;
+        let safe = candidates
+            .iter()
+            .map(|c| {
+                self.validator
+                    .check(s, &c.action, s.t_s, slo_pressure)
+                    .is_ok()
+            })
+            .collect();
+        Offer {
+            predicted_reward,
+            safe,
+            slo_pressure,
+            bottleneck: b,
+            features: feature_vector(s, planning, &self.history),
+            utilisation: (0..s.stages.len())
+                .map(|i| planning.utilisation(s, i))
+                .collect(),
+            candidates,
+        }
+    }
+
+    /// Step 3: indices into [`Sair::episodes`] of the episodes to show the selector, best
+    /// first; none when neither the model's correction nor an LLM would read them.
+    fn retrieve(&self, features: &[f64]) -> Vec<usize> {
+        if self.cfg.use_retrieval || self.llm.is_some() {
+            let neutral = reward::neutral(&self.cfg.reward);
+            retrieve(self.episodes(), features, neutral, &self.cfg.retrieval)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Step 4: the selector's choice, validated: a choice the validator rejects (or an index
+    /// out of range) is replaced by the `model` selector's, with source `fallback`.
+    fn select(&mut self, s: &PipelineState, offer: &Offer, retrieved: &[usize]) -> Selection {
+        let all: &[Episode] = match &self.store {
+            Some(st) => st.episodes(),
+            None => &self.memory,
+        };
+        let episodes: Vec<&Episode> = retrieved.iter().map(|&i| &all[i]).collect();
+        let input = SelectionInput {
+            state: s,
+            features: &offer.features,
+            utilisation: &offer.utilisation,
+            candidates: &offer.candidates,
+            predicted_reward: &offer.predicted_reward,
+            safe: &offer.safe,
+            bottleneck: offer.bottleneck,
+            episodes: &episodes,
+            bandwidth: self.cfg.retrieval.bandwidth,
+        };
+        let selector: &mut dyn Selector = match &mut self.llm {
+            Some(l) => l,
+            None => &mut self.model,
+        };
+        let chosen = selector.select(&input);
+        if offer.safe.get(chosen.index).copied().unwrap_or(false) {
+            return chosen;
+        }
+        let why = format!(
+            "selector {} chose {} which the validator rejects",
+            selector.name(),
+            offer
+                .candidates
+                .get(chosen.index)
+                .map_or("an unknown id", |c| c.id.as_str())
+        );
+        tracing::warn!(reason = %why, "falling back to the model selector");
+        let mut f = self.model.select(&input);
+        f.source = Source::Fallback;
+        f.rationale = format!("{why}; model: {}", f.rationale);
+        f
+    }
+
+    /// Step 5: forced exploration, only when the SLO is not under pressure, among the safe
+    /// candidates predicted to meet the SLO.
+    fn explore(&mut self, s: &PipelineState, offer: &Offer, selection: Selection) -> Selection {
+        if offer.slo_pressure {
+            return selection;
+        }
+        let explorable: Vec<usize> = (0..offer.candidates.len())
+            .filter(|&i| offer.safe[i] && offer.candidates[i].predicted.p99_s <= s.slo_p99_s)
+            .collect();
+        match self.explorer.maybe_explore(&explorable) {
+            Some(i) if i != selection.index => Selection {
+                index: i,
+                bottleneck: selection.bottleneck,
+                rationale: format!(
+                    "forced exploration (rate {:.3}) instead of {}",
+                    self.explorer.rate(),
+                    offer.candidates[selection.index].id
+                ),
+                source: Source::Explore,
+            },
+            _ => selection,
+        }
+    }
+
+    /// Between full decisions only the guard may act: a stage whose queue breaches its share
+    /// of the SLO is scaled up at once, as an episode of its own.
+    pub(super) fn guard_decision(&mut self, s: &PipelineState) -> Decision {
+        let Some((i, a)) = self.guard.check(s, &self.cfg.limits) else {
+            return Self::hold_decision(s, "between decisions; no guard breach".into());
+        };
+        if a == Action::hold(s) || self.validator.check(s, &a, s.t_s, true).is_err() {
+            return Self::hold_decision(s, "guard breach, but no safe scale-up".into());
+        }
+        // The guard's move becomes an episode like any other: close the running one early.
+        let now = self.observations.point();
+        self.close_pending(now, s.slo_p99_s);
+        let planning = Planning::new(s, &self.history, self.cfg.interval_s);
+        let model = Model {
+            state: s,
+            planning: &planning,
+            prices: self.cfg.prices,
+            calibration: self.calibration,
+        };
+        let st = &s.stages[i];
+        let start = EpisodeStart {
+            source: Source::Guard,
+            kind: MoveKind::Guard,
+            stage: Some(i),
+            label: format!(
+                "guard: {} {}x{:.2} -> {}x{:.2}",
+                st.name, st.replicas_desired, st.rho, a.replicas[i], a.rho[i]
+            ),
+            before: now,
+            predicted: point(&model.predict(&a)),
+            candidates: Vec::new(),
+            bottleneck: Some(i),
+            features: feature_vector(s, &planning, &self.history),
+            action: a,
+        };
+        let rationale = format!(
+            "queue wait P99 {:.1} ms over the stage's SLO share for {:.0}s",
+            st.queue_wait_p99_s * 1e3,
+            self.guard.cfg.sustain_s
+        );
+        self.apply(s, start, rationale)
+    }
+}

@@ -1,0 +1,140 @@
+//! The `model` selector: ranks the candidates by predicted reward, corrected by what retrieved
+//! episodes say similar moves really did, with feasibility first.
+
+use super::super::candidates::Candidate;
+use super::super::retrieval::similarity;
+use super::super::store::{Episode, Source};
+use super::{Selection, SelectionInput, Selector};
+
+/// How much a past episode's move tells about a candidate: 1 for the same kind on the same
+/// stage, 0.3 for the same kind elsewhere, 0 otherwise.
+fn action_match(c: &Candidate, e: &Episode) -> f64 {
+    if c.kind != e.kind {
+        0.0
+    } else if c.stage == e.stage {
+        1.0
+    } else {
+        0.3
+    }
+}
+
+/// Kernel-regression correction of a candidate's predicted reward by the retrieved episodes:
+/// `Σ w_j (r_j − r̂_j) / (1 + Σ w_j)` with `w_j = similarity × action match` (the 1 in the
+/// denominator shrinks towards no correction when little evidence matches). Returns the
+/// correction and the total weight.
+pub fn correction(input: &SelectionInput<'_>, c: &Candidate) -> (f64, f64) {
+    let (mut num, mut den) = (0.0, 0.0);
+    for e in input.episodes {
+        let w = similarity(input.features, &e.features, input.bandwidth) * action_match(c, e);
+        if w > 0.0 {
+            num += w * (e.reward - e.predicted_reward);
+            den += w;
+        }
+    }
+    (num / (1.0 + den), den)
+}
+
+/// The `model` selector.
+///
+/// Feasibility first: among the safe candidates, only those predicted to keep P99 within
+/// `headroom × SLO` compete on (corrected) reward. If none is predicted feasible, the one with
+/// the lowest predicted P99 is taken (ties within 5 % broken by reward). Without this, the
+/// Pareto tiers alone would let an absurd but cheaper move (incomparable: cost down, P99 up
+/// a hundredfold) outrank holding under rising load (dominated: P99 slightly up, cost equal).
+#[derive(Debug, Clone)]
+pub struct ModelSelector {
+    /// Whether retrieved episodes correct predictions (`sair-no-retrieval` turns this off).
+    pub use_retrieval: bool,
+    /// Fraction of the SLO a candidate's predicted P99 must stay within to be feasible.
+    pub headroom: f64,
+    /// Highest predicted utilisation of any stage for a candidate to be feasible: queueing
+    /// tails and start-up delays punish allocations run hot more than the mean model says.
+    pub max_utilisation: f64,
+}
+
+impl Default for ModelSelector {
+    fn default() -> Self {
+        Self {
+            use_retrieval: true,
+            headroom: 0.8,
+            max_utilisation: 0.65,
+        }
+    }
+}
+
+impl ModelSelector {
+    /// Score of every candidate: predicted reward plus correction.
+    pub fn scores(&self, input: &SelectionInput<'_>) -> Vec<(f64, f64, f64)> {
+        input
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (corr, w) = if self.use_retrieval {
+                    correction(input, c)
+                } else {
+                    (0.0, 0.0)
+                };
+                (input.predicted_reward[i] + corr, corr, w)
+            })
+            .collect()
+    }
+}
+
+impl Selector for ModelSelector {
+    fn name(&self) -> &'static str {
+        "model"
+    }
+
+    fn select(&mut self, input: &SelectionInput<'_>) -> Selection {
+        let scores = self.scores(input);
+        let limit = self.headroom * input.state.slo_p99_s;
+        let p99 = |i: usize| input.candidates[i].predicted.p99_s;
+        let safe: Vec<usize> = input.offerable().collect();
+        let cool = |i: usize| {
+            input.candidates[i]
+                .predicted
+                .utilisation
+                .iter()
+                .all(|u| *u <= self.max_utilisation)
+        };
+        let feasible: Vec<usize> = safe
+            .iter()
+            .copied()
+            .filter(|&i| p99(i) <= limit && cool(i))
+            .collect();
+        let contenders = if feasible.is_empty() {
+            let min = safe.iter().map(|&i| p99(i)).fold(f64::INFINITY, f64::min);
+            safe.into_iter().filter(|&i| p99(i) <= min * 1.05).collect()
+        } else {
+            feasible
+        };
+        // Never empty: hold is always offerable, and the lowest P99 is within 5 % of itself.
+        let mut best = contenders[0];
+        for &i in &contenders {
+            if scores[i].0 > scores[best].0 {
+                best = i;
+            }
+        }
+        let c = &input.candidates[best];
+        let (s, corr, w) = scores[best];
+        Selection {
+            index: best,
+            bottleneck: Some(input.bottleneck),
+            rationale: format!(
+                "{} ({}): predicted P99 {:.1} ms, cost {:.3}/h, reward {:.3} (correction {:+.3} from weight {:.2})",
+                c.id,
+                c.label,
+                c.predicted.p99_s * 1e3,
+                c.predicted.cost_per_hour,
+                s,
+                corr,
+                w
+            ),
+            source: Source::Model,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
