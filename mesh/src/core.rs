@@ -90,6 +90,8 @@ pub struct MeshCore {
     anchor: (Instant, u64),
     health: u32,
     claim: Option<Epoch>,
+    /// The newest epoch ever seen from any coordinator, dead ones included.
+    newest_epoch: Option<Epoch>,
     leader: Option<String>,
     joined: bool,
     stats: CoreStats,
@@ -140,6 +142,7 @@ impl MeshCore {
             anchor: (now, anchor_unix_ms),
             health: 0,
             claim: None,
+            newest_epoch: None,
             leader: None,
             joined: false,
             stats: CoreStats::default(),
@@ -360,7 +363,14 @@ impl MeshCore {
                     .propagation
                     .record(Duration::from_millis(age).as_secs_f64());
             }
-            epoch_changed |= c.key == EPOCH_KEY;
+            if c.key == EPOCH_KEY
+                && let Some(e) = c.value.as_deref().and_then(Epoch::from_bytes)
+            {
+                epoch_changed = true;
+                if self.newest_epoch.as_ref().is_none_or(|n| e > *n) {
+                    self.newest_epoch = Some(e);
+                }
+            }
             self.events.push_back(Event::Changed(c));
         }
         if epoch_changed {
@@ -592,24 +602,23 @@ impl MeshCore {
             coords.push(&self.id.name);
         }
         let leader = leader::leader_of(coords).map(str::to_owned);
+        let mut took_over = false;
         if leader != self.leader {
-            tracing::info!(leader = ?leader, "leader changed");
+            tracing::info!(member = %self.id.name, leader = ?leader, "leader changed");
+            took_over = leader.as_deref() == Some(self.id.name.as_str());
             self.leader = leader.clone();
             self.events.push_back(Event::LeaderChanged(leader));
         }
         if !self.is_leader() {
             return;
         }
-        let seen: Vec<Epoch> = self
-            .state
-            .scan(EPOCH_KEY)
-            .filter(|(_, k, _)| *k == EPOCH_KEY)
-            .filter_map(|(_, _, v)| Epoch::from_bytes(v))
-            .collect();
-        if let Some(e) = leader::next_claim(&self.id.name, self.claim.as_ref(), &seen) {
-            tracing::info!(epoch = ?e, "claiming leadership");
+        // A new tenure always takes a new term; a sitting leader goes above any newer claim.
+        let current = if took_over { None } else { self.claim.as_ref() };
+        if let Some(e) = leader::next_claim(&self.id.name, current, self.newest_epoch.as_ref()) {
+            tracing::info!(member = %self.id.name, epoch = ?e, "claiming leadership");
             let bytes = e.to_bytes();
-            self.claim = Some(e);
+            self.claim = Some(e.clone());
+            self.newest_epoch = Some(e);
             if let Err(err) = self.set(EPOCH_KEY, Some(bytes), now) {
                 tracing::warn!(error = %err, "could not publish the epoch claim");
             }

@@ -349,6 +349,28 @@ impl StateStore {
             .copied()
             .collect();
         let mut out: BTreeMap<&str, MemberDelta> = BTreeMap::new();
+        // Members the peer does not know (in this generation) are announced even when they
+        // hold nothing yet, so that digests at rest are equal.
+        for m in &order {
+            let st = &self.members[*m];
+            let unknown = theirs
+                .get(m.as_str())
+                .is_none_or(|d| d.generation < st.generation);
+            let header = m.len() + 40;
+            if unknown && budget >= header {
+                budget -= header;
+                out.insert(
+                    m.as_str(),
+                    MemberDelta {
+                        member: (*m).clone(),
+                        generation: st.generation,
+                        control_up_to: 0,
+                        bulk_up_to: 0,
+                        entries: Vec::new(),
+                    },
+                );
+            }
+        }
         for class in Class::ALL {
             for m in &order {
                 let st = &self.members[*m];
@@ -411,9 +433,7 @@ impl StateStore {
                 }
             }
         }
-        out.into_values()
-            .filter(|d| !d.entries.is_empty() || d.control_up_to > 0 || d.bulk_up_to > 0)
-            .collect()
+        out.into_values().collect()
     }
 
     /// Applies a peer's delta; returns what changed here.

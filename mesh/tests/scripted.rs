@@ -1,0 +1,327 @@
+//! Distributed behaviour as scripts over the cuttable in-process network (STYLE §11).
+//!
+//! Every test runs on tokio's paused clock: the members' drivers, the network and the script
+//! share it, so the time bounds below are cluster time, unaffected by a loaded machine.
+
+use std::time::Duration;
+
+use foca::State;
+use sair_mesh::Role::{Agent, Coordinator};
+use sair_mesh::leader::{Admission, Decision, Fence};
+use sair_mesh::test_util::script::*;
+use sair_mesh::test_util::{Cluster, Operation, fast_config};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn init() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+#[tokio::test(start_paused = true)]
+async fn members_join_through_one_seed_and_state_converges() {
+    init();
+    let mut c = Cluster::new(fast_config());
+    c.run(vec![
+        spawn("a", Agent, &[]),
+        spawn("b", Agent, &["a"]),
+        spawn("c", Agent, &["a"]),
+        spawn("d", Agent, &["b"]),
+        spawn("e", Coordinator, &["a"]),
+        alive(&["a", "b", "c", "d", "e"], 5 * SEC),
+        set("d", "gpu/0", b"util=0.4"),
+        set("e", "ctl/rho/p/s", b"0.5"),
+        sees("d", "gpu/0", Some(b"util=0.4"), 2 * SEC),
+        sees("e", "ctl/rho/p/s", Some(b"0.5"), 2 * SEC),
+        leader_on(&["a", "b", "c", "d", "e"], Some("e"), SEC),
+    ])
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_member_is_detected_then_forgotten_and_its_state_dropped() {
+    init();
+    let mut c = Cluster::new(fast_config());
+    c.run(vec![
+        spawn("a", Agent, &[]),
+        spawn("b", Agent, &["a"]),
+        spawn("c", Agent, &["a"]),
+        spawn("d", Agent, &["a"]),
+        alive(&["a", "b", "c", "d"], 5 * SEC),
+        set("d", "gpu/0", b"x"),
+        sees("d", "gpu/0", Some(b"x"), 2 * SEC),
+    ])
+    .await;
+    c.kill("d");
+    let start = tokio::time::Instant::now();
+    c.run(vec![
+        alive(&["a", "b", "c"], 5 * SEC),
+        state_of("d", Some(State::Down), 5 * SEC),
+    ])
+    .await;
+    let detected = start.elapsed();
+    tracing::info!(?detected, "detection");
+    assert!(detected <= 5 * SEC, "detected after {detected:?}");
+    // Its state is no longer served, and after forget_after it is gone from the membership.
+    c.run(vec![
+        sees("d", "gpu/0", None, SEC),
+        state_of("d", None, 15 * SEC),
+    ])
+    .await;
+    // Nobody brings it back: it stays forgotten.
+    c.run(vec![Operation::Wait(5 * SEC), state_of("d", None, SEC)])
+        .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partition_is_detected_on_both_sides_and_heals_without_restarts() {
+    init();
+    let mut c = Cluster::new(fast_config());
+    let left = ["a", "b", "c"];
+    let right = ["d", "e", "f"];
+    let all = ["a", "b", "c", "d", "e", "f"];
+    c.run(vec![
+        spawn("a", Agent, &[]),
+        spawn("b", Agent, &["a"]),
+        spawn("c", Agent, &["a"]),
+        spawn("d", Agent, &["a"]),
+        spawn("e", Agent, &["a"]),
+        spawn("f", Agent, &["a"]),
+        alive(&all, 5 * SEC),
+    ])
+    .await;
+    c.partition(&left, &right);
+    c.run(vec![
+        alive_on(&left, &left, 8 * SEC),
+        alive_on(&right, &right, 8 * SEC),
+        set("b", "seg/x", b"left"),
+        set("e", "seg/y", b"right"),
+    ])
+    .await;
+    c.heal();
+    c.run(vec![
+        alive(&all, 30 * SEC),
+        sees("b", "seg/x", Some(b"left"), 5 * SEC),
+        sees("e", "seg/y", Some(b"right"), 5 * SEC),
+    ])
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn joining_works_with_a_seed_down_and_after_a_seed_moves() {
+    init();
+    let mut c = Cluster::new(fast_config());
+    let never = "127.0.0.1:9".parse().unwrap_or_else(|_| unreachable!());
+    c.spawn("s", Agent, &[]);
+    // The first seed never answers; the second does.
+    c.spawn_with_seed_addrs("m1", Agent, &[never, c.addr("s")]);
+    c.run(vec![alive(&["s", "m1"], 5 * SEC)]).await;
+    // A member whose only seed is down keeps retrying and joins once the seed is up.
+    c.kill("s");
+    c.run(vec![alive(&["m1"], 5 * SEC)]).await;
+    c.spawn("late", Agent, &["s"]);
+    c.run(vec![Operation::Wait(3 * SEC)]).await;
+    assert_eq!(c.mesh("late").view().alive(), ["late"]);
+    // The seed restarts at its old address: "late" joins, then m1 too (it announces to
+    // members it holds as down).
+    c.restart("s", false, &["m1"]);
+    c.run(vec![alive(&["late", "m1", "s"], 15 * SEC)]).await;
+    // The seed restarts again, at a new address: members that still list the old one learn
+    // the new one from the others, and a newcomer joins through any live member.
+    c.kill("s");
+    c.restart("s", true, &["m1"]);
+    c.spawn("m2", Agent, &["late"]);
+    c.run(vec![alive(&["late", "m1", "m2", "s"], 15 * SEC)])
+        .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn control_keys_overtake_a_flood_of_bulk_keys() {
+    init();
+    let mut config = fast_config();
+    // A small exchange budget, so the flood cannot be carried in one round.
+    config.limits.exchange_bytes = 8 * 1024;
+    config.limits.catchup_bytes = 8 * 1024;
+    let mut c = Cluster::new(config);
+    let all = ["a", "b", "c", "d"];
+    c.run(vec![
+        spawn("a", Coordinator, &[]),
+        spawn("b", Agent, &["a"]),
+        spawn("c", Agent, &["a"]),
+        spawn("d", Agent, &["a"]),
+        alive(&all, 5 * SEC),
+    ])
+    .await;
+    // 400 bulk keys of 500 bytes (≈ 200 KB, 25 budgets' worth), then one control key.
+    for i in 0..400 {
+        let r = c
+            .mesh("a")
+            .set(&format!("report/p/s/{i}"), vec![b'x'; 500])
+            .await;
+        assert!(matches!(r, Ok(Ok(()))), "{r:?}");
+    }
+    c.mesh("a")
+        .set("ctl/rho/p/s", b"0.3".to_vec())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let control = c
+        .eventually(
+            2 * SEC,
+            &sair_mesh::test_util::Predicate::Sees {
+                on: sair_mesh::test_util::On::All,
+                member: "a".into(),
+                key: "ctl/rho/p/s".into(),
+                value: Some(b"0.3".to_vec()),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // When the control key is everywhere, the bulk flood is not.
+    let mut lagging = 0;
+    for n in ["b", "c", "d"] {
+        if c.mesh(n)
+            .get("a", "report/p/s/399")
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            lagging += 1;
+        }
+    }
+    tracing::info!(?control, lagging, "control key arrived");
+    assert!(
+        lagging > 0,
+        "the bulk flood had already arrived: the test proves nothing"
+    );
+    // The flood drains in the end.
+    c.run(vec![sees(
+        "a",
+        "report/p/s/399",
+        Some(&[b'x'; 500]),
+        30 * SEC,
+    )])
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_leader_is_fenced_after_a_partition_heals() {
+    init();
+    let mut c = Cluster::new(fast_config());
+    let all = ["a1", "a2", "a3", "c1", "c2"];
+    c.run(vec![
+        spawn("c1", Coordinator, &[]),
+        spawn("c2", Coordinator, &["c1"]),
+        spawn("a1", Agent, &["c1"]),
+        spawn("a2", Agent, &["c1"]),
+        spawn("a3", Agent, &["c1"]),
+        alive(&all, 5 * SEC),
+        leader_on(&all, Some("c1"), SEC),
+    ])
+    .await;
+    let first = c
+        .mesh("c1")
+        .view()
+        .epoch
+        .unwrap_or_else(|| panic!("c1 leads"));
+    // c2 does not lead: it cannot decide.
+    assert_eq!(
+        c.mesh("c2").decide("ctl/rho/p/s", b"x".to_vec()).await,
+        Ok(None)
+    );
+
+    c.partition(&["c1", "a1"], &["c2", "a2", "a3"]);
+    c.run(vec![leader_on(&["c2", "a2", "a3"], Some("c2"), 8 * SEC)])
+        .await;
+    let stale = c
+        .mesh("c2")
+        .decide("ctl/rho/p/s", b"rho=0.9".to_vec())
+        .await
+        .ok()
+        .flatten()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("c2 leads its side"));
+    assert!(stale > first, "{stale:?} > {first:?}");
+    // An agent on c2's side admits c2's decision while c2 leads there.
+    let mut fence = Fence::default();
+    assert_eq!(fence.admit(&stale, Some("c2")), Admission::Admitted);
+
+    c.heal();
+    c.run(vec![
+        alive(&all, 30 * SEC),
+        leader_on(&all, Some("c1"), 5 * SEC),
+    ])
+    .await;
+    // c1 saw c2's higher term and claimed above it.
+    let fresh = c
+        .eventually(
+            5 * SEC,
+            &sair_mesh::test_util::Predicate::Leader {
+                on: sair_mesh::test_util::On::All,
+                leader: Some("c1".into()),
+            },
+        )
+        .await
+        .map(|_| c.mesh("c1").view().epoch)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("c1 leads"));
+    assert!(fresh > stale, "{fresh:?} > {stale:?}");
+    assert_eq!(
+        c.mesh("c2").decide("ctl/rho/p/s", b"x".to_vec()).await,
+        Ok(None)
+    );
+    let decided = c
+        .mesh("c1")
+        .decide("ctl/rho/p/s", b"rho=0.4".to_vec())
+        .await
+        .ok()
+        .flatten()
+        .and_then(Result::ok);
+    assert_eq!(decided.as_ref(), Some(&fresh));
+    // a2 reads both decisions from the mesh: c2's (stale) is refused, c1's admitted.
+    let leader = c.mesh("a2").view().leader;
+    assert!(matches!(
+        fence.admit(&stale, leader.as_deref()),
+        Admission::NotLeader { .. }
+    ));
+    c.run(vec![sees(
+        "c1",
+        "ctl/rho/p/s",
+        Some(
+            &Decision {
+                epoch: fresh.clone(),
+                body: b"rho=0.4".to_vec(),
+            }
+            .to_bytes(),
+        ),
+        5 * SEC,
+    )])
+    .await;
+    let bytes = c
+        .mesh("a2")
+        .get("c1", "ctl/rho/p/s")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let d = Decision::from_bytes(&bytes).unwrap_or_else(|| panic!("a decision"));
+    assert_eq!(
+        fence.admit(&d.epoch, leader.as_deref()),
+        Admission::Admitted
+    );
+    // And even if c2 still led in a2's eyes, its epoch is now older than the admitted one.
+    assert!(matches!(
+        fence.admit(&stale, Some("c2")),
+        Admission::NotLeader { .. } | Admission::StaleEpoch { .. }
+    ));
+    let mut fence_c2_view = fence.clone();
+    assert!(matches!(
+        fence_c2_view.admit(&stale, Some(stale.leader.as_str())),
+        Admission::StaleEpoch { .. }
+    ));
+}
