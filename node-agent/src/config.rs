@@ -1,22 +1,39 @@
-//! Command line of `sair-node-agent`: flags, each with a `SAIR_*` environment variable, and for
-//! `run` a TOML file (`--config`). Precedence: flag > environment > file > default.
-//! `validate()` runs before anything binds; `main` exits 64 when it fails.
+//! Command line of `sair-node-agent`: flags, each with a `SAIR_*` environment variable, and a
+//! TOML file (`--config`, any subcommand). Precedence: flag > environment > file > default,
+//! applied by [`sair_service::config::load`] from the clap definitions below (no list of field
+//! names is kept by hand). `validate()` runs before anything binds; `main` exits 64 when it
+//! fails.
+//!
+//! Durations take the `30s` / `500ms` syntax. The old options whose unit was in their name
+//! (`--control-period-ms`, `--gc-idle-seconds`, `--burst-us`, `--sample-ms`) are hidden aliases
+//! with their old meaning (docs/configuration.md); each conflicts with its successor, so the
+//! overlay takes whichever came from the higher source.
 
 use crate::AgentError;
 use clap::{Args, Parser, Subcommand};
+use sair_service::duration::{format_duration, parse_duration};
+use sair_service::logging::LogArgs;
 use sair_shm::Mode;
-use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+/// The control period's range.
+pub const CONTROL_PERIOD_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(10);
 
 /// SAIR node agent: owns the GPU-share segments of this node, holds each at its target share ρ
 /// with a feedback loop on NVML-measured utilisation, and collects stage reports from sidecars.
 #[derive(Debug, Parser)]
 #[command(name = "sair-node-agent", version)]
 pub struct Cli {
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "SAIR_LOG_JSON", global = true)]
-    pub log_json: bool,
+    /// TOML file with any of the options of the subcommand (keys are the long option names
+    /// with `_` for `-`); flags and `SAIR_*` variables take precedence over it.
+    #[arg(long, env = "SAIR_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -43,24 +60,52 @@ pub struct ShmDir {
     pub shm_dir: PathBuf,
 }
 
+/// Device time an idle segment may save up, shared by `run` and `set-rate`.
+#[derive(Debug, Clone, Args)]
+pub struct Burst {
+    /// Device time an idle segment may save up (e.g. 5ms).
+    #[arg(long, env = "SAIR_BURST", default_value = "5ms", value_parser = parse_duration)]
+    pub burst: Duration,
+    /// Old spelling of --burst, in microseconds.
+    #[arg(long, env = "SAIR_BURST_US", hide = true, conflicts_with = "burst")]
+    pub burst_us: Option<u64>,
+}
+
+impl Burst {
+    /// The burst in nanoseconds (the legacy option when it won).
+    pub fn ns(&self) -> u64 {
+        let d = self
+            .burst_us
+            .map(Duration::from_micros)
+            .unwrap_or(self.burst);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
 /// `run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// TOML file with any of the settings below (keys are the flag names with `_` for `-`);
-    /// flags and `SAIR_*` variables take precedence over it.
-    #[arg(long, env = "SAIR_CONFIG")]
-    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub shm: ShmDir,
-    /// Address of `/metrics` and `/healthz` ("none" to disable).
+    /// Address of `/metrics`, `/healthz` and `/readyz` ("none" to disable; port 0 picks one,
+    /// announced on stdout as role `admin`).
     #[arg(long, env = "SAIR_METRICS_LISTEN", default_value = "0.0.0.0:9464")]
     pub metrics_listen: String,
-    /// UDP address receiving StageReports over QUIC ("none" to disable).
+    /// UDP address receiving StageReports over QUIC ("none" to disable; port 0 picks one,
+    /// announced on stdout as role `report`).
     #[arg(long, env = "SAIR_REPORT_LISTEN", default_value = "0.0.0.0:7301")]
     pub report_listen: String,
-    /// Control period in milliseconds (10–10000).
-    #[arg(long, env = "SAIR_CONTROL_PERIOD_MS", default_value_t = 150)]
-    pub control_period_ms: u64,
+    /// Control period (10ms–10s).
+    #[arg(long, env = "SAIR_CONTROL_PERIOD", default_value = "150ms", value_parser = parse_duration)]
+    pub control_period: Duration,
+    /// Old spelling of --control-period, in milliseconds.
+    #[arg(
+        long,
+        env = "SAIR_CONTROL_PERIOD_MS",
+        hide = true,
+        conflicts_with = "control_period"
+    )]
+    pub control_period_ms: Option<u64>,
     /// Path of libnvidia-ml.so.1 (default: the system's). Without NVML rates are held, not
     /// controlled.
     #[arg(long, env = "SAIR_NVML_LIB")]
@@ -68,12 +113,19 @@ pub struct RunArgs {
     /// Node name used as the `node` metric label (default: the host name).
     #[arg(long, env = "SAIR_NODE_NAME")]
     pub node_name: Option<String>,
-    /// Seconds a segment with no live process and no activity is kept before it is collected.
-    #[arg(long, env = "SAIR_GC_IDLE_SECONDS", default_value_t = 600)]
-    pub gc_idle_seconds: u64,
-    /// Device time an idle segment may save up, in microseconds.
-    #[arg(long, env = "SAIR_BURST_US", default_value_t = 5000)]
-    pub burst_us: u64,
+    /// How long a segment with no live process and no activity is kept before it is collected.
+    #[arg(long, env = "SAIR_GC_IDLE", default_value = "10m", value_parser = parse_duration)]
+    pub gc_idle: Duration,
+    /// Old spelling of --gc-idle, in seconds.
+    #[arg(
+        long,
+        env = "SAIR_GC_IDLE_SECONDS",
+        hide = true,
+        conflicts_with = "gc_idle"
+    )]
+    pub gc_idle_seconds: Option<u64>,
+    #[command(flatten)]
+    pub burst: Burst,
     /// Share of a GPU that `share`-mode segments leave free.
     #[arg(long, env = "SAIR_SHARE_HEADROOM", default_value_t = 0.05)]
     pub share_headroom: f64,
@@ -92,84 +144,6 @@ pub struct RunArgs {
     pub tls_dir: PathBuf,
 }
 
-/// `run` settings from a TOML file. Every key is optional; unknown keys are an error.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FileConfig {
-    /// `--shm-dir`.
-    pub shm_dir: Option<PathBuf>,
-    /// `--metrics-listen`.
-    pub metrics_listen: Option<String>,
-    /// `--report-listen`.
-    pub report_listen: Option<String>,
-    /// `--control-period-ms`.
-    pub control_period_ms: Option<u64>,
-    /// `--nvml-lib`.
-    pub nvml_lib: Option<PathBuf>,
-    /// `--node-name`.
-    pub node_name: Option<String>,
-    /// `--gc-idle-seconds`.
-    pub gc_idle_seconds: Option<u64>,
-    /// `--burst-us`.
-    pub burst_us: Option<u64>,
-    /// `--share-headroom`.
-    pub share_headroom: Option<f64>,
-    /// `--max-report-keys`.
-    pub max_report_keys: Option<usize>,
-    /// `--tls-cert`.
-    pub tls_cert: Option<PathBuf>,
-    /// `--tls-key`.
-    pub tls_key: Option<PathBuf>,
-    /// `--tls-dir`.
-    pub tls_dir: Option<PathBuf>,
-}
-
-impl FileConfig {
-    /// Parses the file's text.
-    pub fn parse(text: &str) -> Result<Self, AgentError> {
-        toml::from_str(text).map_err(|e| AgentError::Config(format!("config file: {e}")))
-    }
-
-    /// Reads and parses `path`.
-    pub fn load(path: &std::path::Path) -> Result<Self, AgentError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            AgentError::Config(format!("cannot read config file {}: {e}", path.display()))
-        })?;
-        Self::parse(&text)
-    }
-}
-
-impl RunArgs {
-    /// Takes each setting from `file` unless `explicit(id)` says a flag or an environment
-    /// variable gave it (`id` is the clap argument id, the field name).
-    pub fn merge_file(&mut self, file: FileConfig, explicit: impl Fn(&str) -> bool) {
-        macro_rules! take {
-            ($($field:ident => $target:expr),* $(,)?) => {$(
-                if let Some(v) = file.$field {
-                    if !explicit(stringify!($field)) {
-                        $target = v.into();
-                    }
-                }
-            )*};
-        }
-        take!(
-            shm_dir => self.shm.shm_dir,
-            metrics_listen => self.metrics_listen,
-            report_listen => self.report_listen,
-            control_period_ms => self.control_period_ms,
-            nvml_lib => self.nvml_lib,
-            node_name => self.node_name,
-            gc_idle_seconds => self.gc_idle_seconds,
-            burst_us => self.burst_us,
-            share_headroom => self.share_headroom,
-            max_report_keys => self.max_report_keys,
-            tls_cert => self.tls_cert,
-            tls_key => self.tls_key,
-            tls_dir => self.tls_dir,
-        );
-    }
-}
-
 /// Parses "none" or a socket address.
 pub fn parse_listen(what: &str, s: &str) -> Result<Option<SocketAddr>, AgentError> {
     if s.eq_ignore_ascii_case("none") || s.is_empty() {
@@ -181,12 +155,29 @@ pub fn parse_listen(what: &str, s: &str) -> Result<Option<SocketAddr>, AgentErro
 }
 
 impl RunArgs {
+    /// The control period (the legacy `--control-period-ms` when it won).
+    pub fn period(&self) -> Duration {
+        self.control_period_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.control_period)
+    }
+
+    /// The idle time before collection (the legacy `--gc-idle-seconds` when it won).
+    pub fn gc_idle(&self) -> Duration {
+        self.gc_idle_seconds
+            .map(Duration::from_secs)
+            .unwrap_or(self.gc_idle)
+    }
+
     /// Checks everything that can be checked before binding.
     pub fn validate(&self) -> Result<(), AgentError> {
-        if !(10..=10_000).contains(&self.control_period_ms) {
+        let period = self.period();
+        if !CONTROL_PERIOD_RANGE.contains(&period) {
             return Err(AgentError::Config(format!(
-                "--control-period-ms {} must be within 10..=10000",
-                self.control_period_ms
+                "--control-period {} must be within {}..={}",
+                format_duration(period),
+                format_duration(*CONTROL_PERIOD_RANGE.start()),
+                format_duration(*CONTROL_PERIOD_RANGE.end()),
             )));
         }
         if !(0.0..0.5).contains(&self.share_headroom) {
@@ -200,8 +191,8 @@ impl RunArgs {
                 "--max-report-keys must be positive".into(),
             ));
         }
-        if self.burst_us == 0 {
-            return Err(AgentError::Config("--burst-us must be positive".into()));
+        if self.burst.ns() == 0 {
+            return Err(AgentError::Config("--burst must be positive".into()));
         }
         parse_listen("--metrics-listen", &self.metrics_listen)?;
         parse_listen("--report-listen", &self.report_listen)?;
@@ -226,9 +217,8 @@ pub struct SetRateArgs {
     /// off (no limit), cap (never more than ρ) or share (ρ guaranteed, idle time usable).
     #[arg(long, env = "SAIR_MODE", default_value = "cap", value_parser = parse_mode)]
     pub mode: Mode,
-    /// Device time an idle segment may save up, in microseconds.
-    #[arg(long, env = "SAIR_BURST_US", default_value_t = 5000)]
-    pub burst_us: u64,
+    #[command(flatten)]
+    pub burst: Burst,
     /// Print the outcome as JSON.
     #[arg(long, env = "SAIR_JSON")]
     pub json: bool,
@@ -246,9 +236,21 @@ pub struct StatusArgs {
     /// Print JSON instead of a table.
     #[arg(long, env = "SAIR_JSON")]
     pub json: bool,
-    /// Milliseconds over which launches/s is sampled.
-    #[arg(long, env = "SAIR_SAMPLE_MS", default_value_t = 250)]
-    pub sample_ms: u64,
+    /// How long launches/s is sampled (e.g. 250ms).
+    #[arg(long, env = "SAIR_SAMPLE", default_value = "250ms", value_parser = parse_duration)]
+    pub sample: Duration,
+    /// Old spelling of --sample, in milliseconds.
+    #[arg(long, env = "SAIR_SAMPLE_MS", hide = true, conflicts_with = "sample")]
+    pub sample_ms: Option<u64>,
+}
+
+impl StatusArgs {
+    /// The sampling time (the legacy `--sample-ms` when it won).
+    pub fn sample(&self) -> Duration {
+        self.sample_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.sample)
+    }
 }
 
 /// `remove`.

@@ -82,7 +82,7 @@ pub enum Hold {
 
 /// The controller's answer for one segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Decision {
+pub enum RateDecision {
     /// Write this refill rate (tokens/s).
     Set {
         /// New refill rate.
@@ -172,13 +172,13 @@ impl Controller {
     }
 
     /// One control step.
-    pub fn step(&mut self, obs: &Observation) -> Decision {
+    pub fn step(&mut self, obs: &Observation) -> RateDecision {
         let c = self.config;
         let measured = obs.measured.filter(|m| m.is_finite() && *m >= 0.0);
         // 1. Learn the device time of a token.
         self.learn(obs);
         let (Some(m), true) = (measured, obs.tokens > 0) else {
-            return Decision::Keep(Hold::Idle);
+            return RateDecision::Keep(Hold::Idle);
         };
         let Some(ff) = self.feed_forward(obs.target) else {
             // Launches wait but the meter reads 0: the rate is far too low to be seen. Probe
@@ -186,31 +186,31 @@ impl Controller {
             if m == 0.0 && obs.throttled_launches > 0 {
                 let rate = self.clamp_rate(obs.rate.max(1) as f64 * c.probe_step);
                 if rate != obs.rate {
-                    return Decision::Set { rate };
+                    return RateDecision::Set { rate };
                 }
             }
-            return Decision::Keep(Hold::Uncalibrated);
+            return RateDecision::Keep(Hold::Uncalibrated);
         };
         // 2. First calibration: jump to the feed-forward rate, however far it is.
         if !self.calibrated {
             self.calibrated = true;
             return if ff == obs.rate {
-                Decision::Keep(Hold::OnTarget)
+                RateDecision::Keep(Hold::OnTarget)
             } else {
-                Decision::Set { rate: ff }
+                RateDecision::Set { rate: ff }
             };
         }
         // 3. Afterwards: bounded steps towards it, nothing inside the dead band.
         let current = obs.rate.max(1) as f64;
         let proposed = (ff as f64).clamp(current / c.max_step, current * c.max_step);
         if (proposed / current - 1.0).abs() < c.dead_band {
-            return Decision::Keep(Hold::OnTarget);
+            return RateDecision::Keep(Hold::OnTarget);
         }
         let rate = self.clamp_rate(proposed);
         if rate == obs.rate {
-            Decision::Keep(Hold::OnTarget)
+            RateDecision::Keep(Hold::OnTarget)
         } else {
-            Decision::Set { rate }
+            RateDecision::Set { rate }
         }
     }
 }

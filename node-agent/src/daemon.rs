@@ -8,7 +8,7 @@
 //! runs, and the next agent adopts them.
 
 use crate::controller::{
-    Controller, ControllerConfig, Decision, Observation, burst_for, share_target,
+    Controller, ControllerConfig, Observation, RateDecision, burst_for, share_target,
 };
 use crate::measure::{Utilization, pid_alive};
 use crate::metrics::{AgentMetrics, SegmentMetrics};
@@ -406,7 +406,7 @@ impl ControlLoop {
                     throttled_launches: d_throttled,
                     rate: s.params.refill_per_s,
                 };
-                if let Decision::Set { rate } = m.ctl.step(&obs) {
+                if let RateDecision::Set { rate } = m.ctl.step(&obs) {
                     let params = Params {
                         refill_per_s: rate,
                         burst: burst_for(rate, target, self.cfg.burst_ns),

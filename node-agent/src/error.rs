@@ -10,7 +10,7 @@ pub enum AgentError {
     Shm(#[from] sair_shm::ShmError),
     /// A target was refused (rate out of range, GPU over-committed); nothing was changed.
     #[error(transparent)]
-    Admission(#[from] crate::admission::AdmissionError),
+    Commit(#[from] crate::commit::CommitError),
     /// NVML could not be loaded or queried.
     #[error("NVML ({what}) failed: {source}; check --nvml-lib and the driver")]
     Nvml {

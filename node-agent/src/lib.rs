@@ -7,20 +7,19 @@
 //! It must not sit on the request path or the kernel-launch path: it only writes parameters
 //! that the interception library reads with atomics.
 //!
-//! Sans-IO cores: [`controller`] (ρ feedback), [`admission`] (Σρ ≤ 1), [`registry`] (GC rule),
+//! Sans-IO cores: [`controller`] (ρ feedback), [`commit`] (the commitment check, Σρ ≤ 1), [`registry`] (GC rule),
 //! [`reports`] (latest report per replica). Drivers: [`segments`] (files under the shm dir),
-//! [`measure`] (NVML), [`ingest`] (QUIC), [`http`] (`/metrics`, `/healthz`), [`daemon`] (the
-//! control loop and `run`), [`ops`] (`set-rate`, `status`, `remove`), [`target`] (where targets
+//! [`measure`] (NVML), [`ingest`] (QUIC), [`daemon`] (the control loop and `run`, with
+//! `sair_service::admin` serving `/metrics`, `/healthz`, `/readyz`), [`ops`] (`set-rate`, `status`, `remove`), [`target`] (where targets
 //! come from).
 
 #![forbid(unsafe_code)]
 
-pub mod admission;
+pub mod commit;
 pub mod config;
 pub mod controller;
 pub mod daemon;
 pub mod error;
-pub mod http;
 pub mod ingest;
 pub mod measure;
 pub mod metrics;

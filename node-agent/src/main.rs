@@ -1,55 +1,31 @@
 //! `sair-node-agent`: parses the command line and runs a subcommand. Exit status: 0 on
-//! success, 64 on a bad configuration, 1 when a request is refused or fails.
+//! success, 64 on a bad flag, variable or config file, 69 when `run` cannot start (a socket,
+//! TLS material, the shm dir), 1 when a `set-rate`/`status`/`remove` request is refused or
+//! fails.
 
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
-use sair_node_agent::config::{Cli, Command, FileConfig, RunArgs, parse_listen};
+use sair_node_agent::config::{Cli, Command, RunArgs, parse_listen};
 use sair_node_agent::controller::ControllerConfig;
 use sair_node_agent::daemon::{self, DaemonConfig, Listeners};
-use sair_node_agent::measure::{NvmlUtilization, Utilization};
+use sair_node_agent::measure::{NvmlMeter, Utilization};
 use sair_node_agent::target::LocalOnly;
 use sair_node_agent::{AgentError, ops};
+use sair_service::config::{ProcessEnv, load};
+use sair_service::exit::Exit;
 use std::process::ExitCode;
-use std::time::Duration;
 
-const EX_CONFIG: u8 = 64;
+const BINARY: &str = "sair-node-agent";
 
 fn main() -> ExitCode {
-    let parsed = Cli::command()
-        .try_get_matches()
-        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (m, c)));
-    let (matches, mut cli) = match parsed {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EX_CONFIG)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+    let loaded = match load::<Cli>(std::env::args_os(), &ProcessEnv) {
+        Ok(l) => l,
+        Err(e) => return e.report(BINARY),
     };
-    // `run --config FILE`: the file fills in what no flag or SAIR_* variable gave.
-    if let (Command::Run(args), Some(sub)) = (&mut cli.command, matches.subcommand_matches("run"))
-        && let Some(path) = args.config.clone()
-    {
-        match FileConfig::load(&path) {
-            Ok(file) => args.merge_file(file, |id| {
-                matches!(
-                    sub.value_source(id),
-                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-                )
-            }),
-            Err(e) => {
-                eprintln!("sair-node-agent: {e}");
-                return ExitCode::from(EX_CONFIG);
-            }
-        }
-    }
-    init_tracing(cli.log_json);
+    let cli = loaded.value;
+    sair_service::logging::init_tracing(&cli.log, "info");
+    let is_run = matches!(cli.command, Command::Run(_));
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::SetRate(a) => ops::set_rate(
@@ -58,7 +34,7 @@ fn main() -> ExitCode {
             a.rate,
             a.gpu,
             a.mode,
-            a.burst_us.saturating_mul(1000),
+            a.burst.ns(),
         )
         .map_err(anyhow::Error::from)
         .and_then(|o| {
@@ -78,7 +54,7 @@ fn main() -> ExitCode {
             }
             Ok(())
         }),
-        Command::Status(a) => ops::status(&a.shm.shm_dir, Duration::from_millis(a.sample_ms))
+        Command::Status(a) => ops::status(&a.shm.shm_dir, a.sample())
             .map_err(anyhow::Error::from)
             .and_then(|rows| {
                 if a.json {
@@ -93,25 +69,20 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("sair-node-agent: {e:#}");
+            eprintln!("{BINARY}: {e:#}");
             let config = e
                 .downcast_ref::<AgentError>()
                 .is_some_and(AgentError::is_config);
-            ExitCode::from(if config { EX_CONFIG } else { 1 })
+            // A refused or failed request (over-commitment, a bad segment name) keeps exit
+            // status 1, which scripts and the agent's tests rely on.
+            if config {
+                Exit::Usage.into()
+            } else if is_run {
+                Exit::Unavailable.into()
+            } else {
+                ExitCode::FAILURE
+            }
         }
-    }
-}
-
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        b.json().init();
-    } else {
-        b.init();
     }
 }
 
@@ -153,14 +124,14 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = DaemonConfig {
         shm_dir: args.shm.shm_dir.clone(),
         node,
-        period: Duration::from_millis(args.control_period_ms),
-        gc_idle: Duration::from_secs(args.gc_idle_seconds),
-        burst_ns: args.burst_us.saturating_mul(1000),
+        period: args.period(),
+        gc_idle: args.gc_idle(),
+        burst_ns: args.burst.ns(),
         share_headroom: args.share_headroom,
         controller: ControllerConfig::default(),
         max_report_keys: args.max_report_keys,
     };
-    let util: Option<Box<dyn Utilization>> = match NvmlUtilization::load(args.nvml_lib.as_ref()) {
+    let util: Option<Box<dyn Utilization>> = match NvmlMeter::load(args.nvml_lib.as_ref()) {
         Ok(u) => Some(Box::new(u)),
         Err(e) => {
             tracing::warn!(error = %e, "NVML unavailable: rates are held, not controlled");
@@ -190,38 +161,25 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             None => None,
         };
         // One line on stdout with the bound addresses, for scripts and tests.
-        println!(
-            "{}",
-            serde_json::json!({
-                "metrics": metrics.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.to_string()),
-                "reports": reports.as_ref().and_then(|e| e.local_addr().ok()).map(|a| a.to_string()),
-            })
-        );
+        let mut bound = Vec::new();
+        if let Some(l) = &metrics {
+            bound.push(("admin", l.local_addr().context("--metrics-listen address")?));
+        }
+        if let Some(e) = &reports {
+            bound.push(("report", e.local_addr().context("--report-listen address")?));
+        }
+        sair_service::announce::bound(BINARY, &bound);
         daemon::run(
             cfg,
             Listeners { metrics, reports },
             util,
             Box::new(LocalOnly),
             handle,
-            shutdown_signal(),
+            async {
+                sair_service::shutdown::signal().await;
+            },
         )
         .await?;
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no SIGTERM handler; only Ctrl-C stops the agent");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -28,17 +28,17 @@ pub trait Utilization: Send + std::fmt::Debug {
 }
 
 /// NVML-backed [`Utilization`].
-pub struct NvmlUtilization {
+pub struct NvmlMeter {
     nvml: Nvml,
 }
 
-impl std::fmt::Debug for NvmlUtilization {
+impl std::fmt::Debug for NvmlMeter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NvmlUtilization").finish_non_exhaustive()
+        f.debug_struct("NvmlMeter").finish_non_exhaustive()
     }
 }
 
-impl NvmlUtilization {
+impl NvmlMeter {
     /// Loads NVML from `lib` (default: the system's `libnvidia-ml.so.1`).
     pub fn load(lib: Option<&PathBuf>) -> Result<Self, AgentError> {
         let mut b = Nvml::builder();
@@ -49,11 +49,11 @@ impl NvmlUtilization {
             what: "init",
             source,
         })?;
-        Ok(NvmlUtilization { nvml })
+        Ok(NvmlMeter { nvml })
     }
 }
 
-impl Utilization for NvmlUtilization {
+impl Utilization for NvmlMeter {
     fn per_process(
         &mut self,
         gpu: u32,

@@ -35,7 +35,7 @@ pub const AGENT_NVML_UP: &str = "sair_agent_nvml_up";
 pub const AGENT_REPORTS_RECEIVED_TOTAL: &str = "sair_agent_reports_received_total";
 /// Frames or reports refused (undecodable, wrong version, failing validation).
 pub const AGENT_REPORTS_INVALID_TOTAL: &str = "sair_agent_reports_invalid_total";
-/// Remote target updates refused by admission.
+/// Remote target updates refused by the commitment check (Σρ > 1, rate out of range).
 pub const AGENT_TARGETS_REFUSED_TOTAL: &str = "sair_agent_targets_refused_total";
 /// Latest report: arrivals in its window.
 pub const STAGE_REPORT_ARRIVALS: &str = "sair_stage_report_arrivals";
@@ -115,7 +115,7 @@ pub fn describe() {
     describe_counter!(
         AGENT_TARGETS_REFUSED_TOTAL,
         Unit::Count,
-        "Remote target updates refused by admission"
+        "Remote target updates refused by the commitment check"
     );
     for (name, unit, help) in [
         (

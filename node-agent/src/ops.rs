@@ -1,10 +1,10 @@
 //! One-shot operations on the shm dir: `set-rate`, `status`, `remove` (drivers over
-//! [`crate::admission`] and `sair-shm`). They work with or without a running daemon: targets
+//! [`crate::commit`] and `sair-shm`). They work with or without a running daemon: targets
 //! live in each segment's control block (`target_share`, `mode`), which the daemon re-reads
 //! every control period.
 
 use crate::AgentError;
-use crate::admission::{Claim, admit, check_rate};
+use crate::commit::{Claim, check_commitment, check_rate};
 use crate::controller::burst_for;
 use crate::segments::{self, DEFAULT_NS_PER_TOKEN, Mapped, read_state};
 use sair_shm::{Mode, Params, Segment, list_segments};
@@ -53,7 +53,7 @@ pub fn claims(dir: &Path) -> Result<Vec<Claim>, AgentError> {
     Ok(out)
 }
 
-/// Sets the target of `segment` (creating it if missing) after admission; on refusal nothing
+/// Sets the target of `segment` (creating it if missing) after the commitment check; on refusal nothing
 /// is written. The refill rate of an existing segment is `rate × 1e9 / ns_per_token` with the
 /// daemon's calibration from its state file, or else the old rate rescaled by
 /// `rate / old target` (the calibration the segment itself implies); a new segment starts from
@@ -87,7 +87,7 @@ pub fn set_rate(
     let gpu = gpu
         .or_else(|| existing.as_ref().map(|m| m.seg.gpu()))
         .unwrap_or(0);
-    admit(
+    check_commitment(
         &claims(dir)?,
         &Claim {
             segment: segment.to_owned(),

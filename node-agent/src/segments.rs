@@ -1,5 +1,5 @@
 //! Segment files under the shm dir (driver): health checks, the agent's state file, the
-//! admission lock.
+//! commitment lock.
 //!
 //! Besides the `*.seg` files of `sair-shm`, the directory holds two dot-files of the agent
 //! (`list_segments` skips names starting with `.`):
@@ -7,7 +7,7 @@
 //!   the ns-per-token calibration — so that `status` can show the measured share and a
 //!   restarted daemon is calibrated from its first period;
 //! - [`LOCK_FILE`]: `flock`ed by whoever changes targets (`set-rate`, remote targets, removal)
-//!   so that two admissions cannot both pass. A kernel `flock` is released when its holder
+//!   so that two commitment checks cannot both pass. A kernel `flock` is released when its holder
 //!   dies; it is never taken on the launch path.
 
 use crate::AgentError;
@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// The daemon's state file in the shm dir.
 pub const STATE_FILE: &str = ".sair-agent-state.json";
-/// The admission lock file in the shm dir.
+/// The commitment lock file in the shm dir.
 pub const LOCK_FILE: &str = ".sair-agent.lock";
 /// Device ns per token assumed for a segment made before any measurement (the emulator's
 /// default kernel, 1000 ns per block of 128 threads, is ≈ 7.8). The loop corrects it.
@@ -99,7 +99,7 @@ pub fn write_state(dir: &Path, state: &AgentState) -> Result<(), AgentError> {
     std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))
 }
 
-/// Holds the admission lock until dropped.
+/// Holds the commitment lock until dropped.
 pub fn lock_dir(dir: &Path) -> Result<nix::fcntl::Flock<File>, AgentError> {
     let path = dir.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()

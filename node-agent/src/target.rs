@@ -4,7 +4,7 @@
 //! there (with or without a running daemon) and the daemon re-reads them every control period.
 //! Other sources — the gossip mesh of a later issue, carrying the coordinator's decisions — plug
 //! in as a [`TargetSource`]: the daemon drains it every period and applies each update through
-//! the same admission and write path as `set-rate` ([`crate::ops::set_rate`]), so Σρ ≤ 1 holds
+//! the same commitment check and write path as `set-rate` ([`crate::ops::set_rate`]), so Σρ ≤ 1 holds
 //! whichever way a target arrives.
 
 use sair_shm::Mode;

@@ -92,18 +92,18 @@ impl World {
         let find = || {
             proc.output()
                 .lines()
-                .find(|l| l.starts_with("{\"metrics\""))
-                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .find_map(|l| sair_tests::Bound::parse(l).ok())
         };
         assert_eventually!(
             find().is_some(),
             "agent never printed its addresses: {}",
             proc.output()
         );
-        let a = find().unwrap();
+        let bound = find().unwrap();
+        assert_eq!(bound.binary, "sair-node-agent");
         Agent {
-            metrics: a["metrics"].as_str().unwrap().to_owned(),
-            reports: a["reports"].as_str().unwrap().to_owned(),
+            metrics: bound.get("admin").unwrap().to_string(),
+            reports: bound.get("report").unwrap().to_string(),
             proc,
         }
     }
@@ -337,7 +337,7 @@ fn set_rate_reaches_a_running_process_within_100ms() {
 
 #[test]
 fn bad_rate_and_over_commit_are_refused_and_change_nothing() {
-    let w = World::new("admit");
+    let w = World::new("check_commitment");
     assert!(w.set_rate("a", "0.6", &["--gpu", "0"]).status.success());
     let path = segment_path(&w.shm(), "a").unwrap();
     let before = std::fs::read(&path).unwrap();

@@ -45,7 +45,7 @@ fn simulate(
     let mut out = Vec::new();
     for _ in 0..steps {
         let obs = plant.observe(target, *rate, period);
-        if let Decision::Set { rate: r } = ctl.step(&obs) {
+        if let RateDecision::Set { rate: r } = ctl.step(&obs) {
             *rate = r;
         }
         out.push(plant.reported(*rate));
@@ -82,7 +82,7 @@ fn probes_then_calibrates_on_an_exact_meter() {
     assert!((npt / 0.01 - 1.0).abs() < 0.05, "estimated {npt}");
     // Steady: no more writes.
     let obs = plant.observe(0.3, rate, Duration::from_millis(100));
-    assert_eq!(ctl.step(&obs), Decision::Keep(Hold::OnTarget));
+    assert_eq!(ctl.step(&obs), RateDecision::Keep(Hold::OnTarget));
 }
 
 #[test]
@@ -96,13 +96,13 @@ fn idle_and_uncalibrated_segments_are_left_alone() {
         throttled_launches: 0,
         rate: 1000,
     };
-    assert_eq!(ctl.step(&obs), Decision::Keep(Hold::Idle));
+    assert_eq!(ctl.step(&obs), RateDecision::Keep(Hold::Idle));
     let obs = Observation {
         measured: None,
         tokens: 10,
         ..obs
     };
-    assert_eq!(ctl.step(&obs), Decision::Keep(Hold::Idle));
+    assert_eq!(ctl.step(&obs), RateDecision::Keep(Hold::Idle));
     assert_eq!(ctl.ns_per_token(), None);
 }
 
@@ -163,7 +163,7 @@ fn windows_with_a_stalled_process_do_not_move_the_rate() {
             distort: 1.0,
         };
         let obs = plant.observe(0.9, rate, period);
-        if let Decision::Set { rate: r } = ctl.step(&obs) {
+        if let RateDecision::Set { rate: r } = ctl.step(&obs) {
             rate = r;
         }
         rates.push(rate);
@@ -187,7 +187,7 @@ fn resumed_controller_does_not_jump() {
     };
     let rate = (0.4 * 1e9 / 10.0) as u64;
     let obs = plant.observe(0.4, rate, Duration::from_millis(100));
-    assert_eq!(ctl.step(&obs), Decision::Keep(Hold::OnTarget));
+    assert_eq!(ctl.step(&obs), RateDecision::Keep(Hold::OnTarget));
 }
 
 #[test]

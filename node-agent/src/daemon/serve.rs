@@ -8,15 +8,17 @@ use crate::metrics::AgentMetrics;
 use crate::reports::ReportStore;
 use crate::target::TargetSource;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sair_service::admin::Admin;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What `run` serves on.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    /// `/metrics` and `/healthz`.
+    /// The admin server: `/metrics`, `/healthz`, `/readyz` ([`sair_service::admin`]).
     pub metrics: Option<tokio::net::TcpListener>,
     /// QUIC endpoint receiving `StageReport`s.
     pub reports: Option<quinn::Endpoint>,
@@ -41,12 +43,16 @@ pub async fn run(
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let period = cfg.period;
     let mut ctl = ControlLoop::new(cfg, util, targets, metrics.clone());
+    // `/readyz` answers 200 once the first tick has adopted the segments on disk.
+    let first_tick = Arc::new(AtomicBool::new(false));
+    let ticked = first_tick.clone();
     let control = std::thread::Builder::new()
         .name("sair-agent-control".into())
         .spawn(move || {
             let mut next = Instant::now();
             loop {
                 ctl.tick(Instant::now());
+                ticked.store(true, Ordering::Release);
                 next += period;
                 let now = Instant::now();
                 if next < now {
@@ -64,9 +70,20 @@ pub async fn run(
             source,
         })?;
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
-    let http = listeners
-        .metrics
-        .map(|l| tokio::spawn(crate::http::serve(l, handle, http_stop_rx.clone())));
+    let admin = Admin::new(move || handle.render()).readiness(move || {
+        if first_tick.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("the control loop has not adopted the segments yet".to_owned())
+        }
+    });
+    let http = listeners.metrics.map(|l| {
+        let mut stop = http_stop_rx.clone();
+        tokio::spawn(sair_service::admin::run(l, admin, async move {
+            // A dropped sender also means stop.
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    });
     let ingest = listeners.reports.map(|ep| {
         tokio::spawn(crate::ingest::serve(
             ep,

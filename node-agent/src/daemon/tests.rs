@@ -46,7 +46,7 @@ fn config(shm_dir: PathBuf) -> DaemonConfig {
 }
 
 #[test]
-fn remote_targets_go_through_admission() {
+fn remote_targets_go_through_the_commitment_check() {
     let d = dir("remote");
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut ctl = ControlLoop::new(

@@ -12,13 +12,10 @@ fn claim(segment: &str, gpu: u32, rate: f64, mode: Mode) -> Claim {
 #[test]
 fn rates_outside_unit_interval_are_refused() {
     for bad in [0.0, -0.1, 1.01, f64::NAN, f64::INFINITY] {
-        let err = admit(&[], &claim("a", 0, bad, Mode::Cap)).unwrap_err();
-        assert!(
-            matches!(err, AdmissionError::RateOutOfRange { .. }),
-            "{bad}"
-        );
+        let err = check_commitment(&[], &claim("a", 0, bad, Mode::Cap)).unwrap_err();
+        assert!(matches!(err, CommitError::RateOutOfRange { .. }), "{bad}");
     }
-    admit(&[], &claim("a", 0, 1.0, Mode::Cap)).unwrap();
+    check_commitment(&[], &claim("a", 0, 1.0, Mode::Cap)).unwrap();
 }
 
 #[test]
@@ -29,8 +26,8 @@ fn over_commit_names_gpu_sum_and_segments() {
         claim("c", 1, 0.9, Mode::Cap),
         claim("d", 0, 1.0, Mode::Off),
     ];
-    admit(&existing, &claim("e", 0, 0.2, Mode::Cap)).unwrap();
-    let err = admit(&existing, &claim("e", 0, 0.3, Mode::Cap)).unwrap_err();
+    check_commitment(&existing, &claim("e", 0, 0.2, Mode::Cap)).unwrap();
+    let err = check_commitment(&existing, &claim("e", 0, 0.3, Mode::Cap)).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("GPU 0"), "{text}");
     assert!(text.contains("1.100"), "{text}");
@@ -44,19 +41,19 @@ fn over_commit_names_gpu_sum_and_segments() {
 #[test]
 fn a_segment_replaces_its_own_claim() {
     let existing = vec![claim("a", 0, 0.9, Mode::Cap)];
-    admit(&existing, &claim("a", 0, 1.0, Mode::Cap)).unwrap();
+    check_commitment(&existing, &claim("a", 0, 1.0, Mode::Cap)).unwrap();
     // Moving to another GPU frees the old one.
-    admit(&existing, &claim("a", 1, 1.0, Mode::Cap)).unwrap();
+    check_commitment(&existing, &claim("a", 1, 1.0, Mode::Cap)).unwrap();
 }
 
 #[test]
 fn off_mode_reserves_nothing() {
     let existing = vec![claim("a", 0, 1.0, Mode::Cap)];
-    admit(&existing, &claim("b", 0, 1.0, Mode::Off)).unwrap();
+    check_commitment(&existing, &claim("b", 0, 1.0, Mode::Off)).unwrap();
 }
 
 #[test]
 fn float_sums_at_exactly_one_pass() {
     let existing = vec![claim("a", 0, 0.1, Mode::Cap), claim("b", 0, 0.2, Mode::Cap)];
-    admit(&existing, &claim("c", 0, 0.7, Mode::Cap)).unwrap();
+    check_commitment(&existing, &claim("c", 0, 0.7, Mode::Cap)).unwrap();
 }

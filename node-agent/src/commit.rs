@@ -1,4 +1,4 @@
-//! Admission of targets (sans-IO): ρ ∈ (0, 1], and Σρ ≤ 1 over the limited segments of a GPU.
+//! The commitment check (sans-IO): ρ ∈ (0, 1], and Σρ ≤ 1 over the limited segments of a GPU.
 //!
 //! A segment in mode `off` reserves nothing (it is unlimited and unprotected), so it does not
 //! count towards the sum. A request that fails changes nothing: the caller checks before it
@@ -9,7 +9,7 @@ use sair_shm::Mode;
 /// Slack for floating-point sums such as 0.1 + 0.2 + 0.7.
 const EPSILON: f64 = 1e-9;
 
-/// A segment's current target, as admission sees it.
+/// A segment's current target, as the commitment check sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
     /// Segment name.
@@ -24,7 +24,7 @@ pub struct Claim {
 
 /// Why a target was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AdmissionError {
+pub enum CommitError {
     /// The rate is not a share of a GPU.
     #[error("rate {rate} for segment {segment} is outside (0, 1]; give a share such as 0.25")]
     RateOutOfRange {
@@ -37,7 +37,7 @@ pub enum AdmissionError {
     #[error(
         "GPU {gpu} would be over-committed: the targets would sum to {sum:.3} > 1 ({detail}); lower one of them or use --mode off; nothing was changed"
     )]
-    OverCommitted {
+    Overcommitted {
         /// The GPU.
         gpu: u32,
         /// Σρ with the request.
@@ -48,11 +48,11 @@ pub enum AdmissionError {
 }
 
 /// Checks that a rate is in (0, 1].
-pub fn check_rate(segment: &str, rate: f64) -> Result<(), AdmissionError> {
+pub fn check_rate(segment: &str, rate: f64) -> Result<(), CommitError> {
     if rate.is_finite() && rate > 0.0 && rate <= 1.0 {
         Ok(())
     } else {
-        Err(AdmissionError::RateOutOfRange {
+        Err(CommitError::RateOutOfRange {
             segment: segment.to_owned(),
             rate,
         })
@@ -61,7 +61,7 @@ pub fn check_rate(segment: &str, rate: f64) -> Result<(), AdmissionError> {
 
 /// Checks `request` against the `existing` claims (the request's own old claim, if present, is
 /// replaced by the request).
-pub fn admit(existing: &[Claim], request: &Claim) -> Result<(), AdmissionError> {
+pub fn check_commitment(existing: &[Claim], request: &Claim) -> Result<(), CommitError> {
     check_rate(&request.segment, request.rate)?;
     if request.mode == Mode::Off {
         return Ok(());
@@ -78,7 +78,7 @@ pub fn admit(existing: &[Claim], request: &Claim) -> Result<(), AdmissionError> 
             .map(|c| format!("{}={}", c.segment, c.rate))
             .collect::<Vec<_>>()
             .join(", ");
-        return Err(AdmissionError::OverCommitted {
+        return Err(CommitError::Overcommitted {
             gpu: request.gpu,
             sum,
             detail,
