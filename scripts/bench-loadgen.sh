@@ -40,8 +40,9 @@ trap cleanup EXIT
 taskset -c "$SERVER_CPUS" "$BIN/sair-stage" --listen 127.0.0.1:0 --cpu-ms 0 --concurrency 4096 \
     > "$OUT/stage.out" 2> "$OUT/stage.err" &
 stage_pid=$!
-for _ in $(seq 100); do grep -q '^listening on' "$OUT/stage.out" 2>/dev/null && break; sleep 0.1; done
-ADDR=$(sed -n 's/^listening on //p' "$OUT/stage.out")
+# The bound-address line: {"event":"bound",...,"addresses":{"listen":"IP:PORT"}}.
+for _ in $(seq 100); do grep -q '"event":"bound"' "$OUT/stage.out" 2>/dev/null && break; sleep 0.1; done
+ADDR=$(sed -n 's/.*"listen":"\([^"]*\)".*/\1/p' "$OUT/stage.out" | head -n1)
 [ -n "$ADDR" ] || { echo "sair-stage did not start: $(cat "$OUT/stage.err")" >&2; exit 1; }
 URL="http://$ADDR/"
 echo "server: sair-stage --cpu-ms 0 on cores $SERVER_CPUS at $URL; generators on core $GEN_CORE"

@@ -1,6 +1,8 @@
-//! `sair-loadgen`'s configuration: flags (each also read from a `SAIR_LOADGEN_*` variable) and
-//! their validation into a [`Plan`]. Validation happens before anything connects; its errors
-//! name the flag at fault and make the binary exit with 64.
+//! `sair-loadgen`'s configuration: flags, each also read from a `SAIR_LOADGEN_*` variable or a
+//! key of the `--config` TOML file (flag > variable > file > default, by
+//! `sair_service::config::load`), and their validation into a [`Plan`]. Validation happens
+//! before anything connects; its errors name the flag at fault and make the binary exit
+//! with 64.
 
 use crate::pattern::{Pattern, PatternError, parse_trace_csv};
 use bytes::Bytes;
@@ -14,6 +16,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sair-loadgen", version, allow_negative_numbers = true)]
 pub struct LoadgenArgs {
+    /// TOML file of options (keys are the long flag names with `_` for `-`); flags and
+    /// variables override it.
+    #[arg(long, env = "SAIR_LOADGEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Logging (stderr).
+    #[command(flatten)]
+    pub log: sair_service::logging::LogArgs,
     /// Target URL (http:// only).
     #[arg(long, env = "SAIR_LOADGEN_TARGET")]
     pub target: String,
@@ -158,27 +167,23 @@ pub struct Plan {
     pub quiet: bool,
 }
 
-/// Parses `10s`, `250ms`, `2m`, `1h`, `1.5` (seconds).
+/// Parses a duration in the house syntax (`10s`, `250ms`, `2m`, `1h`, `1m 30s`;
+/// `sair_service::duration`), and, as sair-loadgen always has, a bare number as seconds
+/// (`1.5`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 10s, 250ms or 2m"))?;
-    let scale = match unit {
-        "us" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (us, ms, s, m, h)")),
-    };
-    Duration::try_from_secs_f64(v * scale)
-        .map_err(|_| format!("{s:?} is not a non-negative duration"))
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        let secs: f64 = t
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration like 10s, 250ms or 2m"))?;
+        let d = Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{s:?} is not a non-negative duration"))?;
+        if d > sair_service::duration::MAX {
+            return Err(format!("{s:?} is longer than 30 days"));
+        }
+        return Ok(d);
+    }
+    sair_service::duration::parse_duration(t)
 }
 
 impl LoadgenArgs {

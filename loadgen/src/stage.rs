@@ -55,7 +55,14 @@ pub enum Dist {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sair-stage", version, allow_negative_numbers = true)]
 pub struct StageArgs {
-    /// Address to listen on.
+    /// TOML file of options (keys are the long flag names with `_` for `-`); flags and
+    /// variables override it.
+    #[arg(long, env = "SAIR_STAGE_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Logging (stderr).
+    #[command(flatten)]
+    pub log: sair_service::logging::LogArgs,
+    /// Address to listen on (port 0: any free port; the bound line on stdout names it).
     #[arg(long, env = "SAIR_STAGE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Mean CPU time per request, in milliseconds of thread CPU time.
@@ -317,26 +324,16 @@ impl Stage {
 }
 
 /// Serves `stage` on `listener` until `shutdown` completes; connections in progress are then
-/// closed gracefully (each finishes its current request).
-pub async fn run(
-    listener: TcpListener,
-    stage: Stage,
-    shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
+/// closed gracefully (each finishes its current request). Accept errors are retried with
+/// backoff by `sair_service::accept`, never returned.
+pub async fn run(listener: TcpListener, stage: Stage, shutdown: impl Future<Output = ()>) {
     let stage = Arc::new(stage);
     let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
             () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+            accepted = sair_service::accept::accept(&listener) => accepted,
         };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY not set");
@@ -361,7 +358,6 @@ pub async fn run(
     }
     // Tell connections to finish; the receivers see the change even if already waiting.
     let _ = closing_tx.send(true);
-    Ok(())
 }
 
 #[cfg(test)]

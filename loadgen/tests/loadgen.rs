@@ -1,11 +1,42 @@
 //! `sair-loadgen` end to end against scripted loopback servers and `sair-stage`.
 
-#[path = "support/proc.rs"]
-mod support;
-
+use sair_tests::scripted::{Behaviour, serve};
+use sair_tests::{LoadgenRun, Stage, scratch};
 use serde_json::Value;
 use std::time::Duration;
-use support::{Behaviour, StageProc, loadgen, report_schema, schema_violations, serve};
+
+/// `sair-loadgen` from this package's build, bounded, its report read back.
+fn loadgen(args: &[&str]) -> LoadgenRun {
+    sair_tests::loadgen()
+        .program(env!("CARGO_BIN_EXE_sair-loadgen"))
+        .args(args)
+        .run()
+}
+
+/// `sair-stage` from this package's build.
+fn spawn_stage(args: &[&str]) -> Stage {
+    sair_tests::stage()
+        .program(env!("CARGO_BIN_EXE_sair-stage"))
+        .args(args)
+        .run()
+}
+
+/// The checked-in report schema, compiled by the `jsonschema` crate.
+fn report_schema() -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report.schema.json");
+    let text = std::fs::read(&path).expect("read the checked-in schema");
+    let schema: Value = serde_json::from_slice(&text).expect("the schema is JSON");
+    jsonschema::draft202012::new(&schema)
+        .unwrap_or_else(|e| panic!("{} is not a valid JSON Schema: {e}", path.display()))
+}
+
+/// Every violation of the schema by `report`, each with its JSON path.
+fn schema_violations(schema: &jsonschema::Validator, report: &Value) -> Vec<String> {
+    schema
+        .iter_errors(report)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
 
 fn f(v: &Value, ptr: &str) -> f64 {
     v.pointer(ptr)
@@ -91,17 +122,14 @@ fn arrivals_without_a_free_connection_are_dropped_not_delayed() {
 
 #[test]
 fn the_report_matches_the_checked_in_schema() {
-    let stage = StageProc::spawn(
-        &[
-            "--cpu-ms",
-            "1",
-            "--concurrency",
-            "2",
-            "--server-timing",
-            "embed",
-        ],
-        &[],
-    );
+    let stage = spawn_stage(&[
+        "--cpu-ms",
+        "1",
+        "--concurrency",
+        "2",
+        "--server-timing",
+        "embed",
+    ]);
     let run = loadgen(&[
         "--target",
         &stage.url(),
@@ -126,8 +154,8 @@ fn the_report_matches_the_checked_in_schema() {
     ]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let r = run.report.unwrap();
-    let mut bad = Vec::new();
-    schema_violations(&report_schema(), &r, "$", &mut bad);
+    let schema = report_schema();
+    let bad = schema_violations(&schema, &r);
     assert!(bad.is_empty(), "{bad:#?}\n{r}");
     // Every field the issue lists is there and filled in.
     assert!(u(&r, "/completed") > 20);
@@ -145,8 +173,7 @@ fn the_report_matches_the_checked_in_schema() {
     let mut broken = r.clone();
     broken["latency_ms"].as_object_mut().unwrap().remove("p99");
     broken["timeline"][0]["rps"] = Value::from(-1);
-    let mut bad = Vec::new();
-    schema_violations(&report_schema(), &broken, "$", &mut bad);
+    let bad = schema_violations(&schema, &broken);
     assert_eq!(bad.len(), 2, "{bad:?}");
 }
 
@@ -192,7 +219,7 @@ fn bad_input_names_the_parameter_and_exits_64() {
         assert_eq!(run.code, Some(64), "{flags:?}: {}", run.stderr);
         assert!(run.stderr.contains(needle), "{flags:?}: {}", run.stderr);
     }
-    let dir = support::scratch("trace");
+    let dir = scratch("trace");
     let empty = dir.join("empty.csv");
     std::fs::write(&empty, "second,rps\n").unwrap();
     let run = loadgen(&[
@@ -249,7 +276,7 @@ fn a_failing_server_still_ends_on_time_and_reports_errors() {
 
 #[test]
 fn same_seed_same_schedule_over_the_network() {
-    let stage = StageProc::spawn(&["--cpu-ms", "0"], &[]);
+    let stage = spawn_stage(&["--cpu-ms", "0"]);
     let args = [
         "--target",
         &stage.url(),
@@ -275,8 +302,8 @@ fn same_seed_same_schedule_over_the_network() {
 
 #[test]
 fn the_timeline_follows_the_pattern() {
-    let stage = StageProc::spawn(&["--cpu-ms", "0"], &[]);
-    let dir = support::scratch("trace-run");
+    let stage = spawn_stage(&["--cpu-ms", "0"]);
+    let dir = scratch("trace-run");
     let trace = dir.join("trace.csv");
     // 40/s for the first two trace seconds, 300/s after; played at double speed.
     std::fs::write(&trace, "second,rps\n0,40\n2,300\n").unwrap();
@@ -311,4 +338,36 @@ fn the_timeline_follows_the_pattern() {
         );
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn clap_parse_errors_exit_64_and_help_exits_0() {
+    // An unknown flag and a missing --target are usage errors (64), not clap's default 2.
+    for args in [&["--target", "http://127.0.0.1:9/", "--bogus"][..], &[][..]] {
+        let run = loadgen(args);
+        assert_eq!(run.code, Some(64), "{args:?}: {}", run.stderr);
+    }
+    // A bad value in the config file names the key and the file.
+    let dir = scratch("bad-config");
+    let file = dir.join("loadgen.toml");
+    std::fs::write(&file, "rate = \"fast\"\n").unwrap();
+    let config = file.display().to_string();
+    let run = loadgen(&["--target", "http://127.0.0.1:9/", "--config", &config]);
+    assert_eq!(run.code, Some(64), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`rate`") && run.stderr.contains("loadgen.toml"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    let help = sair_tests::run_bounded(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sair-loadgen"));
+            c.arg("--help");
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert_eq!(help.code, Some(0));
+    assert!(help.stdout.contains("--config"), "{}", help.stdout);
 }

@@ -1,12 +1,33 @@
 //! `sair-stage` end to end: CPU cost, worker slots, echo, health, and GPU work through the
 //! SAIR GPU emulator standing in for `libcuda.so.1`.
 
-#[path = "support/proc.rs"]
-mod support;
-
-use std::path::PathBuf;
+use sair_tests::http::{Response, request};
+use sair_tests::{LaunchError, Stage, StageBuilder, run_bounded, scratch};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use support::{StageProc, http, loadgen, scratch};
+
+/// `sair-stage` from this package's build.
+fn stage() -> StageBuilder {
+    sair_tests::stage().program(env!("CARGO_BIN_EXE_sair-stage"))
+}
+
+/// `sair-loadgen` from this package's build.
+fn loadgen(args: &[&str]) -> sair_tests::LoadgenRun {
+    sair_tests::loadgen()
+        .program(env!("CARGO_BIN_EXE_sair-loadgen"))
+        .args(args)
+        .run()
+}
+
+/// One request with `Connection: close`; a failure to connect fails the test.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Response {
+    request(addr, method, path, body).unwrap_or_else(|e| panic!("{method} {path} to {addr}: {e}"))
+}
+
+/// A stage with these arguments.
+fn spawn(args: &[&str]) -> Stage {
+    stage().args(args).run()
+}
 
 fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -28,11 +49,11 @@ fn cpu_bound() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn service_time_matches_cpu_ms_at_low_load() {
     let _serial = cpu_bound();
-    let stage = StageProc::spawn(&["--cpu-ms", "20", "--concurrency", "1"], &[]);
+    let stage = spawn(&["--cpu-ms", "20", "--concurrency", "1"]);
     // Sequential requests: no queueing, one worker busy at a time.
     let (service, cpu): (Vec<f64>, Vec<f64>) = (0..15)
         .map(|_| {
-            let r = http(stage.addr, "GET", "/infer", b"");
+            let r = http(stage.addr(), "GET", "/infer", b"");
             assert_eq!(r.status, 200);
             (
                 r.header_f64("x-sair-stage-service-ms"),
@@ -59,17 +80,11 @@ fn service_time_matches_cpu_ms_at_low_load() {
 #[test]
 fn the_loadgen_sees_the_stage_cost_in_server_timing() {
     let _serial = cpu_bound();
-    let stage = StageProc::spawn(
-        &[
-            "--cpu-ms",
-            "5",
-            "--concurrency",
-            "2",
-            "--server-timing",
-            "stage",
-        ],
-        &[],
-    );
+    let stage = stage()
+        .cpu_ms(5.0)
+        .concurrency(2)
+        .server_timing("stage")
+        .run();
     let run = loadgen(&["--target", &stage.url(), "--duration", "2s", "--rate", "20"]);
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let r = run.report.unwrap();
@@ -86,8 +101,8 @@ fn the_loadgen_sees_the_stage_cost_in_server_timing() {
 #[test]
 fn worker_slots_queue_excess_requests() {
     let _serial = cpu_bound();
-    let stage = StageProc::spawn(&["--cpu-ms", "200", "--concurrency", "1"], &[]);
-    let addr = stage.addr;
+    let stage = spawn(&["--cpu-ms", "200", "--concurrency", "1"]);
+    let addr = stage.addr();
     let t0 = Instant::now();
     let handles: Vec<_> = (0..3)
         .map(|_| std::thread::spawn(move || http(addr, "GET", "/", b"")))
@@ -110,21 +125,21 @@ fn worker_slots_queue_excess_requests() {
 
 #[test]
 fn echo_response_size_and_health() {
-    let stage = StageProc::spawn(&["--cpu-ms", "0", "--response-size", "1000"], &[]);
-    let r = http(stage.addr, "POST", "/x", b"hello");
+    let stage = spawn(&["--cpu-ms", "0", "--response-size", "1000"]);
+    let r = http(stage.addr(), "POST", "/x", b"hello");
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 1000);
-    let h = http(stage.addr, "GET", "/healthz", b"");
+    let h = http(stage.addr(), "GET", "/healthz", b"");
     assert_eq!((h.status, h.body.as_slice()), (200, b"ok\n".as_slice()));
     drop(stage);
-    let echo = StageProc::spawn(&["--cpu-ms", "0", "--echo"], &[]);
-    let r = http(echo.addr, "POST", "/x", b"hello");
+    let echo = spawn(&["--cpu-ms", "0", "--echo"]);
+    let r = http(echo.addr(), "POST", "/x", b"hello");
     assert_eq!(r.body, b"hello");
 }
 
 #[test]
 fn bad_flags_exit_64_naming_the_flag() {
-    let out = support::run_bounded(
+    let out = run_bounded(
         {
             let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sair-stage"));
             c.args(["--listen", "127.0.0.1:0", "--cpu-ms", "-3"]);
@@ -132,9 +147,9 @@ fn bad_flags_exit_64_naming_the_flag() {
         },
         Duration::from_secs(30),
     );
-    assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--cpu-ms"));
-    let help = support::run_bounded(
+    assert_eq!(out.code, Some(64), "{}", out.stderr);
+    assert!(out.stderr.contains("--cpu-ms"), "{}", out.stderr);
+    let help = run_bounded(
         {
             let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sair-stage"));
             c.arg("--help");
@@ -142,52 +157,40 @@ fn bad_flags_exit_64_naming_the_flag() {
         },
         Duration::from_secs(30),
     );
-    assert!(String::from_utf8_lossy(&help.stdout).contains("SYNTHETIC model server"));
-}
-
-/// `<target>/debug`, two levels above this test executable.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("test executable lives in <target>/<profile>/deps")
-        .to_owned()
+    assert_eq!(help.code, Some(0));
+    assert!(help.stdout.contains("SYNTHETIC model server"));
+    // clap's own parse errors are usage errors too (64, not clap's default 2).
+    let unknown = run_bounded(
+        {
+            let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sair-stage"));
+            c.args(["--listen", "127.0.0.1:0", "--no-such-flag"]);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert_eq!(unknown.code, Some(64), "{}", unknown.stderr);
 }
 
 #[test]
 fn gpu_work_goes_through_libcuda_on_the_emulator() {
-    let emu = target_dir().join("libsair_emu_cuda.so");
-    assert!(
-        emu.exists(),
-        "{} is missing: build the GPU emulator first (cargo build -p sair-emu-cuda; CI builds the workspace)",
-        emu.display()
-    );
+    let emu = sair_tests::binary("libsair_emu_cuda.so");
     let dir = scratch("gpu");
     let lib = dir.join("lib");
     std::fs::create_dir_all(&lib).unwrap();
     std::os::unix::fs::symlink(&emu, lib.join("libcuda.so.1")).unwrap();
     let state = dir.join("emu.state");
     // 4 kernels × 500 blocks × 2 µs per block = 4 ms of emulated GPU time per request.
-    let stage = StageProc::spawn(
-        &[
-            "--cpu-ms",
-            "0",
-            "--gpu-kernels",
-            "4",
-            "--kernel-blocks",
-            "500",
-            "--concurrency",
-            "1",
-        ],
-        &[
-            ("LD_LIBRARY_PATH", lib.as_path()),
-            ("SAIR_EMU_STATE", state.as_path()),
-            ("SAIR_EMU_NS_PER_BLOCK", std::path::Path::new("2000")),
-        ],
-    );
+    let stage = stage()
+        .cpu_ms(0.0)
+        .concurrency(1)
+        .args(["--gpu-kernels", "4", "--kernel-blocks", "500"])
+        .env("LD_LIBRARY_PATH", &lib)
+        .env("SAIR_EMU_STATE", &state)
+        .env("SAIR_EMU_NS_PER_BLOCK", "2000")
+        .run();
     let gpu: Vec<f64> = (0..5)
         .map(|_| {
-            let r = http(stage.addr, "GET", "/infer", b"");
+            let r = http(stage.addr(), "GET", "/infer", b"");
             assert_eq!(r.status, 200, "{:?}", String::from_utf8_lossy(&r.body));
             r.header_f64("x-sair-stage-gpu-ms")
         })
@@ -207,29 +210,21 @@ fn gpu_work_goes_through_libcuda_on_the_emulator() {
 fn a_libcuda_without_the_driver_api_is_a_clear_start_up_error() {
     // The NVML emulator is a real shared library that lacks cuInit: standing in for a broken
     // or wrong libcuda.so.1, it must stop sair-stage at start-up, not at the first request.
-    let nvml = target_dir().join("libsair_emu_nvml.so");
-    assert!(
-        nvml.exists(),
-        "{} is missing: cargo build -p sair-emu-nvml (CI builds the workspace)",
-        nvml.display()
-    );
+    let nvml = sair_tests::binary("libsair_emu_nvml.so");
     let dir = scratch("nocuda");
     let lib = dir.join("lib");
     std::fs::create_dir_all(&lib).unwrap();
     std::os::unix::fs::symlink(&nvml, lib.join("libcuda.so.1")).unwrap();
-    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sair-stage"));
-    c.args([
-        "--listen",
-        "127.0.0.1:0",
-        "--cpu-ms",
-        "0",
-        "--gpu-kernels",
-        "1",
-    ])
-    .env("LD_LIBRARY_PATH", &lib);
-    let out = support::run_bounded(c, Duration::from_secs(30));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(69), "{err}");
-    assert!(err.contains("libcuda.so.1 has no cuInit"), "{err}");
+    let err = stage()
+        .cpu_ms(0.0)
+        .args(["--gpu-kernels", "1"])
+        .env("LD_LIBRARY_PATH", &lib)
+        .try_run()
+        .expect_err("sair-stage must not start without the driver API");
+    let LaunchError::Exited { status, output, .. } = &err else {
+        panic!("expected an exit at start-up, got {err}");
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(69), "{output}");
+    assert!(output.contains("libcuda.so.1 has no cuInit"), "{output}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -1,62 +1,65 @@
-//! `sair-loadgen`: the open-loop load generator's command line. Exit codes: 0 done, 64 bad
-//! configuration (the message names the flag), 69 target unreachable (nothing was sent),
-//! 74 the report could not be written.
+//! `sair-loadgen`: the open-loop load generator's command line. Exit codes (sysexits, by
+//! `sair_service::exit`): 0 done, 64 bad flag, variable or config file (the message names the
+//! option), 69 target unreachable (nothing was sent), 70 internal error, 74 the report could
+//! not be written.
 
 #![forbid(unsafe_code)]
 
-use clap::Parser;
-use sair_loadgen::cli::LoadgenArgs;
+use sair_loadgen::cli::{LoadgenArgs, Plan};
 use sair_loadgen::runner::{RunError, execute};
+use sair_service::config::{ProcessEnv, load};
+use sair_service::exit::Exit;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = LoadgenArgs::parse();
-    let plan = match args.plan() {
+    let loaded = match load::<LoadgenArgs>(std::env::args_os(), &ProcessEnv) {
+        Ok(l) => l,
+        Err(e) => return e.report("sair-loadgen"),
+    };
+    sair_service::logging::init_tracing(&loaded.value.log, "warn");
+    loaded.log_sources();
+    let plan = match loaded.value.plan() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("sair-loadgen: {e}");
-            return ExitCode::from(64);
+            return Exit::Usage.into();
         }
     };
     match run(plan) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok.into(),
         Err((code, e)) => {
             eprintln!("sair-loadgen: {e:#}");
-            ExitCode::from(code)
+            code.into()
         }
     }
 }
 
-fn run(plan: sair_loadgen::cli::Plan) -> Result<(), (u8, anyhow::Error)> {
-    let rt = tokio::runtime::Runtime::new().map_err(|e| (1, anyhow::Error::from(e)))?;
+fn run(plan: Plan) -> Result<(), (Exit, anyhow::Error)> {
+    let rt = tokio::runtime::Runtime::new().map_err(|e| {
+        (
+            Exit::Internal,
+            anyhow::Error::from(e).context("cannot start the runtime"),
+        )
+    })?;
     let progress = !plan.quiet && std::io::stderr().is_terminal();
     let shutdown = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        sair_service::shutdown::signal().await;
     };
     let report = rt
         .block_on(execute(&plan, progress, shutdown))
         .map_err(|e| {
             let code = match e {
-                RunError::TooManyArrivals { .. } => 64,
-                RunError::Target(_) => 69,
+                RunError::TooManyArrivals { .. } => Exit::Usage,
+                RunError::Target(_) => Exit::Unavailable,
             };
             (code, anyhow::Error::from(e))
         })?;
     if let Some(path) = &plan.out {
-        let json = serde_json::to_vec_pretty(&report).map_err(|e| (74, e.into()))?;
+        let json = serde_json::to_vec_pretty(&report).map_err(|e| (Exit::Internal, e.into()))?;
         std::fs::write(path, json).map_err(|e| {
             (
-                74,
+                Exit::IoErr,
                 anyhow::Error::from(e).context(format!("writing --out {}", path.display())),
             )
         })?;

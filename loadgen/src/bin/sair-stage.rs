@@ -1,67 +1,63 @@
-//! `sair-stage`: a synthetic model server for demos, tests and benchmarks. Exit codes: 0 after
-//! Ctrl-C/SIGTERM, 64 bad configuration, 69 GPU set-up failed, 71 cannot listen.
+//! `sair-stage`: a synthetic model server for demos, tests and benchmarks. Once bound it prints
+//! one JSON line on stdout, `{"event":"bound","binary":"sair-stage","addresses":{"listen":…}}`
+//! (`--listen 127.0.0.1:0` picks a free port). Exit codes (sysexits, by `sair_service::exit`):
+//! 0 after SIGTERM/SIGINT, 64 bad flag, variable or config file, 69 the GPU set-up failed or
+//! the address cannot be bound, 70 internal error.
 
 #![forbid(unsafe_code)]
 
-use clap::Parser;
 use sair_loadgen::stage::{StageArgs, StageError, run};
+use sair_service::config::{ProcessEnv, load};
+use sair_service::exit::Exit;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args = StageArgs::parse();
+    let loaded = match load::<StageArgs>(std::env::args_os(), &ProcessEnv) {
+        Ok(l) => l,
+        Err(e) => return e.report("sair-stage"),
+    };
+    let args = loaded.value;
+    sair_service::logging::init_tracing(&args.log, "info");
     let stage = match args.build() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sair-stage: {e}");
-            return ExitCode::from(match e {
-                StageError::OutOfRange { .. } => 64,
-                StageError::Gpu(_) => 69,
-            });
+            return match e {
+                StageError::OutOfRange { .. } => Exit::Usage,
+                StageError::Gpu(_) => Exit::Unavailable,
+            }
+            .into();
         }
     };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sair-stage: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return Exit::Internal.into();
         }
     };
-    let result: anyhow::Result<()> = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
-        // Tests and scripts read the bound address (useful with port 0) from this line.
-        println!("listening on {}", listener.local_addr()?);
-        run(listener, stage, shutdown_signal()).await?;
-        Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sair-stage: {e:#}");
-            ExitCode::from(71)
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    rt.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("sair-stage: cannot listen on {}: {e}", args.listen);
+                return Exit::Unavailable;
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+        };
+        let addr = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("sair-stage: the listener has no address: {e}");
+                return Exit::Internal;
+            }
+        };
+        // Tests and scripts read the bound address (useful with port 0) from this line.
+        sair_service::announce::bound("sair-stage", &[("listen", addr)]);
+        run(listener, stage, async {
+            sair_service::shutdown::signal().await;
+        })
+        .await;
+        Exit::Ok
+    })
+    .into()
 }
