@@ -6,11 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sair_coordinator::sair::selector::llm::{LlmConfig, ProcessEnv};
+use sair_coordinator::sair::selector::llm::LlmConfig;
 use sair_coordinator::sair::store::Source;
 use sair_coordinator::sair::{Sair, SairConfig};
 use sair_coordinator::scenario::Scenario;
 use sair_coordinator::sim;
+use sair_service::config::ProcessEnv;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -5,10 +5,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn sair(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sair"))
-        .args(args)
-        .output()
-        .expect("run sair")
+    sair_env(args, &[])
+}
+
+/// `sair ARGS` with the logging variables of the test's own environment removed and `env`
+/// set on the child only.
+fn sair_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sair"));
+    c.args(args);
+    for k in [
+        "RUST_LOG",
+        "SAIR_VERBOSE",
+        "SAIR_LOG_FORMAT",
+        "SAIR_LOG_JSON",
+    ] {
+        c.env_remove(k);
+    }
+    c.envs(env.iter().copied());
+    c.output().expect("run sair")
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -212,4 +226,77 @@ fn shipped_scenarios_all_load() {
                 .count()
                 == 2
     }));
+}
+
+#[test]
+fn bad_flags_exit_64_and_help_exits_0() {
+    for args in [
+        &["eval", "--scenario", "x.toml", "--seeds", "-1"][..],
+        &["eval", "--scenario", "x.toml", "--seeds", "0"],
+        &["eval", "--no-such-flag"],
+        &["eval"],
+    ] {
+        let o = sair(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {err}");
+    }
+    let o = sair_env(&["eval", "--scenario", "x.toml"], &[("SAIR_SEEDS", "many")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("SAIR_SEEDS"),
+        "the error names the variable: {err}"
+    );
+    for args in [&["--help"][..], &["eval", "--help"], &["--version"]] {
+        let o = sair(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        assert!(!o.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// A first run shows the tables and no per-decision log; `-v` and `RUST_LOG` bring it back.
+#[test]
+fn the_log_is_quiet_by_default_and_verbose_on_request() {
+    let d = tmp("log");
+    let sc = write(&d, "short.toml", SHORT);
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let out = d.join("out");
+        let mut args = vec![
+            "eval",
+            "--scenario",
+            sc.to_str().unwrap(),
+            "--policy",
+            "sair",
+            "--seeds",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ];
+        args.extend_from_slice(extra);
+        let o = sair_env(&args, env);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{extra:?} {env:?}: {err}");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("| sair |"),
+            "the table is printed"
+        );
+        err
+    };
+    let quiet = run(&[], &[]);
+    assert!(
+        !quiet.contains("decision"),
+        "no per-decision log by default: {quiet}"
+    );
+    let verbose = run(&["-v"], &[]);
+    assert!(verbose.contains("decision"), "-v: {verbose}");
+    let env = run(&[], &[("RUST_LOG", "info")]);
+    assert!(env.contains("decision"), "RUST_LOG=info: {env}");
+    let json = run(&["--log-format", "json"], &[("RUST_LOG", "info")]);
+    assert!(
+        json.lines()
+            .any(|l| l.starts_with('{') && l.contains("decision")),
+        "{json}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
 }

@@ -15,6 +15,7 @@ pub mod prompt;
 
 use std::time::{Duration, Instant};
 
+use sair_service::config::EnvSource;
 use serde_json::{Value, json};
 
 use super::super::candidates::Candidates;
@@ -26,22 +27,6 @@ pub use prompt::{
     Answer, Completion, FormatDialect, Hint, Prompt, SYSTEM_PROMPT, answer_schema, build_prompt,
     estimate_tokens, parse_answer, parse_completion, response_format,
 };
-
-/// Where process environment variables come from (injected so tests never mutate the real
-/// environment).
-pub trait EnvSource {
-    fn get(&self, key: &str) -> Option<String>;
-}
-
-/// The real process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl EnvSource for ProcessEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok()
-    }
-}
 
 /// Settings of the LLM selector.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +45,8 @@ pub struct LlmConfig {
 }
 
 impl LlmConfig {
-    /// A config with defaults; the API key is read from `api_key_env` through `env`.
+    /// A config with defaults; the API key is read from `api_key_env` through `env` (so tests
+    /// never touch the process environment).
     pub fn new(url: &str, model: &str, api_key_env: Option<&str>, env: &dyn EnvSource) -> Self {
         Self {
             url: url.trim_end_matches('/').to_string(),

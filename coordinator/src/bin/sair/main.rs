@@ -1,18 +1,30 @@
 //! `sair`: the SAIR command-line tool. `sair eval` runs policies on simulated pipelines.
+//!
+//! Configuration, through `sair_service::config`: flags > `SAIR_*` variables > the TOML file
+//! named by `--config` / `SAIR_CONFIG` (keys are the long option names with `_` for `-`) >
+//! defaults. Logs go to stderr at `warn` unless `RUST_LOG` says otherwise; `-v` shows the
+//! per-decision log. Exit codes (sysexits): 0 success (and `--help`), 64 a bad flag, variable,
+//! config file, scenario or policy name, 73 an output or state directory that cannot be
+//! written, 70 an internal error.
 
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::anyhow;
 use clap::{Parser, Subcommand};
 use sair_coordinator::eval::{self, EvalPlan};
-use sair_coordinator::policies;
-use sair_coordinator::sair::selector::llm::{LlmConfig, ProcessEnv};
+use sair_coordinator::policies::{self, UnknownPolicy};
+use sair_coordinator::sair::selector::llm::LlmConfig;
 use sair_coordinator::scenario::Scenario;
+use sair_service::config::{self, ProcessEnv};
+use sair_service::exit::Exit;
+use sair_service::logging::{LogArgs, init_tracing};
 
-/// Exit code for a bad configuration or input (sysexits EX_USAGE).
-const EXIT_CONFIG: u8 = 64;
+/// The log filter when `RUST_LOG` is unset and no `-v` is given: a first run shows the
+/// progress bar and the tables, not one line per decision.
+const DEFAULT_LOG: &str = "warn";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,9 +33,11 @@ const EXIT_CONFIG: u8 = 64;
     about = "SAIR: autoscaling for multi-stage ML inference pipelines"
 )]
 struct Cli {
-    /// Log as JSON instead of human-readable lines.
-    #[arg(long, global = true, env = "SAIR_LOG_JSON")]
-    log_json: bool,
+    /// TOML file of option values; keys are the long option names with `_` for `-`.
+    #[arg(long, global = true, env = "SAIR_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,8 +61,8 @@ struct EvalArgs {
         env = "SAIR_POLICY"
     )]
     policy: Vec<String>,
-    /// Seeds per (scenario, policy): runs use seeds 1..=N.
-    #[arg(long, default_value_t = 3, env = "SAIR_SEEDS")]
+    /// Seeds per (scenario, policy): runs use seeds 1..=N (N ≥ 1).
+    #[arg(long, default_value_t = 3, env = "SAIR_SEEDS", value_parser = clap::value_parser!(u64).range(1..))]
     seeds: u64,
     /// Output directory for results.json, results.csv, results.md and plots/.
     #[arg(long, default_value = "out/eval", env = "SAIR_OUT")]
@@ -76,24 +90,29 @@ struct EvalArgs {
     llm_api_key_env: Option<String>,
 }
 
+/// Why a command failed: the exit code and what to print.
+type Failure = (Exit, anyhow::Error);
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let sub = tracing_subscriber::fmt().with_writer(std::io::stderr);
-    if cli.log_json {
-        sub.json().init();
-    } else {
-        sub.init();
-    }
-    match cli.command {
+    let loaded = match config::load::<Cli>(std::env::args_os(), &ProcessEnv) {
+        Ok(l) => l,
+        Err(e) => return e.report("sair"),
+    };
+    init_tracing(&loaded.value.log, DEFAULT_LOG);
+    loaded.log_sources();
+    let result = match loaded.value.command {
         Command::Eval(a) => run_eval(a),
+    };
+    match result {
+        Ok(()) => Exit::Ok.into(),
+        Err((code, e)) => {
+            eprintln!("sair: error: {e:#}");
+            code.into()
+        }
     }
 }
 
-fn run_eval(a: EvalArgs) -> ExitCode {
-    if a.seeds == 0 {
-        eprintln!("error: --seeds must be at least 1");
-        return ExitCode::from(EXIT_CONFIG);
-    }
+fn run_eval(a: EvalArgs) -> Result<(), Failure> {
     let policies: Vec<String> = a
         .policy
         .iter()
@@ -101,19 +120,20 @@ fn run_eval(a: EvalArgs) -> ExitCode {
         .filter(|p| !p.is_empty())
         .collect();
     if policies.is_empty() {
-        eprintln!(
-            "error: no policy given; known policies: {}",
-            policies::known().join(", ")
-        );
-        return ExitCode::from(EXIT_CONFIG);
+        return Err((
+            Exit::Usage,
+            anyhow!(
+                "no policy given; known policies: {}",
+                policies::known().join(", ")
+            ),
+        ));
     }
-    let scenarios = match Scenario::load_all(&a.scenario) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: bad scenario, nothing was run: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
+    let scenarios = Scenario::load_all(&a.scenario).map_err(|e| {
+        (
+            Exit::Usage,
+            anyhow!(e).context("bad scenario, nothing was run"),
+        )
+    })?;
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -128,35 +148,31 @@ fn run_eval(a: EvalArgs) -> ExitCode {
             LlmConfig::new(url, &a.llm_model, a.llm_api_key_env.as_deref(), &ProcessEnv)
         }),
     };
-    if let Err(e) = eval::check_policies(&plan) {
-        eprintln!("error: {e}");
-        return ExitCode::from(EXIT_CONFIG);
-    }
+    eval::check_policies(&plan).map_err(|e| (Exit::Usage, anyhow!(e)))?;
     let total = plan.scenarios.len() * plan.policies.len() * plan.seeds as usize;
     tracing::info!(runs = total, jobs, "evaluating");
     let start = std::time::Instant::now();
-    let runs = match eval::run_all(&plan) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runs = eval::run_all(&plan).map_err(|e| {
+        let code = match e {
+            // Names were checked above: what is left is a policy that could not open its
+            // state (the experience store under --state-dir).
+            UnknownPolicy::Failed { .. } => Exit::CantCreate,
+            UnknownPolicy::Unknown { .. } => Exit::Internal,
+        };
+        (code, anyhow!(e))
+    })?;
     let wall = start.elapsed().as_secs_f64();
     let events: u64 = runs.iter().map(|r| r.record.events).sum();
-    match eval::write_outputs(&a.out, &plan.scenarios, &plan.policies, &runs) {
-        Ok(md) => {
-            println!("{md}");
-            println!(
-                "{total} runs in {wall:.1} s on {jobs} threads ({:.2} M simulated events/s); wrote {}",
-                events as f64 / wall / 1e6,
-                a.out.display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let md = eval::write_outputs(&a.out, &plan.scenarios, &plan.policies, &runs)
+        .map_err(|e| (Exit::CantCreate, anyhow!(e)))?;
+    println!("{md}");
+    println!(
+        "{total} runs in {wall:.1} s on {jobs} threads ({:.2} M simulated events/s); wrote {}",
+        events as f64 / wall / 1e6,
+        a.out.display()
+    );
+    Ok(())
 }
+
+#[cfg(test)]
+mod tests;
