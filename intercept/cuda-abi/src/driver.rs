@@ -115,6 +115,27 @@ pub struct CudaKernelNodeParams {
     pub ctx: CUcontext,
 }
 
+// The structs above are read from and written to C callers: pin their layout to cuda.h's
+// (x86-64 / aarch64 Linux).
+#[cfg(target_pointer_width = "64")]
+const _: () = {
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<CUlaunchAttribute>() == 72);
+    assert!(offset_of!(CUlaunchAttribute, value) == 8);
+    assert!(size_of::<CUlaunchConfig>() == 56);
+    assert!(offset_of!(CUlaunchConfig, shared_mem_bytes) == 24);
+    assert!(offset_of!(CUlaunchConfig, h_stream) == 32);
+    assert!(offset_of!(CUlaunchConfig, attrs) == 40);
+    assert!(offset_of!(CUlaunchConfig, num_attrs) == 48);
+    assert!(size_of::<CudaKernelNodeParams>() == 72);
+    assert!(offset_of!(CudaKernelNodeParams, grid_dim_x) == 8);
+    assert!(offset_of!(CudaKernelNodeParams, shared_mem_bytes) == 32);
+    assert!(offset_of!(CudaKernelNodeParams, kernel_params) == 40);
+    assert!(offset_of!(CudaKernelNodeParams, extra) == 48);
+    assert!(offset_of!(CudaKernelNodeParams, kern) == 56);
+    assert!(offset_of!(CudaKernelNodeParams, ctx) == 64);
+};
+
 /// The shape of a launch: what both the device model and the cost model need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LaunchShape {

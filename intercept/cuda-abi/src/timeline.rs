@@ -252,3 +252,6 @@ pub fn pid_alive(pid: u32) -> bool {
     let r = unsafe { libc::kill(p, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+#[cfg(test)]
+mod tests;

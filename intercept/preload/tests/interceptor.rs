@@ -9,6 +9,7 @@
 //! is a fixture binary of `sair-emu-tools`, not of this crate; CI builds the workspace before
 //! testing).
 
+#![forbid(unsafe_code)]
 // Helpers here are test code too (clippy's allow-unwrap-in-tests only sees #[test] fns).
 #![allow(clippy::unwrap_used)]
 
