@@ -1,11 +1,35 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine: checks formatting, builds every binary and cdylib
-# the integration tests start, starts the local LLM server the policy's real-LLM test needs,
-# runs all tests, then holds the code to clippy with warnings as errors.
+# Runs the whole test suite on a fresh machine: checks formatting, unused and banned
+# dependencies, licenses and sources, builds every binary and cdylib the integration tests
+# start, starts the local LLM server the policy's real-LLM test needs, runs all tests, then
+# holds the code to clippy and rustdoc with warnings as errors.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+# Pinned check tools, built from crates.io only when missing or at another version (the first
+# run on a fresh machine compiles them: several minutes, cached in ~/.cargo/bin afterwards).
+CARGO_DENY_VERSION=0.20.2
+CARGO_MACHETE_VERSION=0.9.2
+install_tool() { # tool version
+    local have
+    have=$(cargo "${1#cargo-}" --version 2>/dev/null || true)
+    case "$have" in
+    *"$2") ;;
+    *) cargo install --locked "$1@$2" ;;
+    esac
+}
+install_tool cargo-deny "$CARGO_DENY_VERSION"
+install_tool cargo-machete "$CARGO_MACHETE_VERSION"
+
 cargo fmt --all -- --check
+# Unused dependencies (a false positive goes in [package.metadata.cargo-machete] ignored,
+# with a comment saying why).
+cargo machete
+# Bans (one version per crate, listed exceptions), licenses and sources: deny.toml.
+# Advisories are not checked here: they need a network copy of the RustSec database
+# (run `cargo deny check advisories` by hand where there is network; see deny.toml).
+cargo deny check bans licenses sources
 cargo build --workspace --all-targets
 # The SAIR policy's real-LLM test talks to a local OpenAI-compatible server (llama-cpp-python +
 # SmolLM2-135M on 127.0.0.1; installs into ~/.cache/sair-llm on first use, ~5 min).
@@ -14,3 +38,4 @@ export SAIR_LLM_URL
 trap 'scripts/llm-local.sh stop' EXIT
 cargo test --workspace --no-fail-fast
 cargo clippy --workspace --all-targets -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
