@@ -12,9 +12,8 @@ pub const ADMIN: Role = Role::tcp("admin", "--metrics-listen");
 /// The StageReport endpoint (QUIC).
 pub const REPORT: Role = Role::udp("report", "--report-listen");
 
-/// Whether `sair-node-agent` prints the bound-address line yet (SERVICE is adding it); until
-/// it does, the harness chooses its ports.
-const ANNOUNCE: Announce = Announce::ChosenPorts;
+/// `sair-node-agent run` announces `admin` and `report` on the bound-address line.
+const ANNOUNCE: Announce = Announce::BoundLine;
 
 /// A `sair-node-agent run` to start.
 pub fn agent() -> AgentBuilder {

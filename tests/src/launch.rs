@@ -1,5 +1,5 @@
-//! The generic process builder under [`crate::stage`], [`crate::sidecar`] and
-//! [`crate::agent`]: spawns a real binary with each of its listening roles on port 0, reads the
+//! The generic process builder under [`crate::stage()`], [`crate::sidecar()`] and
+//! [`crate::agent()`]: spawns a real binary with each of its listening roles on port 0, reads the
 //! one bound-address line ([`crate::Bound`]) from its stdout, keeps everything else the process
 //! prints in a log file for failure messages, and hands back a [`Running`] guard that kills the
 //! process when dropped.
@@ -135,7 +135,7 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// The workspace binary `binary`, found by [`crate::binary`].
+    /// The workspace binary `binary`, found by [`crate::binary()`].
     pub fn new(binary: &str) -> Launch {
         Launch::program(crate::binary(binary))
     }

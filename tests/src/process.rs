@@ -16,8 +16,8 @@ pub struct Proc {
 impl Proc {
     /// Spawns `program args…` with stdout and stderr going to a log file in `dir`.
     ///
-    /// The older, lower-level entry point: new tests use the builders ([`crate::stage`],
-    /// [`crate::sidecar`], [`crate::agent`], [`crate::Launch`]), which also read the
+    /// The older, lower-level entry point: new tests use the builders ([`crate::stage()`],
+    /// [`crate::sidecar()`], [`crate::agent()`], [`crate::Launch`]), which also read the
     /// bound-address line.
     pub fn spawn(
         dir: &Path,
