@@ -178,6 +178,8 @@ pub fn install() -> Result<PrometheusHandle, String> {
                 .install_recorder()
                 .map_err(|e| e.to_string())?;
             describe();
+            // The shared plumbing's own metrics (accept errors, admin requests).
+            sair_service::metrics::describe();
             Ok(handle)
         })
         .clone()

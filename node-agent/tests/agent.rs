@@ -538,6 +538,54 @@ fn healthz_sigterm_and_bad_flags() {
     assert!(err.contains("no_such_setting"), "{err}");
 }
 
+#[test]
+fn readyz_help_and_the_config_file() {
+    let w = World::new("readyz");
+    // Settings from a TOML file, one overridden by a variable: the agent comes up on them.
+    let file = w.root.join("agent.toml");
+    std::fs::write(
+        &file,
+        "gc_idle = \"1h\"\nshare_headroom = 0.1\nnode_name = \"from-file\"\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let agent = w.agent("agent", &["--config", &file]);
+    assert_eventually!(
+        sair_tests::http::request(&agent.metrics, "GET", "/readyz", b"")
+            .is_ok_and(|r| r.status == 200),
+        "/readyz never ready"
+    );
+    // `World::agent` passes --node-name it-node: the flag beats the file.
+    let text = metrics(&agent);
+    assert!(text.contains("node=\"it-node\""), "{text}");
+    assert!(!text.contains("from-file"), "{text}");
+
+    let out = Command::new(AGENT)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("SAIR_CONTROL_PERIOD"), "{help}");
+    assert!(
+        !help.contains("--control-period-ms"),
+        "legacy names are hidden: {help}"
+    );
+    let out = Command::new(AGENT)
+        .args(["run", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let out = Command::new(AGENT)
+        .args(["run", "--config", &file])
+        .env("SAIR_GC_IDLE", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SAIR_GC_IDLE"), "{err}");
+}
+
 mod quic {
     use super::*;
     use quinn::rustls::pki_types::CertificateDer;

@@ -17,7 +17,19 @@ use std::net::SocketAddr;
 pub fn bound_line(binary: &str, addrs: &[(&str, SocketAddr)]) -> String {
     let addresses: BTreeMap<&str, String> =
         addrs.iter().map(|(r, a)| (*r, a.to_string())).collect();
-    serde_json::json!({ "event": "bound", "binary": binary, "addresses": addresses }).to_string()
+    // Written in this field order (`event` first, as documented) rather than through a
+    // `serde_json::Value`, whose map sorts its keys.
+    let quote = |s: &str| serde_json::Value::from(s).to_string();
+    let addresses = serde_json::Value::from(
+        addresses
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+            .collect::<serde_json::Map<_, _>>(),
+    );
+    format!(
+        r#"{{"event":"bound","binary":{},"addresses":{addresses}}}"#,
+        quote(binary)
+    )
 }
 
 /// Prints [`bound_line`] on stdout as one line and flushes it. A failed write is logged (the

@@ -30,8 +30,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 mod check;
+mod file;
+mod values;
 
 pub use check::{Field, check_every_field, walk_fields};
+use file::read_table;
+use values::{tokens_for, toml_strings};
 
 /// Where configuration reads environment variables. Tests inject a [`MapEnv`]; binaries use
 /// [`ProcessEnv`]. Config code never mutates the process environment.
@@ -165,6 +169,10 @@ pub fn load<T: Parser>(
 }
 
 /// [`load`] for a builder-API [`Command`]: the final matches and the sources.
+///
+/// Options of the root command are placed right after the binary name, options of deeper
+/// commands at the end of the arguments: a non-global option of an intermediate subcommand
+/// (`bin a --x b`) cannot be filled from a variable or the file. No SAIR binary has one.
 pub fn load_command(
     cmd: Command,
     args: impl IntoIterator<Item = impl Into<OsString>>,
@@ -177,124 +185,21 @@ pub fn load_command(
     };
     let chain = active_chain(&cmd, &first);
     let mut sources = BTreeMap::new();
-
-    // The file: from `--config` or its variable.
-    let mut root_tokens: Vec<OsString> = Vec::new();
-    let mut leaf_tokens: Vec<OsString> = Vec::new();
-    let mut config_file = None;
-    for (depth, (level, m)) in chain.iter().enumerate() {
-        if let Some(arg) = level
-            .get_arguments()
-            .find(|a| a.get_long() == Some("config"))
-        {
-            let id = arg.get_id().as_str();
-            if m.value_source(id) == Some(ValueSource::CommandLine) {
-                config_file = m.get_raw(id).and_then(|mut v| v.next()).map(PathBuf::from);
-                sources.insert(id.to_owned(), Source::Flag);
-            } else if let Some(var) = env_name(arg)
-                && let Some(v) = env.get(&var)
-            {
-                let tokens = if depth == 0 {
-                    &mut root_tokens
-                } else {
-                    &mut leaf_tokens
-                };
-                tokens.push(format!("--config={v}").into());
-                config_file = Some(PathBuf::from(v));
-                sources.insert(id.to_owned(), Source::Env { var });
-            }
-        }
-    }
+    let mut tokens: [Vec<OsString>; 2] = Default::default();
+    let config_file = config_file(&chain, env, &mut sources, &mut tokens);
     let file = match &config_file {
-        Some(path) => Some((path.clone(), read_table(&cmd, path)?)),
+        Some(path) => Some(FileSource {
+            path: path.clone(),
+            table: read_table(&cmd, path)?,
+        }),
         None => None,
     };
-
     for (depth, (level, m)) in chain.iter().enumerate() {
-        let args: Vec<&Arg> = level.get_arguments().filter(|a| is_option(a)).collect();
-        for a in &args {
-            if m.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine) {
-                sources.insert(a.get_id().to_string(), Source::Flag);
-            }
-        }
-        let beaten = |a: &Arg, sources: &BTreeMap<String, Source>, rank: u8| {
-            conflicts(level, a)
-                .iter()
-                .any(|c| sources.get(c).is_some_and(|s| s.rank() >= rank))
-        };
-        let mut tokens = Vec::new();
-        // Environment, then file: each only where no higher source gave the option (or one it
-        // conflicts with).
-        for a in &args {
-            let id = a.get_id().to_string();
-            if sources.contains_key(&id) || beaten(a, &sources, 3) {
-                continue;
-            }
-            if let Some(var) = env_name(a)
-                && let Some(v) = env.get(&var)
-            {
-                let t = tokens_for(a, std::slice::from_ref(&v)).map_err(|reason| {
-                    ConfigError::BadEnv {
-                        var: var.clone(),
-                        value: v.clone(),
-                        reason,
-                    }
-                })?;
-                tokens.extend(t);
-                sources.insert(id, Source::Env { var });
-            }
-        }
-        if let Some((path, table)) = &file {
-            for a in &args {
-                let id = a.get_id().to_string();
-                if sources.contains_key(&id) || beaten(a, &sources, 2) {
-                    continue;
-                }
-                let key = toml_key(a);
-                let Some(value) = table.get(&key) else {
-                    continue;
-                };
-                let bad = |reason: String| ConfigError::BadFileValue {
-                    key: key.clone(),
-                    path: path.clone(),
-                    value: value.to_string(),
-                    reason,
-                };
-                let strings = toml_strings(value).map_err(bad)?;
-                tokens.extend(tokens_for(a, &strings).map_err(bad)?);
-                sources.insert(
-                    id,
-                    Source::File {
-                        path: path.clone(),
-                        key,
-                    },
-                );
-            }
-        }
-        if depth == 0 {
-            root_tokens.extend(tokens);
-        } else {
-            leaf_tokens.extend(tokens);
-        }
-        for a in &args {
-            sources
-                .entry(a.get_id().to_string())
-                .or_insert(Source::Default);
-        }
+        let t = overlay_level(level, m, env, file.as_ref(), &mut sources)?;
+        tokens[usize::from(depth > 0)].extend(t);
     }
-
-    // Root-level options right after the binary name; deeper ones at the end of the leaf's
-    // arguments (before a `--`, which only the leaf can have consumed).
-    let mut second: Vec<OsString> =
-        Vec::with_capacity(argv.len() + root_tokens.len() + leaf_tokens.len());
-    second.extend(argv.first().cloned());
-    second.extend(root_tokens.iter().cloned());
-    let rest = argv.get(1..).unwrap_or_default();
-    let dashdash = rest.iter().position(|a| a == "--").unwrap_or(rest.len());
-    second.extend(rest[..dashdash].iter().cloned());
-    second.extend(leaf_tokens.iter().cloned());
-    second.extend(rest[dashdash..].iter().cloned());
-
+    let [root, deeper] = tokens;
+    let second = splice(&argv, root, deeper);
     let matches = without_env(cmd.clone())
         .try_get_matches_from(&second)
         .map_err(|e| blame(&chain_args(&chain), &sources, e))?;
@@ -306,6 +211,124 @@ pub fn load_command(
             sources,
         },
     ))
+}
+
+/// The parsed TOML file.
+struct FileSource {
+    path: PathBuf,
+    table: toml::Table,
+}
+
+/// The file named by the option whose long name is `config`, given as a flag or through its
+/// variable (then passed on to clap as a token, so the binary sees it too).
+fn config_file(
+    chain: &[(&Command, &ArgMatches)],
+    env: &dyn EnvSource,
+    sources: &mut BTreeMap<String, Source>,
+    tokens: &mut [Vec<OsString>; 2],
+) -> Option<PathBuf> {
+    let mut path = None;
+    for (depth, (level, m)) in chain.iter().enumerate() {
+        let Some(arg) = level
+            .get_arguments()
+            .find(|a| a.get_long() == Some("config"))
+        else {
+            continue;
+        };
+        let id = arg.get_id().as_str();
+        if m.value_source(id) == Some(ValueSource::CommandLine) {
+            path = m.get_raw(id).and_then(|mut v| v.next()).map(PathBuf::from);
+            sources.insert(id.to_owned(), Source::Flag);
+        } else if let Some(var) = env_name(arg)
+            && let Some(v) = env.get(&var)
+        {
+            tokens[usize::from(depth > 0)].push(format!("--config={v}").into());
+            path = Some(PathBuf::from(v));
+            sources.insert(id.to_owned(), Source::Env { var });
+        }
+    }
+    path
+}
+
+/// Tokens for the options of one command that no flag gave: from the variable, else from the
+/// file, each only where no higher source gave the option or one it conflicts with. Records
+/// every option's source.
+fn overlay_level(
+    level: &Command,
+    m: &ArgMatches,
+    env: &dyn EnvSource,
+    file: Option<&FileSource>,
+    sources: &mut BTreeMap<String, Source>,
+) -> Result<Vec<OsString>, ConfigError> {
+    let args: Vec<&Arg> = level.get_arguments().filter(|a| is_option(a)).collect();
+    for a in &args {
+        if m.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine) {
+            sources.insert(a.get_id().to_string(), Source::Flag);
+        }
+    }
+    let open = |a: &Arg, sources: &BTreeMap<String, Source>, rank: u8| {
+        !sources.contains_key(a.get_id().as_str())
+            && !conflicts(level, a)
+                .iter()
+                .any(|c| sources.get(c).is_some_and(|s| s.rank() >= rank))
+    };
+    let mut tokens = Vec::new();
+    for a in &args {
+        if !open(a, sources, Source::Flag.rank()) {
+            continue;
+        }
+        let Some(var) = env_name(a) else { continue };
+        let Some(v) = env.get(&var) else { continue };
+        let t = tokens_for(a, std::slice::from_ref(&v)).map_err(|reason| ConfigError::BadEnv {
+            var: var.clone(),
+            value: v.clone(),
+            reason,
+        })?;
+        tokens.extend(t);
+        sources.insert(a.get_id().to_string(), Source::Env { var });
+    }
+    if let Some(file) = file {
+        let env_rank = Source::Env { var: String::new() }.rank();
+        for a in &args {
+            if !open(a, sources, env_rank) {
+                continue;
+            }
+            let key = toml_key(a);
+            let Some(value) = file.table.get(&key) else {
+                continue;
+            };
+            let bad = |reason: String| ConfigError::BadFileValue {
+                key: key.clone(),
+                path: file.path.clone(),
+                value: value.to_string(),
+                reason,
+            };
+            let strings = toml_strings(value).map_err(bad)?;
+            tokens.extend(tokens_for(a, &strings).map_err(bad)?);
+            let path = file.path.clone();
+            sources.insert(a.get_id().to_string(), Source::File { path, key });
+        }
+    }
+    for a in &args {
+        sources
+            .entry(a.get_id().to_string())
+            .or_insert(Source::Default);
+    }
+    Ok(tokens)
+}
+
+/// The second command line: root-level tokens right after the binary name, deeper ones at the
+/// end of the arguments but before a `--` (which only the leaf can have consumed).
+fn splice(argv: &[OsString], root: Vec<OsString>, deeper: Vec<OsString>) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(argv.len() + root.len() + deeper.len());
+    out.extend(argv.first().cloned());
+    out.extend(root);
+    let rest = argv.get(1..).unwrap_or_default();
+    let dashdash = rest.iter().position(|a| a == "--").unwrap_or(rest.len());
+    out.extend(rest[..dashdash].iter().cloned());
+    out.extend(deeper);
+    out.extend(rest[dashdash..].iter().cloned());
+    out
 }
 
 /// The commands from the root to the active subcommand, each with its matches.
@@ -387,144 +410,6 @@ fn conflicts(level: &Command, a: &Arg) -> BTreeSet<String> {
         }
     }
     out
-}
-
-fn read_table(cmd: &Command, path: &PathBuf) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::FileRead {
-        path: path.clone(),
-        source,
-    })?;
-    let table: toml::Table = text.parse().map_err(|e| ConfigError::FileSyntax {
-        path: path.clone(),
-        source: Box::new(e),
-    })?;
-    let mut known = BTreeSet::new();
-    collect_keys(cmd, &mut known);
-    if let Some(key) = table.keys().find(|k| !known.contains(*k)) {
-        return Err(ConfigError::UnknownKey {
-            key: key.clone(),
-            path: path.clone(),
-        });
-    }
-    Ok(table)
-}
-
-/// Every option's key anywhere in the command tree: one file may serve several subcommands.
-fn collect_keys(cmd: &Command, out: &mut BTreeSet<String>) {
-    out.extend(cmd.get_arguments().filter(|a| is_option(a)).map(toml_key));
-    for sub in cmd.get_subcommands() {
-        collect_keys(sub, out);
-    }
-}
-
-/// A TOML value as option values: scalars as their text, arrays element by element.
-fn toml_strings(v: &toml::Value) -> Result<Vec<String>, String> {
-    fn scalar(v: &toml::Value) -> Result<String, String> {
-        Ok(match v {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Integer(i) => i.to_string(),
-            toml::Value::Float(f) => f.to_string(),
-            toml::Value::Boolean(b) => b.to_string(),
-            toml::Value::Datetime(d) => d.to_string(),
-            toml::Value::Array(_) | toml::Value::Table(_) => {
-                return Err("expected a value or a list of values".to_owned());
-            }
-        })
-    }
-    match v {
-        toml::Value::Array(items) => items.iter().map(scalar).collect(),
-        other => Ok(vec![scalar(other)?]),
-    }
-}
-
-fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" | "" => Ok(false),
-        _ => Err(format!("{s:?} is not a boolean (true/false)")),
-    }
-}
-
-/// The command-line tokens that give option `a` the `values`, each first checked with the
-/// option's own value parser.
-fn tokens_for(a: &Arg, values: &[String]) -> Result<Vec<OsString>, String> {
-    let long = a.get_long().unwrap_or_default();
-    let one = || match values {
-        [v] => Ok(v.as_str()),
-        _ => Err("expected one value, not a list".to_owned()),
-    };
-    Ok(match a.get_action() {
-        ArgAction::SetTrue => match parse_bool(one()?)? {
-            true => vec![format!("--{long}").into()],
-            false => vec![],
-        },
-        ArgAction::SetFalse => match parse_bool(one()?)? {
-            false => vec![format!("--{long}").into()],
-            true => vec![],
-        },
-        ArgAction::Count => {
-            let n: u8 = one()?
-                .trim()
-                .parse()
-                .map_err(|_| format!("{:?} is not a count (0–255)", one().unwrap_or_default()))?;
-            vec![OsString::from(format!("--{long}")); usize::from(n)]
-        }
-        _ => {
-            for v in values {
-                check_value(a, v)?;
-            }
-            let many = a.get_num_args().is_some_and(|r| r.max_values() > 1);
-            match (a.get_action(), values) {
-                (_, [v]) => vec![format!("--{long}={v}").into()],
-                (ArgAction::Append, vs) => {
-                    vs.iter().map(|v| format!("--{long}={v}").into()).collect()
-                }
-                (_, vs) if a.get_value_delimiter().is_some() => {
-                    let d = a.get_value_delimiter().unwrap_or(',');
-                    vec![format!("--{long}={}", vs.join(&d.to_string())).into()]
-                }
-                (_, vs) if many => std::iter::once(OsString::from(format!("--{long}")))
-                    .chain(vs.iter().map(OsString::from))
-                    .collect(),
-                _ => return Err("expected one value, not a list".to_owned()),
-            }
-        }
-    })
-}
-
-/// Runs `a`'s value parser on `value` in a one-option command, to get an error that can be
-/// blamed on the variable or key rather than on a flag nobody typed.
-fn check_value(a: &Arg, value: &str) -> Result<(), String> {
-    let mut probe = Arg::new("value")
-        .long("value")
-        .value_parser(a.get_value_parser().clone())
-        .action(ArgAction::Append)
-        .allow_hyphen_values(true)
-        .ignore_case(a.is_ignore_case_set());
-    if let Some(d) = a.get_value_delimiter() {
-        probe = probe.value_delimiter(d);
-    }
-    Command::new("probe")
-        .no_binary_name(true)
-        .arg(probe)
-        .try_get_matches_from([format!("--value={value}")])
-        .map(drop)
-        .map_err(|e| reason(&e))
-}
-
-/// The cause of a clap value error without clap's `error:` framing and usage text.
-fn reason(e: &clap::Error) -> String {
-    use std::error::Error as _;
-    if let Some(src) = e.source() {
-        return src.to_string();
-    }
-    let valid = match e.get(ContextKind::ValidValue) {
-        Some(ContextValue::Strings(v)) => format!(" (possible values: {})", v.join(", ")),
-        _ => String::new(),
-    };
-    let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or_default();
-    format!("{}{valid}", first.trim_start_matches("error: "))
 }
 
 /// Maps a clap error of the second parse back to the variable or key that caused it.
