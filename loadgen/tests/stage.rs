@@ -228,3 +228,13 @@ fn a_libcuda_without_the_driver_api_is_a_clear_start_up_error() {
     assert!(output.contains("libcuda.so.1 has no cuInit"), "{output}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn sigterm_stops_the_stage_with_exit_0() {
+    let mut stage = spawn(&["--cpu-ms", "0"]);
+    assert_eq!(http(stage.addr(), "GET", "/healthz", b"").status, 200);
+    let status = stage
+        .terminate(Duration::from_secs(10))
+        .expect("sair-stage exits on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", stage.output());
+}
