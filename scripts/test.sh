@@ -9,6 +9,8 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 # Pinned check tools, built from crates.io only when missing or at another version (the first
 # run on a fresh machine compiles them: several minutes, cached in ~/.cargo/bin afterwards).
+# cargo-deny's own release profile asks for fat LTO with one codegen unit, which makes its
+# build much slower for a tool that runs for a second: build it without.
 CARGO_DENY_VERSION=0.20.2
 CARGO_MACHETE_VERSION=0.9.2
 install_tool() { # tool version
@@ -16,7 +18,10 @@ install_tool() { # tool version
     have=$(cargo "${1#cargo-}" --version 2>/dev/null || true)
     case "$have" in
     *"$2") ;;
-    *) cargo install --locked "$1@$2" ;;
+    *)
+        CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+            cargo install --locked "$1@$2"
+        ;;
     esac
 }
 install_tool cargo-deny "$CARGO_DENY_VERSION"
