@@ -21,7 +21,7 @@ pub enum AgentError {
     },
     /// QUIC/TLS set-up failed.
     #[error(transparent)]
-    Transport(#[from] sair_wire::transport::TransportError),
+    Transport(#[from] sair_wire::transport::EndpointError),
     /// A file outside the segments (state file, lock, TLS material) failed.
     #[error("{op} {path} failed: {source}")]
     Io {

@@ -19,9 +19,13 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 /// ALPN protocol id of SAIR protocol version 1.
 pub const ALPN: &[u8] = b"sair/1";
 
-/// Why a QUIC endpoint could not be set up.
+/// The old name of [`EndpointError`], kept while its users move over (`sair-mesh` has a
+/// `TransportError` of its own, for the mesh's transport at run time).
+pub type TransportError = EndpointError;
+
+/// Why a QUIC endpoint could not be set up (identity, TLS, QUIC configuration, binding).
 #[derive(Debug, thiserror::Error)]
-pub enum TransportError {
+pub enum EndpointError {
     #[error("could not read {what} from {path}: {source}")]
     Pem {
         what: &'static str,
@@ -61,15 +65,15 @@ impl Clone for Identity {
 
 impl Identity {
     /// Loads a PEM certificate chain and a PEM private key.
-    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TransportError> {
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, EndpointError> {
         let chain = CertificateDer::pem_file_iter(cert)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|source| TransportError::Pem {
+            .map_err(|source| EndpointError::Pem {
                 what: "certificate chain",
                 path: cert.display().to_string(),
                 source,
             })?;
-        let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TransportError::Pem {
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|source| EndpointError::Pem {
             what: "private key",
             path: key.display().to_string(),
             source,
@@ -79,7 +83,7 @@ impl Identity {
 
     /// A self-signed identity for `names` (no CA); peers must use
     /// [`Trust::Roots`] with this certificate or skip verification.
-    pub fn self_signed(names: &[&str]) -> Result<Self, TransportError> {
+    pub fn self_signed(names: &[&str]) -> Result<Self, EndpointError> {
         let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
         let certified = rcgen::generate_simple_self_signed(names)?;
         Ok(Self {
@@ -96,7 +100,7 @@ pub struct DevCa {
 }
 
 impl DevCa {
-    pub fn new() -> Result<Self, TransportError> {
+    pub fn new() -> Result<Self, EndpointError> {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params
@@ -113,7 +117,7 @@ impl DevCa {
     }
 
     /// Issues a leaf identity valid for `names`.
-    pub fn issue(&self, names: &[&str]) -> Result<Identity, TransportError> {
+    pub fn issue(&self, names: &[&str]) -> Result<Identity, EndpointError> {
         let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
         let params = rcgen::CertificateParams::new(names)?;
         let key = rcgen::KeyPair::generate()?;
@@ -149,7 +153,7 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn roots(certs: &[CertificateDer<'static>]) -> Result<RootCertStore, TransportError> {
+fn roots(certs: &[CertificateDer<'static>]) -> Result<RootCertStore, EndpointError> {
     let mut store = RootCertStore::empty();
     for c in certs {
         store.add(c.clone())?;
@@ -162,7 +166,7 @@ fn roots(certs: &[CertificateDer<'static>]) -> Result<RootCertStore, TransportEr
 pub fn server_config(
     identity: &Identity,
     client_roots: Option<&[CertificateDer<'static>]>,
-) -> Result<quinn::ServerConfig, TransportError> {
+) -> Result<quinn::ServerConfig, EndpointError> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let builder = match client_roots {
@@ -179,7 +183,7 @@ pub fn server_config(
     let mut crypto = builder.with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     crypto.alpn_protocols = vec![ALPN.to_vec()];
     let quic =
-        QuicServerConfig::try_from(crypto).map_err(|e| TransportError::Quic(e.to_string()))?;
+        QuicServerConfig::try_from(crypto).map_err(|e| EndpointError::Quic(e.to_string()))?;
     Ok(quinn::ServerConfig::with_crypto(Arc::new(quic)))
 }
 
@@ -187,7 +191,7 @@ pub fn server_config(
 pub fn client_config(
     trust: &Trust,
     identity: Option<&Identity>,
-) -> Result<quinn::ClientConfig, TransportError> {
+) -> Result<quinn::ClientConfig, EndpointError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let builder = match trust {
@@ -202,7 +206,7 @@ pub fn client_config(
     };
     crypto.alpn_protocols = vec![ALPN.to_vec()];
     let quic =
-        QuicClientConfig::try_from(crypto).map_err(|e| TransportError::Quic(e.to_string()))?;
+        QuicClientConfig::try_from(crypto).map_err(|e| EndpointError::Quic(e.to_string()))?;
     Ok(quinn::ClientConfig::new(Arc::new(quic)))
 }
 
@@ -210,22 +214,22 @@ pub fn client_config(
 pub fn server_endpoint(
     addr: SocketAddr,
     config: quinn::ServerConfig,
-) -> Result<quinn::Endpoint, TransportError> {
-    quinn::Endpoint::server(config, addr).map_err(|source| TransportError::Bind { addr, source })
+) -> Result<quinn::Endpoint, EndpointError> {
+    quinn::Endpoint::server(config, addr).map_err(|source| EndpointError::Bind { addr, source })
 }
 
 /// Binds a client-only endpoint on an ephemeral port of the right address family.
 pub fn client_endpoint(
     peer_family: SocketAddr,
     config: quinn::ClientConfig,
-) -> Result<quinn::Endpoint, TransportError> {
+) -> Result<quinn::Endpoint, EndpointError> {
     let addr: SocketAddr = if peer_family.is_ipv6() {
         (std::net::Ipv6Addr::LOCALHOST, 0).into()
     } else {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     };
     let mut ep =
-        quinn::Endpoint::client(addr).map_err(|source| TransportError::Bind { addr, source })?;
+        quinn::Endpoint::client(addr).map_err(|source| EndpointError::Bind { addr, source })?;
     ep.set_default_client_config(config);
     Ok(ep)
 }
