@@ -33,7 +33,7 @@ mod check;
 mod file;
 mod values;
 
-pub use check::{Field, check_every_field, walk_fields};
+pub use check::{Field, check_every_field, check_every_field_named, walk_fields};
 use file::read_table;
 use values::{tokens_for, toml_strings};
 

@@ -114,6 +114,16 @@ fn leaves(cmd: &Command, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
 pub fn check_every_field<T: CommandFactory>(
     samples: &[(&str, &str)],
 ) -> Result<Vec<String>, String> {
+    check_every_field_named::<T>(samples, Field::conventional_env)
+}
+
+/// [`check_every_field`] for a binary whose variables follow another rule than
+/// [`Field::conventional_env`] (e.g. `SAIR_LOADGEN_` + the long name): `naming` says which
+/// variable each option must declare.
+pub fn check_every_field_named<T: CommandFactory>(
+    samples: &[(&str, &str)],
+    naming: impl Fn(&Field) -> String,
+) -> Result<Vec<String>, String> {
     let cmd = T::command();
     let mut paths = Vec::new();
     leaves(&cmd, &mut Vec::new(), &mut paths);
@@ -150,7 +160,7 @@ pub fn check_every_field<T: CommandFactory>(
                 if !seen.insert(f.name()) {
                     continue;
                 }
-                match check_field(&cmd, leaf, &f, samples, has_config(leaf), &dir) {
+                match check_field(&cmd, leaf, &f, &naming(&f), samples, has_config(leaf), &dir) {
                     Ok(()) => checked.push(f.name()),
                     Err(e) => failures.push(format!("{}: {e}", f.name())),
                 }
@@ -233,11 +243,12 @@ fn check_field(
     cmd: &Command,
     leaf: &[String],
     f: &Field,
+    var: &str,
     samples: &[(&str, &str)],
     has_config: bool,
     dir: &Path,
 ) -> Result<(), String> {
-    let var = f.conventional_env();
+    let var = var.to_owned();
     if f.env.as_deref() != Some(var.as_str()) {
         return Err(format!(
             "its variable is {:?}, the naming rule says {var}",

@@ -418,3 +418,52 @@ fn the_naming_rule_is_checked() {
     assert!(e.contains("thing") && e.contains("SAIR_THING"), "{e}");
     assert!(e.contains("plain") && e.contains("SAIR_PLAIN"), "{e}");
 }
+
+#[test]
+fn another_naming_rule_can_be_checked() {
+    #[derive(Debug, Parser)]
+    struct Prefixed {
+        /// Shared, plain name.
+        #[command(flatten)]
+        log: crate::logging::LogArgs,
+        /// Binary-specific prefix.
+        #[arg(long, env = "SAIR_LOADGEN_RATE", default_value = "1")]
+        rate: u32,
+    }
+    let plain = ["log_format", "log_json", "verbose"];
+    let naming = |f: &Field| {
+        if plain.contains(&f.id.as_str()) {
+            f.conventional_env()
+        } else {
+            format!(
+                "SAIR_LOADGEN_{}",
+                f.long.to_ascii_uppercase().replace('-', "_")
+            )
+        }
+    };
+    let checked =
+        check_every_field_named::<Prefixed>(&[], naming).unwrap_or_else(|e| panic!("{e}"));
+    assert!(checked.contains(&"rate".to_owned()), "{checked:?}");
+    let e = check_every_field::<Prefixed>(&[]).unwrap_err();
+    assert!(e.contains("SAIR_RATE"), "{e}");
+}
+
+#[test]
+fn values_from_env_go_before_a_double_dash() {
+    #[derive(Debug, Parser)]
+    struct P {
+        /// An option.
+        #[arg(long, env = "SAIR_X", default_value = "d")]
+        x: String,
+        /// Everything after `--`.
+        #[arg(last = true)]
+        rest: Vec<String>,
+    }
+    let l = load::<P>(
+        ["p", "--", "--x=not-an-option"],
+        &MapEnv::new().with("SAIR_X", "e"),
+    )
+    .unwrap();
+    assert_eq!(l.value.x, "e");
+    assert_eq!(l.value.rest, ["--x=not-an-option"]);
+}
