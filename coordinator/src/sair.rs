@@ -1,13 +1,13 @@
 //! The SAIR policy: an in-context reinforcement-learning controller.
 //!
-//! Each decision interval a full decision ([`decision`]) runs named steps: it observes the
+//! Each decision interval a full decision (`decision.rs`) runs named steps: it observes the
 //! interval that ended (calibrating the queueing model and labelling the previous episode with
 //! its realised reward and surprisal), builds a bounded set of candidate actions with outcomes
 //! predicted by the model and scored with a Pareto-dominance reward ([`candidates`],
 //! [`reward`]), retrieves surprising past episodes from a durable experience store
 //! ([`retrieval`], [`store`]), lets a selector choose (`model`, or `llm` with `model` as
 //! fallback; [`selector`]), checks the choice with the [`validator`], may replace it by forced
-//! exploration inside the safe set, and opens the new episode ([`episode`]). Between decisions
+//! exploration inside the safe set, and opens the new episode (`episode.rs`). Between decisions
 //! a fast [`guard`] scales up stages whose queues breach the SLO.
 //!
 //! Everything here is sans-IO except the experience store's file and the LLM client's

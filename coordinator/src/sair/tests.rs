@@ -102,7 +102,7 @@ fn malformed_state_holds() {
 /// policy's own model): on the real plant the policy settles into a limit cycle of period
 /// ~210 s instead of a steady state. It steps the GPU share down (1.0 → 0.9 → 0.8 → 0.7, each
 /// predicted to cut cost at equal P99), then the "right-size for P99 ≤ 52 ms" candidate buys
-/// 2 × ρ 1.0 back (the greedy right-sizer starts from one GPU replica), and the reward prefers
+/// 2 × ρ 1.0 back (the greedy right-sizer only buys increments), and the reward prefers
 /// that (P99 −25 %, cost +24 %) to holding. Cost over the run falls from 2.54/h to between
 /// 1.86/h and 2.30/h with P99 well inside the SLO, but the last window lands on 2.30/h, above
 /// the asserted 85 % of the first. Ignored rather than loosened until the policy is fixed.
