@@ -9,6 +9,7 @@ use crate::policy::{Action, PipelineState, StageKind};
 use super::calibration::Calibration;
 use super::features::Planning;
 use super::queueing::{predict_stage, tandem_p99};
+use super::reward::Point;
 use super::validator::{Limits, clamp_step, gpu_fits};
 
 /// GPU share granularity.
@@ -52,6 +53,16 @@ pub struct PredictedOutcome {
     pub cost_per_hour: f64,
     /// Predicted utilisation per stage.
     pub utilisation: Vec<f64>,
+}
+
+impl PredictedOutcome {
+    /// The two objectives the reward compares.
+    pub fn point(&self) -> Point {
+        Point {
+            p99_s: self.p99_s,
+            cost_per_hour: self.cost_per_hour,
+        }
+    }
 }
 
 /// One candidate action.

@@ -44,13 +44,6 @@ struct Offer {
     utilisation: Vec<f64>,
 }
 
-fn point(p: &candidates::PredictedOutcome) -> Point {
-    Point {
-        p99_s: p.p99_s,
-        cost_per_hour: p.cost_per_hour,
-    }
-}
-
 impl Sair {
     /// A full decision: the steps of the module docs, in order.
     pub(super) fn full_decision(&mut self, s: &PipelineState) -> Decision {
@@ -71,7 +64,7 @@ impl Sair {
             label: chosen.label.clone(),
             action: chosen.action.clone(),
             before: observed,
-            predicted: point(&chosen.predicted),
+            predicted: chosen.predicted.point(),
             candidates: offer
                 .candidates
                 .iter()
@@ -133,7 +126,7 @@ impl Sair {
         let candidates = candidates::generate(&model, b, &self.cfg.candidates, &self.cfg.limits);
         let predicted_reward = candidates
             .iter()
-            .map(|c| reward::reward(observed, point(&c.predicted), s.slo_p99_s, &self.cfg.reward))
+            .map(|c| reward::reward(observed, c.predicted.point(), s.slo_p99_s, &self.cfg.reward))
             .collect();
         let slo_pressure =
             observed.p99_s > s.slo_p99_s || candidates.hold.predicted.p99_s > s.slo_p99_s;
@@ -264,7 +257,7 @@ impl Sair {
                 st.name, st.replicas_desired, st.rho, a.replicas[i], a.rho[i]
             ),
             before: now,
-            predicted: point(&model.predict(&a)),
+            predicted: model.predict(&a).point(),
             candidates: Vec::new(),
             bottleneck: Some(i),
             features: feature_vector(s, &planning, &self.history),

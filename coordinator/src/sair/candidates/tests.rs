@@ -84,3 +84,28 @@ fn right_size_meets_its_target_cheaply() {
     );
     assert!(out.utilisation.iter().all(|u| *u < 1.0));
 }
+
+#[test]
+fn hold_is_index_zero_and_the_moves_follow_in_id_order() {
+    let s = pipeline(150.0, 0.0);
+    let (p, _) = model_for(&s);
+    let m = Model {
+        state: &s,
+        planning: &p,
+        prices: Prices::default(),
+        calibration: Calibration::default(),
+    };
+    let cands = generate(&m, 1, &CandidateConfig::default(), &Limits::default());
+    assert!(Candidates::is_hold(Candidates::HOLD));
+    assert_eq!(cands.hold.id, "c0");
+    assert_eq!(cands.hold.action, Action::hold(&s));
+    assert_eq!(cands.len(), 1 + cands.moves.len());
+    assert!(!cands.moves.is_empty());
+    for (i, c) in cands.iter().enumerate() {
+        assert_eq!(cands.get(i), Some(c));
+        assert_eq!(cands.position(&c.id), Some(i));
+        assert_eq!(c.kind == MoveKind::Hold, Candidates::is_hold(i), "{c:?}");
+    }
+    assert_eq!(cands.get(cands.len()), None);
+    assert_eq!(cands.position("c999"), None);
+}

@@ -289,6 +289,44 @@ fn prompt_respects_the_token_budget() {
     }
 }
 
+#[test]
+fn prompt_shows_the_utilisation_it_is_given_not_the_feature_encoding() {
+    let s = pipeline(100.0, 0.0);
+    let planning = crate::sair::features::Planning::new(&s, &Default::default(), 30.0);
+    let m = crate::sair::candidates::Model {
+        state: &s,
+        planning: &planning,
+        prices: Default::default(),
+        calibration: Default::default(),
+    };
+    let cands = crate::sair::candidates::generate(&m, 1, &Default::default(), &Default::default());
+    let rewards = vec![1.0; cands.len()];
+    let safe = vec![true; cands.len()];
+    // Features say 1.0 everywhere (what utilisation 2.0 would encode to); the utilisation
+    // itself says otherwise, and above the feature vector's clamp.
+    let f = vec![0.5; 14];
+    let input = SelectionInput {
+        state: &s,
+        features: &f,
+        utilisation: &[0.12, 3.45, 0.5],
+        candidates: &cands,
+        predicted_reward: &rewards,
+        safe: &safe,
+        bottleneck: 1,
+        episodes: &[],
+        bandwidth: 0.15,
+    };
+    let hint = Hint {
+        bottleneck: "infer",
+        utilisation: input.utilisation[1],
+        best: "c0",
+    };
+    let p = build_prompt(&input, 100_000, Some(hint));
+    assert!(p.user.contains("util 0.12"), "{}", p.user);
+    assert!(p.user.contains("util 3.45"), "{}", p.user);
+    assert!(p.user.contains("(utilisation 3.45)"), "{}", p.user);
+}
+
 /// The real-LLM test: several decisions through a real OpenAI-compatible server (CI starts
 /// llama-cpp-python with SmolLM2-135M-Instruct through `scripts/llm-local.sh start` and
 /// exports `SAIR_LLM_URL`). Each answer must be schema-valid, pass the validator and be
