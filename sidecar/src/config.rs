@@ -1,16 +1,22 @@
 //! The sidecar's one configuration type.
 //!
 //! Sources, highest precedence first: command-line flags, `SAIR_*` environment variables, then
-//! the TOML file named by `--config` (only for options given neither as a flag nor in the
-//! environment). [`Config::validate`] runs before anything binds; `main` exits with 64 when it
-//! fails.
+//! the TOML file named by `--config` (keys are the long option names with `_` for `-`), then
+//! the defaults — through `sair_service::config`, which takes the list of options from clap
+//! itself. [`Config::validate`] runs before anything binds; `main` exits with 64 when it fails.
+//!
+//! Durations are written `30s`, `500ms` (`sair_service::duration`). The options that used to
+//! carry their unit in their name (`--queue-timeout-seconds 30`) still work, hidden, with
+//! their old meaning: each conflicts with its successor, so the two cannot both be given.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use serde::Deserialize;
+use sair_service::config::{EnvSource, ProcessEnv};
+use sair_service::duration::parse_duration;
+use sair_service::logging::LogArgs;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +27,8 @@ pub enum ConfigError {
     BadNext { target: String, why: String },
     #[error("--{name} must be positive, got {value}")]
     NotPositive { name: &'static str, value: f64 },
+    #[error("--{name} must be a positive duration, got {value:?}")]
+    NotPositiveDuration { name: &'static str, value: Duration },
     #[error("--histogram-buckets-seconds must be strictly increasing positive numbers, got {0:?}")]
     BadBuckets(Vec<f64>),
     #[error("--{0} must not be empty")]
@@ -29,29 +37,27 @@ pub enum ConfigError {
     HalfIdentity,
     #[error("--agent needs either --agent-ca or --agent-insecure-skip-verify")]
     NoAgentTrust,
-    #[error("could not read config file {path}: {source}")]
-    ReadFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid: {source}")]
-    ParseFile {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
-    #[error("command line: {0}")]
-    Cli(#[from] clap::Error),
+    /// A flag, variable or file value was refused while loading (or `--help` was asked
+    /// for: see `sair_service::ConfigError::report`).
+    #[error(transparent)]
+    Load(#[from] sair_service::ConfigError),
 }
+
+/// Older spellings, listed at the end of `--help`.
+const LEGACY_HELP: &str = "\
+Older spellings, still accepted with their old meaning: --queue-timeout-seconds,
+--header-read-timeout-seconds, --upstream-timeout-seconds, --drain-timeout-seconds,
+--report-interval-seconds and --discovery-interval-seconds take a number of seconds (give the
+old or the new name, not both), as do their variables (SAIR_QUEUE_TIMEOUT_SECONDS,
+SAIR_DRAIN_TIMEOUT_SECONDS, ...); --log-json (SAIR_LOG_JSON) means --log-format json.";
 
 /// Request-path sidecar for one SAIR pipeline stage replica: admission queue, exact queue and
 /// service timing, chaining to the next stage, Prometheus metrics and StageReports.
-#[derive(Debug, Clone, Parser, Deserialize)]
-#[command(name = "sair-sidecar", version, about, long_about = None)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sair-sidecar", version, about, long_about = None, after_help = LEGACY_HELP)]
 pub struct Config {
     /// TOML file with any of these options (snake_case keys); flags and SAIR_* variables win.
     #[arg(long, env = "SAIR_CONFIG")]
-    #[serde(skip)]
     pub config: Option<PathBuf>,
 
     /// Address the proxy listens on for requests (HTTP/1.1 and h2c).
@@ -95,9 +101,18 @@ pub struct Config {
     #[arg(long, env = "SAIR_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: u32,
 
-    /// Longest a request may wait in the queue before it gets 503, in seconds.
-    #[arg(long, env = "SAIR_QUEUE_TIMEOUT_SECONDS", default_value_t = 30.0)]
-    pub queue_timeout_seconds: f64,
+    /// Longest a request may wait in the queue, counted from its head, before it gets 503.
+    #[arg(long, env = "SAIR_QUEUE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub queue_timeout: Duration,
+
+    /// Old spelling of --queue-timeout, in seconds.
+    #[arg(
+        long,
+        env = "SAIR_QUEUE_TIMEOUT_SECONDS",
+        hide = true,
+        conflicts_with = "queue_timeout"
+    )]
+    pub queue_timeout_seconds: Option<f64>,
 
     /// Seconds advertised in Retry-After on a 503 from admission.
     #[arg(long, env = "SAIR_RETRY_AFTER_SECONDS", default_value_t = 1)]
@@ -111,17 +126,44 @@ pub struct Config {
     #[arg(long, env = "SAIR_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
     pub max_header_bytes: usize,
 
-    /// A client must send a complete request head within this many seconds (slow clients).
-    #[arg(long, env = "SAIR_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10.0)]
-    pub header_read_timeout_seconds: f64,
+    /// A client must send a complete request head within this time (slow clients).
+    #[arg(long, env = "SAIR_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
 
-    /// Gives up on the model server (or next stage) after this many seconds: 504-style 502.
-    #[arg(long, env = "SAIR_UPSTREAM_TIMEOUT_SECONDS", default_value_t = 300.0)]
-    pub upstream_timeout_seconds: f64,
+    /// Old spelling of --header-read-timeout, in seconds.
+    #[arg(
+        long,
+        env = "SAIR_HEADER_READ_TIMEOUT_SECONDS",
+        hide = true,
+        conflicts_with = "header_read_timeout"
+    )]
+    pub header_read_timeout_seconds: Option<f64>,
 
-    /// On SIGTERM, seconds to let in-flight and queued requests finish before exiting.
-    #[arg(long, env = "SAIR_DRAIN_TIMEOUT_SECONDS", default_value_t = 30.0)]
-    pub drain_timeout_seconds: f64,
+    /// Gives up on the model server (or next stage) after this time: 504-style 502.
+    #[arg(long, env = "SAIR_UPSTREAM_TIMEOUT", default_value = "300s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Old spelling of --upstream-timeout, in seconds.
+    #[arg(
+        long,
+        env = "SAIR_UPSTREAM_TIMEOUT_SECONDS",
+        hide = true,
+        conflicts_with = "upstream_timeout"
+    )]
+    pub upstream_timeout_seconds: Option<f64>,
+
+    /// On SIGTERM, how long in-flight and queued requests may take to finish before exit.
+    #[arg(long, env = "SAIR_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Old spelling of --drain-timeout, in seconds.
+    #[arg(
+        long,
+        env = "SAIR_DRAIN_TIMEOUT_SECONDS",
+        hide = true,
+        conflicts_with = "drain_timeout"
+    )]
+    pub drain_timeout_seconds: Option<f64>,
 
     /// Histogram bucket upper bounds in seconds, comma separated.
     #[arg(
@@ -156,33 +198,44 @@ pub struct Config {
     #[arg(long, env = "SAIR_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
 
-    /// Length of a StageReport window, in seconds.
-    #[arg(long, env = "SAIR_REPORT_INTERVAL_SECONDS", default_value_t = 1.0)]
-    pub report_interval_seconds: f64,
+    /// Length of a StageReport window.
+    #[arg(long, env = "SAIR_REPORT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub report_interval: Duration,
+
+    /// Old spelling of --report-interval, in seconds.
+    #[arg(
+        long,
+        env = "SAIR_REPORT_INTERVAL_SECONDS",
+        hide = true,
+        conflicts_with = "report_interval"
+    )]
+    pub report_interval_seconds: Option<f64>,
 
     /// Reports kept while the agent is unreachable; the oldest is dropped (and counted) beyond.
     #[arg(long, env = "SAIR_REPORT_BUFFER", default_value_t = 64)]
     pub report_buffer: usize,
 
-    /// Seconds between re-resolutions of a dns: or re-reads of a file: --next target.
-    #[arg(long, env = "SAIR_DISCOVERY_INTERVAL_SECONDS", default_value_t = 1.0)]
-    pub discovery_interval_seconds: f64,
+    /// Time between re-resolutions of a dns: or re-reads of a file: --next target.
+    #[arg(long, env = "SAIR_DISCOVERY_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub discovery_interval: Duration,
+
+    /// Old spelling of --discovery-interval, in seconds.
+    #[arg(
+        long,
+        env = "SAIR_DISCOVERY_INTERVAL_SECONDS",
+        hide = true,
+        conflicts_with = "discovery_interval"
+    )]
+    pub discovery_interval_seconds: Option<f64>,
 
     /// Runtime threads; 1 runs everything on one thread (no cross-thread wake-ups, the
     /// lowest tail latency on a busy node), 0 = one per CPU.
     #[arg(long, env = "SAIR_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
 
-    /// Log as JSON lines instead of human-readable text.
-    #[arg(long, env = "SAIR_LOG_JSON")]
-    pub log_json: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        // The clap defaults are the one source of default values.
-        Config::parse_from(["sair-sidecar"])
-    }
+    /// Log format and verbosity (`--log-format`, `-v`; the old `--log-json` is kept).
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// The three kinds of `--next` target.
@@ -252,85 +305,25 @@ pub fn validate_host_port(e: &str) -> Result<(), String> {
 }
 
 impl Config {
-    /// Parses flags and environment, then fills what neither gave from the `--config` file.
+    /// Loads the configuration from `args` (binary name first), the process environment and
+    /// the `--config` file.
     pub fn load<I, T>(args: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = T>,
-        T: Into<std::ffi::OsString> + Clone,
+        T: Into<std::ffi::OsString>,
     {
-        use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
-        let matches = Config::command().try_get_matches_from(args)?;
-        let mut cfg = Config::from_arg_matches(&matches)?;
-        let Some(path) = cfg.config.clone() else {
-            return Ok(cfg);
-        };
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::ReadFile {
-            path: path.clone(),
-            source,
-        })?;
-        let file: toml::Table = text.parse().map_err(|e| ConfigError::ParseFile {
-            path: path.clone(),
-            source: Box::new(e),
-        })?;
-        // Start from the file's values and put back every option set by flag or environment.
-        let from_file: Config =
-            toml::Value::Table(file)
-                .try_into()
-                .map_err(|e| ConfigError::ParseFile {
-                    path: path.clone(),
-                    source: Box::new(e),
-                })?;
-        let mut merged = from_file;
-        for id in matches.ids() {
-            let explicit = matches!(
-                matches.value_source(id.as_str()),
-                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-            );
-            if explicit {
-                merged.take_field(id.as_str(), &cfg);
-            }
-        }
-        merged.config = cfg.config.take();
-        Ok(merged)
+        Self::load_with(args, &ProcessEnv)
     }
 
-    fn take_field(&mut self, id: &str, from: &Config) {
-        macro_rules! fields {
-            ($($f:ident),* $(,)?) => {
-                match id { $(stringify!($f) => self.$f = from.$f.clone(),)* _ => {} }
-            };
-        }
-        fields!(
-            listen,
-            metrics_listen,
-            upstream,
-            next,
-            next_stage,
-            pipeline,
-            stage,
-            replica,
-            max_concurrency,
-            queue_capacity,
-            queue_timeout_seconds,
-            retry_after_seconds,
-            max_body_bytes,
-            max_header_bytes,
-            header_read_timeout_seconds,
-            upstream_timeout_seconds,
-            drain_timeout_seconds,
-            histogram_buckets_seconds,
-            agent,
-            agent_server_name,
-            agent_ca,
-            agent_insecure_skip_verify,
-            tls_cert,
-            tls_key,
-            report_interval_seconds,
-            report_buffer,
-            discovery_interval_seconds,
-            worker_threads,
-            log_json,
-        );
+    /// [`Config::load`] with the environment read from `env` (tests inject a `MapEnv`).
+    pub fn load_with<I, T>(args: I, env: &dyn EnvSource) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        let loaded = sair_service::config::load::<Config>(args, env)?;
+        loaded.log_sources();
+        Ok(loaded.value)
     }
 
     /// Checks everything that can be checked before binding.
@@ -346,18 +339,25 @@ impl Config {
             NextTarget::parse(next)?;
         }
         for (name, value) in [
-            ("queue-timeout-seconds", self.queue_timeout_seconds),
-            (
-                "header-read-timeout-seconds",
-                self.header_read_timeout_seconds,
-            ),
-            ("upstream-timeout-seconds", self.upstream_timeout_seconds),
-            ("drain-timeout-seconds", self.drain_timeout_seconds),
-            ("report-interval-seconds", self.report_interval_seconds),
-            (
-                "discovery-interval-seconds",
-                self.discovery_interval_seconds,
-            ),
+            ("queue-timeout", self.queue_timeout),
+            ("header-read-timeout", self.header_read_timeout),
+            ("upstream-timeout", self.upstream_timeout),
+            ("drain-timeout", self.drain_timeout),
+            ("report-interval", self.report_interval),
+            ("discovery-interval", self.discovery_interval),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::NotPositiveDuration { name, value });
+            }
+        }
+        for (name, value) in self.legacy_seconds() {
+            if let Some(v) = value
+                && seconds(v).is_none()
+            {
+                return Err(ConfigError::NotPositive { name, value: v });
+            }
+        }
+        for (name, value) in [
             ("max-body-bytes", self.max_body_bytes as f64),
             ("max-header-bytes", self.max_header_bytes as f64),
             ("report-buffer", self.report_buffer as f64),
@@ -393,23 +393,47 @@ impl Config {
         self.next.as_deref().map(NextTarget::parse).transpose()
     }
 
+    /// The old `*-seconds` options, by name.
+    fn legacy_seconds(&self) -> [(&'static str, Option<f64>); 6] {
+        [
+            ("queue-timeout-seconds", self.queue_timeout_seconds),
+            (
+                "header-read-timeout-seconds",
+                self.header_read_timeout_seconds,
+            ),
+            ("upstream-timeout-seconds", self.upstream_timeout_seconds),
+            ("drain-timeout-seconds", self.drain_timeout_seconds),
+            ("report-interval-seconds", self.report_interval_seconds),
+            (
+                "discovery-interval-seconds",
+                self.discovery_interval_seconds,
+            ),
+        ]
+    }
+
+    /// The queue timeout: `--queue-timeout`, or the old `--queue-timeout-seconds`.
     pub fn queue_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.queue_timeout_seconds)
+        either(self.queue_timeout_seconds, self.queue_timeout)
     }
+    /// The head read timeout: `--header-read-timeout`, or the old `…-seconds`.
     pub fn header_read_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.header_read_timeout_seconds)
+        either(self.header_read_timeout_seconds, self.header_read_timeout)
     }
+    /// The upstream timeout: `--upstream-timeout`, or the old `…-seconds`.
     pub fn upstream_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.upstream_timeout_seconds)
+        either(self.upstream_timeout_seconds, self.upstream_timeout)
     }
+    /// The drain timeout: `--drain-timeout`, or the old `…-seconds`.
     pub fn drain_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.drain_timeout_seconds)
+        either(self.drain_timeout_seconds, self.drain_timeout)
     }
+    /// The report window: `--report-interval`, or the old `…-seconds`.
     pub fn report_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.report_interval_seconds)
+        either(self.report_interval_seconds, self.report_interval)
     }
+    /// The discovery period: `--discovery-interval`, or the old `…-seconds`.
     pub fn discovery_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.discovery_interval_seconds)
+        either(self.discovery_interval_seconds, self.discovery_interval)
     }
     /// The replica id used in reports.
     pub fn replica_id(&self) -> String {
@@ -420,6 +444,16 @@ impl Config {
             format!("{host}-{}", std::process::id())
         })
     }
+}
+
+/// A positive, finite number of seconds as a duration (`None` otherwise).
+fn seconds(v: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(v).ok().filter(|d| !d.is_zero())
+}
+
+/// The old `*-seconds` value when it was given (and valid), else the new option's.
+fn either(legacy: Option<f64>, new: Duration) -> Duration {
+    legacy.and_then(seconds).unwrap_or(new)
 }
 
 #[cfg(test)]

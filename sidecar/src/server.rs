@@ -1,26 +1,23 @@
-//! The drivers: the proxy accept loop, the metrics/health server, discovery and reporting
-//! tasks, and the shutdown handshake.
+//! The drivers: the proxy accept loop, the admin server (`sair_service::admin`: `/metrics`,
+//! `/healthz`, `/readyz`), discovery and reporting tasks, and the shutdown handshake.
 //!
 //! Shutdown handshake: when the `shutdown` future given to [`Sidecar::run`] completes, the
 //! proxy listener is dropped (new connections are refused), `/readyz` turns 503, every open
 //! connection is told to finish the request it is serving (queued requests included) and then
-//! close, and `run` waits for that up to `--drain-timeout-seconds`. Background tasks are then
-//! cancelled and `run` returns `Ok(())`.
+//! close, and `run` waits for that up to `--drain-timeout`. Background tasks and the admin
+//! server are then stopped and `run` returns `Ok(())`.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sair_service::admin::{self, Admin};
 use sair_wire::transport::{Identity, Trust};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -134,12 +131,12 @@ impl Sidecar {
         self.handle.clone()
     }
 
-    /// Serves requests on `listener` and metrics on `metrics_listener` until `shutdown`
-    /// completes, then drains (see the module docs).
+    /// Serves requests on `listener` and the admin endpoints on `admin_listener` until
+    /// `shutdown` completes, then drains (see the module docs).
     pub async fn run(
         self,
         listener: TcpListener,
-        metrics_listener: TcpListener,
+        admin_listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), SidecarError> {
         let stop = CancellationToken::new();
@@ -168,11 +165,19 @@ impl Sidecar {
             self.ctx.pool.clone(),
             stop.clone(),
         ));
-        tasks.spawn(serve_metrics(
-            metrics_listener,
-            self.handle.clone(),
-            ready.clone(),
-            stop.clone(),
+        let handle = self.handle.clone();
+        let draining = ready.clone();
+        let admin = Admin::new(move || handle.render()).readiness(move || {
+            if draining.load(Ordering::Acquire) {
+                Ok(())
+            } else {
+                Err("draining".to_owned())
+            }
+        });
+        tasks.spawn(admin::run(
+            admin_listener,
+            admin,
+            stop.clone().cancelled_owned(),
         ));
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -195,19 +200,14 @@ impl Sidecar {
         );
         tokio::pin!(shutdown);
         loop {
+            // Accept errors (out of file descriptors and the like) back off inside `accept`.
             let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off briefly, keep serving.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    }
-                },
+                accepted = sair_service::accept::accept(&listener) => accepted,
                 () = &mut shutdown => break,
             };
-            let _ = stream.set_nodelay(true);
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+            }
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service.clone())
                 .into_owned();
@@ -282,51 +282,5 @@ async fn upkeep(handle: PrometheusHandle, pool: Arc<UpstreamPool>, stop: Cancell
             }
             _ = stop.cancelled() => return,
         }
-    }
-}
-
-/// `/metrics`, `/healthz` and `/readyz` until `stop`.
-async fn serve_metrics(
-    listener: TcpListener,
-    handle: PrometheusHandle,
-    ready: Arc<AtomicBool>,
-    stop: CancellationToken,
-) {
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let (status, body) = match req.uri().path() {
-            "/metrics" => (StatusCode::OK, handle.render()),
-            "/healthz" => (StatusCode::OK, "ok\n".to_owned()),
-            "/readyz" if ready.load(Ordering::Acquire) => (StatusCode::OK, "ready\n".to_owned()),
-            "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_owned()),
-            _ => (StatusCode::NOT_FOUND, "not found\n".to_owned()),
-        };
-        let mut resp = Response::new(Full::new(Bytes::from(body)));
-        *resp.status_mut() = status;
-        if req.uri().path() == "/metrics" {
-            resp.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4"),
-            );
-        }
-        async move { Ok::<_, std::convert::Infallible>(resp) }
-    });
-    loop {
-        let stream = tokio::select! {
-            a = listener.accept() => match a {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = stop.cancelled() => return,
-        };
-        let service = service.clone();
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }

@@ -1,68 +1,63 @@
-//! `sair-sidecar`: parses the configuration, binds, and runs until SIGTERM/SIGINT.
-//! Exits 64 on a bad configuration, 1 on a runtime failure, 0 after a clean drain.
+//! `sair-sidecar`: loads the configuration, binds, announces the bound addresses and runs
+//! until SIGTERM/SIGINT. Exit status: 0 after a clean drain (and for `--help`), 64 on a bad
+//! flag, variable, file or value, 69 when a listener cannot be bound or TLS material cannot be
+//! read, 70 on an internal error.
 
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 use anyhow::Context;
+use sair_service::Exit;
 use sair_sidecar::{Config, ConfigError, Sidecar, SidecarError};
 
-const EXIT_USAGE: u8 = 64;
+const BINARY: &str = "sair-sidecar";
 
 fn main() -> ExitCode {
     let config = match Config::load(std::env::args_os()) {
         Ok(c) => c,
-        Err(ConfigError::Cli(e)) => {
-            // --help and --version are not errors.
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        // `--help` and `--version` exit 0; every other load error 64.
+        Err(ConfigError::Load(e)) => return e.report(BINARY),
         Err(e) => {
-            eprintln!("sair-sidecar: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            eprintln!("{BINARY}: {e}");
+            return Exit::Usage.into();
         }
     };
-    init_tracing(config.log_json);
+    sair_service::logging::init_tracing(&config.log, "info");
     let sidecar = match Sidecar::new(config.clone()) {
         Ok(s) => s,
-        Err(
-            e @ (SidecarError::Config(_)
-            | SidecarError::Buckets(_)
-            | SidecarError::AgentCa { .. }
-            | SidecarError::Tls(_)),
-        ) => {
-            eprintln!("sair-sidecar: invalid configuration: {e}");
-            return ExitCode::from(EXIT_USAGE);
+        // TLS material that cannot be read is an unavailable dependency (docs/configuration.md).
+        Err(e @ (SidecarError::Tls(_) | SidecarError::AgentCa { .. })) => {
+            eprintln!("{BINARY}: {e}");
+            return Exit::Unavailable.into();
+        }
+        Err(e @ (SidecarError::Config(_) | SidecarError::Buckets(_))) => {
+            eprintln!("{BINARY}: invalid configuration: {e}");
+            return Exit::Usage.into();
         }
     };
     match serve(config, sidecar) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sair-sidecar: {e:#}");
-            ExitCode::FAILURE
+        Err(Failure::Bind(e)) => {
+            eprintln!("{BINARY}: {e:#}");
+            Exit::Unavailable.into()
+        }
+        Err(Failure::Internal(e)) => {
+            eprintln!("{BINARY}: {e:#}");
+            Exit::Internal.into()
         }
     }
 }
 
-fn init_tracing(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        fmt.json().init();
-    } else {
-        fmt.init();
-    }
+/// Why serving stopped with an error, by exit code.
+enum Failure {
+    /// A listener could not be bound (address in use, not ours): 69.
+    Bind(anyhow::Error),
+    /// Anything else: 70.
+    Internal(anyhow::Error),
 }
 
-fn serve(config: Config, sidecar: Sidecar) -> anyhow::Result<()> {
+fn serve(config: Config, sidecar: Sidecar) -> Result<(), Failure> {
     let rt = match config.worker_threads {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -75,23 +70,36 @@ fn serve(config: Config, sidecar: Sidecar) -> anyhow::Result<()> {
             .enable_all()
             .build(),
     }
-    .context("building the tokio runtime")?;
+    .context("building the tokio runtime")
+    .map_err(Failure::Internal)?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .with_context(|| format!("binding --listen {}", config.listen))?;
-        let metrics = tokio::net::TcpListener::bind(config.metrics_listen)
+            .with_context(|| format!("binding --listen {}", config.listen))
+            .map_err(Failure::Bind)?;
+        let admin = tokio::net::TcpListener::bind(config.metrics_listen)
             .await
-            .with_context(|| format!("binding --metrics-listen {}", config.metrics_listen))?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: draining"),
-                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
-            }
+            .with_context(|| format!("binding --metrics-listen {}", config.metrics_listen))
+            .map_err(Failure::Bind)?;
+        let addrs = [
+            ("listen", listener.local_addr()),
+            ("admin", admin.local_addr()),
+        ];
+        let mut bound = Vec::with_capacity(addrs.len());
+        for (role, addr) in addrs {
+            let addr = addr
+                .with_context(|| format!("reading the {role} address"))
+                .map_err(Failure::Internal)?;
+            bound.push((role, addr));
+        }
+        sair_service::announce::bound(BINARY, &bound);
+        let shutdown = async {
+            sair_service::shutdown::signal().await;
         };
-        sidecar.run(listener, metrics, shutdown).await?;
-        Ok(())
+        sidecar
+            .run(listener, admin, shutdown)
+            .await
+            .context("serving")
+            .map_err(Failure::Internal)
     })
 }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use super::*;
 
 #[test]
@@ -64,4 +66,78 @@ fn toml_fills_only_what_flags_did_not_set() {
     std::fs::write(&path, "nonsense_key = 1\n").unwrap();
     assert!(Config::load(["x", "--config", path.to_str().unwrap()]).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_option_is_read_from_flag_env_and_file() {
+    // Options without a default need a sample value; everything else uses its default.
+    let checked = sair_service::config::check_every_field::<Config>(&[
+        ("next", "127.0.0.1:9"),
+        ("replica", "r-1"),
+        ("agent", "127.0.0.1:7000"),
+        ("agent_ca", "/etc/sair/ca.pem"),
+        ("tls_cert", "/etc/sair/tls.crt"),
+        ("tls_key", "/etc/sair/tls.key"),
+        ("queue_timeout_seconds", "2"),
+        ("header_read_timeout_seconds", "2"),
+        ("upstream_timeout_seconds", "2"),
+        ("drain_timeout_seconds", "2"),
+        ("report_interval_seconds", "2"),
+        ("discovery_interval_seconds", "2"),
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    for id in [
+        "listen",
+        "queue_timeout",
+        "queue_timeout_seconds",
+        "log_format",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == id),
+            "{id} not checked: {checked:?}"
+        );
+    }
+}
+
+#[test]
+fn durations_take_units_and_the_old_seconds_options_keep_their_meaning() {
+    use sair_service::config::MapEnv;
+    let load = |args: &[&str], env: &MapEnv| {
+        Config::load_with(std::iter::once("x").chain(args.iter().copied()), env)
+    };
+    let none = MapEnv::new();
+    let c = load(&[], &none).unwrap();
+    assert_eq!(c.queue_timeout(), Duration::from_secs(30));
+    assert_eq!(c.upstream_timeout(), Duration::from_secs(300));
+    assert_eq!(c.report_interval(), Duration::from_secs(1));
+    let c = load(
+        &["--queue-timeout", "500ms", "--drain-timeout", "2m"],
+        &none,
+    )
+    .unwrap();
+    assert_eq!(c.queue_timeout(), Duration::from_millis(500));
+    assert_eq!(c.drain_timeout(), Duration::from_secs(120));
+    let c = load(&["--queue-timeout-seconds", "0.5"], &none).unwrap();
+    assert_eq!(c.queue_timeout(), Duration::from_millis(500));
+    c.validate().unwrap();
+    let env = MapEnv::new().with("SAIR_HEADER_READ_TIMEOUT_SECONDS", "0.25");
+    assert_eq!(
+        load(&[], &env).unwrap().header_read_timeout(),
+        Duration::from_millis(250)
+    );
+    // A bare number is not a duration; the old and the new name together are refused.
+    assert!(load(&["--queue-timeout", "30"], &none).is_err());
+    assert!(
+        load(
+            &["--queue-timeout", "1s", "--queue-timeout-seconds", "1"],
+            &none
+        )
+        .is_err()
+    );
+    assert!(
+        load(&["--upstream-timeout", "0s"], &none)
+            .unwrap()
+            .validate()
+            .is_err()
+    );
 }

@@ -184,7 +184,9 @@ pub fn find_sample(text: &str, name: &str, with: &[&str]) -> Option<f64> {
 pub async fn sidecar(args: &[&str]) -> Sidecar {
     let mut all = vec!["sair-sidecar", "--pipeline", "test"];
     all.extend_from_slice(args);
-    let config = sair_sidecar::Config::load(all).unwrap();
+    // No process environment: only these flags configure it.
+    let config =
+        sair_sidecar::Config::load_with(all, &sair_service::config::MapEnv::new()).unwrap();
     let sc = sair_sidecar::Sidecar::new(config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
