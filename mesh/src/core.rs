@@ -60,6 +60,9 @@ struct Scheduled {
     deferred: bool,
 }
 
+/// Rounds at full fanout after a change is seen (then one peer per round until the next).
+pub const HOT_ROUNDS: u32 = 10;
+
 /// Highest local-health score (Lifeguard's "local health multiplier" upper bound).
 pub const MAX_HEALTH: u32 = 8;
 
@@ -67,6 +70,8 @@ pub const MAX_HEALTH: u32 = 8;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CoreStats {
     pub rounds: u64,
+    /// State exchanges this member opened.
+    pub exchanges: u64,
     pub frames_refused: u64,
     pub swim_errors: u64,
     pub entries_refused: u64,
@@ -94,6 +99,9 @@ pub struct MeshCore {
     newest_epoch: Option<Epoch>,
     leader: Option<String>,
     joined: bool,
+    /// Rounds left at full fanout since this member last saw a change; at rest it gossips
+    /// with one peer per round (digests equal, so each exchange is two small frames).
+    hot_rounds: u32,
     stats: CoreStats,
     metrics: MeshMetrics,
 }
@@ -145,6 +153,7 @@ impl MeshCore {
             newest_epoch: None,
             leader: None,
             joined: false,
+            hot_rounds: HOT_ROUNDS,
             stats: CoreStats::default(),
             metrics,
         };
@@ -243,6 +252,7 @@ impl MeshCore {
         now: Instant,
     ) -> Result<(), StateError> {
         let change = self.state.set(key, value, self.unix_ms(now))?;
+        self.hot_rounds = HOT_ROUNDS;
         self.events.push_back(Event::Changed(change));
         Ok(())
     }
@@ -329,6 +339,8 @@ impl MeshCore {
             MeshBody::Syn { hash, .. } => Some(if hash == self.state.digest_hash() {
                 MeshBody::InSync
             } else {
+                // Someone knows something we do not (or the reverse): spread it fast.
+                self.hot_rounds = HOT_ROUNDS;
                 MeshBody::SynDigest(self.state.digest())
             }),
             MeshBody::SynDigest(theirs) => Some(MeshBody::Syn2 {
@@ -356,6 +368,9 @@ impl MeshCore {
         self.stats.entries_refused += applied.refused;
         let now_ms = self.unix_ms(now);
         let mut epoch_changed = false;
+        if !applied.changes.is_empty() {
+            self.hot_rounds = HOT_ROUNDS;
+        }
         for c in applied.changes {
             if c.version > 0 {
                 let age = now_ms.saturating_sub(c.written_unix_ms);
@@ -426,9 +441,16 @@ impl MeshCore {
             .map(|m| m.id().addr)
             .collect();
         let hash = self.state.digest_hash();
-        for _ in 0..self.config.gossip_fanout.min(peers.len()) {
+        let fanout = if self.hot_rounds > 0 {
+            self.hot_rounds -= 1;
+            self.config.gossip_fanout
+        } else {
+            1
+        };
+        for _ in 0..fanout.min(peers.len()) {
             let i = self.rng.random_range(0..peers.len());
             let to = peers.swap_remove(i);
+            self.stats.exchanges += 1;
             self.actions.push_back(Action::Sync {
                 to,
                 frame: MeshFrame::new(MeshBody::Syn {
@@ -546,6 +568,7 @@ impl MeshCore {
             match note {
                 OwnedNotification::MemberUp(id) => {
                     self.state.mark_alive(&id.name, id.generation);
+                    self.hot_rounds = HOT_ROUNDS;
                     self.events.push_back(Event::MemberUp(id));
                 }
                 OwnedNotification::MemberDown(id) => {

@@ -109,6 +109,7 @@ pub struct Cluster {
     pub config: MeshConfig,
     nodes: BTreeMap<String, Node>,
     generation: u64,
+    metrics: MeshMetrics,
 }
 
 fn names(v: &[&str]) -> Vec<String> {
@@ -117,11 +118,17 @@ fn names(v: &[&str]) -> Vec<String> {
 
 impl Cluster {
     pub fn new(config: MeshConfig) -> Self {
+        Self::with_metrics(config, MeshMetrics::noop())
+    }
+
+    /// A cluster whose members all record into `metrics` (sums over the cluster).
+    pub fn with_metrics(config: MeshConfig, metrics: MeshMetrics) -> Self {
         Self {
             net: MemNetwork::new(),
             config,
             nodes: BTreeMap::new(),
             generation: 1,
+            metrics,
         }
     }
 
@@ -190,7 +197,7 @@ impl Cluster {
             transport,
             inbound,
             seeds,
-            MeshMetrics::noop(),
+            self.metrics.clone(),
         );
         tracing::info!(%name, %addr, "spawned");
         if let Some(old) = self.nodes.insert(
