@@ -1,44 +1,48 @@
-//! SIGTERM to the real binary under load: no accepted request is lost, exit status 0.
+//! SIGTERM to the real binary under load: no accepted request is lost, exit status 0. The
+//! binary is started by the workspace harness on port 0 and found through its bound line.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use sair_tests::sidecar::{ADMIN, LISTEN};
+use sair_tests::{Announce, Launch, Running};
 
 use crate::support::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// This crate's `sair-sidecar` on `127.0.0.1:0` for both listeners; the harness reads the
+/// addresses from the bound line.
+async fn spawn_sidecar(args: &[&str]) -> Running {
+    let launch = Launch::program(env!("CARGO_BIN_EXE_sair-sidecar"))
+        .name("sidecar")
+        .role(LISTEN)
+        .role(ADMIN)
+        .announce(Announce::BoundLine)
+        .args(args);
+    tokio::task::spawn_blocking(move || launch.run())
+        .await
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_drains_every_accepted_request() {
     let _exclusive = EXCLUSIVE.lock().await;
     let up = upstream("m", Duration::from_millis(300)).await;
-    let (port, mport) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sair-sidecar"))
-        .args([
-            "--stage",
-            "s",
-            "--pipeline",
-            "test",
-            "--max-concurrency",
-            "2",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--metrics-listen", &format!("127.0.0.1:{mport}")])
-        .args(["--upstream", &up.url(), "--drain-timeout-seconds", "30"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let metrics = format!("http://127.0.0.1:{mport}/metrics");
+    let mut child = spawn_sidecar(&[
+        "--stage",
+        "s",
+        "--pipeline",
+        "test",
+        "--max-concurrency",
+        "2",
+        "--upstream",
+        &up.url(),
+        "--drain-timeout-seconds",
+        "30",
+    ])
+    .await;
+    let addr = child.addr(LISTEN.name);
+    let url = format!("http://{addr}");
+    let metrics = format!("http://{}/metrics", child.addr(ADMIN.name));
     eventually("sidecar listening", || {
         let url = url.clone();
         async move { post(&url, "warm").await.ok().map(|_| ()) }
@@ -62,7 +66,11 @@ async fn sigterm_under_load_drains_every_accepted_request() {
         }
     })
     .await;
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    // SIGTERM, then wait for the exit on a blocking thread while the requests finish.
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = child.terminate(patience());
+        (status, child)
+    });
     for (i, t) in tasks.into_iter().enumerate() {
         let (status, _, body) = t
             .await
@@ -71,31 +79,29 @@ async fn sigterm_under_load_drains_every_accepted_request() {
         assert_eq!(status, 200, "request {i}");
         assert_eq!(&body[..], b"x|m");
     }
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "exit status after drain");
-    // And it no longer accepts.
-    assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
+    let (status, child) = exited.await.unwrap();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status after drain; output:\n{}",
+        child.output()
     );
+    // And it no longer accepts.
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 #[test]
 fn bad_configuration_exits_64() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sair-sidecar"))
-        .args(["--upstream", "not a url"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(64));
-    let out = Command::new(env!("CARGO_BIN_EXE_sair-sidecar"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let help = String::from_utf8_lossy(&out.stdout);
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sair-sidecar"));
+        cmd.args(args);
+        sair_tests::run_bounded(cmd, patience())
+    };
+    let out = run(&["--upstream", "not a url"]);
+    assert_eq!(out.code, Some(64));
+    let out = run(&["--help"]);
+    assert_eq!(out.code, Some(0));
+    let help = &out.stdout;
     for flag in [
         "--max-concurrency",
         "--queue-timeout-seconds",

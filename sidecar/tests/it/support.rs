@@ -1,4 +1,6 @@
-//! Fixtures: a tiny model server, an in-process sidecar, an HTTP client, parsers.
+//! Fixtures: a tiny model server, an in-process sidecar, an HTTP client, parsers. Ports,
+//! patience, binary processes and their bound-address lines come from the workspace harness
+//! (`sair-tests`); what stays here is in-process and async.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
@@ -21,14 +23,9 @@ use tokio::sync::oneshot;
 /// they do not disturb each other inside this one test binary.
 pub static EXCLUSIVE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// How long polls wait before failing; raise with SAIR_TEST_PATIENCE_SECONDS on slow machines.
-pub fn patience() -> Duration {
-    let secs = std::env::var("SAIR_TEST_PATIENCE_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30.0);
-    Duration::from_secs_f64(secs)
-}
+/// How long polls wait before failing: the harness's patience (raise it on slow machines
+/// with SAIR_TEST_PATIENCE_SECONDS).
+pub use sair_tests::patience;
 
 /// Polls `f` until it returns `Some`, or panics with `what` after [`patience`].
 pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
@@ -120,10 +117,9 @@ pub async fn upstream(name: &str, delay: Duration) -> Upstream {
     }
 }
 
-/// An address nothing listens on (bound, then released).
+/// An address nothing listens on (bound, then released, by the harness).
 pub async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
+    SocketAddr::from(([127, 0, 0, 1], sair_tests::free_port()))
 }
 
 /// An in-process sidecar on ephemeral ports.
