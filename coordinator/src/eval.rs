@@ -178,15 +178,16 @@ pub fn run_all(plan: &EvalPlan) -> Result<Vec<RunOutput>, UnknownPolicy> {
         .collect()
 }
 
-/// Errors writing the outputs.
+/// Errors writing the outputs. The cause is the error's `source()`, not repeated in its
+/// message, so a report that prints the chain (`{:#}` in `sair`) names it once.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot encode results: {0}")]
+    #[error("cannot encode results")]
     Json(#[from] serde_json::Error),
     #[error("cannot draw {path}: {reason}")]
     Plot { path: PathBuf, reason: String },
