@@ -9,6 +9,7 @@
 
 pub mod baselines;
 pub mod eval;
+pub mod inject;
 pub mod policies;
 pub mod policy;
 pub mod sair;

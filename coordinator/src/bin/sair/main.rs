@@ -46,6 +46,8 @@ struct Cli {
 enum Command {
     /// Run policies on simulated pipelines and compare P99, cost and SLO violations.
     Eval(EvalArgs),
+    /// Add the SAIR sidecar to Kubernetes workloads (YAML in, YAML out; exit 2 on bad input).
+    Inject(sair_coordinator::inject::cli::InjectArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -102,6 +104,8 @@ fn main() -> ExitCode {
     loaded.log_sources();
     let result = match loaded.value.command {
         Command::Eval(a) => run_eval(a),
+        // Prints its own errors: bad input exits 2 (docs/kubernetes.md).
+        Command::Inject(a) => return sair_coordinator::inject::cli::run(a),
     };
     match result {
         Ok(()) => Exit::Ok.into(),

@@ -17,7 +17,9 @@ fn eval_args(
         .sources()
         .map(|(id, s)| (id.to_owned(), s.clone()))
         .collect();
-    let Command::Eval(a) = l.value.command;
+    let Command::Eval(a) = l.value.command else {
+        panic!("not eval");
+    };
     Ok((a, sources))
 }
 
@@ -31,6 +33,11 @@ fn every_field_follows_the_overlay() {
         ("state_dir", "/tmp/sair-state"),
         ("llm_url", "http://127.0.0.1:18080/v1"),
         ("llm_api_key_env", "SAIR_TEST_KEY"),
+        ("pipeline", "demo"),
+        ("stage", "pre"),
+        ("next", "dns:infer.demo.svc:4180"),
+        ("container", "server"),
+        ("upstream_port", "8000"),
     ];
     let checked = check_every_field::<Cli>(&samples).unwrap_or_else(|e| panic!("{e}"));
     for name in [
@@ -47,6 +54,14 @@ fn every_field_follows_the_overlay() {
         "eval.llm_url",
         "eval.llm_model",
         "eval.llm_api_key_env",
+        "inject.pipeline",
+        "inject.stage",
+        "inject.gpu",
+        "inject.next",
+        "inject.container",
+        "inject.upstream_port",
+        "inject.sidecar_image",
+        "inject.intercept_image",
     ] {
         assert!(checked.contains(&name.to_owned()), "{name} in {checked:?}");
     }
