@@ -14,9 +14,8 @@ pub const LISTEN: Role = Role::tcp("listen", "--listen");
 /// The admin server (`/metrics`, `/healthz`, `/readyz`).
 pub const ADMIN: Role = Role::tcp("admin", "--metrics-listen");
 
-/// Whether `sair-sidecar` prints the bound-address line yet (SIDECAR is adding it); until it
-/// does, the harness chooses its ports.
-const ANNOUNCE: Announce = Announce::ChosenPorts;
+/// `sair-sidecar` announces `listen` and `admin` on the bound-address line.
+const ANNOUNCE: Announce = Announce::BoundLine;
 
 /// Something a sidecar can forward to: a stage, another sidecar, or an address.
 pub trait Upstream {
