@@ -79,7 +79,7 @@ nginx_conf "$WORK/px" "${NGINX_WORKERS:-auto}" "upstream model { server 127.0.0.
 
 RUST_LOG=warn "$BIN/sair-sidecar" --listen 127.0.0.1:$SC --metrics-listen 127.0.0.1:$SCM \
     --upstream http://127.0.0.1:$UP --stage bench --pipeline bench \
-    --worker-threads "${SIDECAR_THREADS:-0}" 2>"$WORK/sidecar.log" &
+    --worker-threads "${SIDECAR_THREADS:-0}" >"$WORK/sidecar.out" 2>"$WORK/sidecar.log" &
 SC_PID=$!
 pids+=("$SC_PID")
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$SC/" >/dev/null 2>&1 && break; sleep 0.1; done
@@ -87,7 +87,7 @@ TARGETS="direct sidecar nginx"
 if [ -n "${SIDECAR_BASELINE:-}" ]; then
     RUST_LOG=warn "$SIDECAR_BASELINE" --listen 127.0.0.1:$BL --metrics-listen 127.0.0.1:18094 \
         --upstream http://127.0.0.1:$UP --stage bench --pipeline bench \
-        --worker-threads "${SIDECAR_THREADS:-0}" 2>"$WORK/baseline.log" &
+        --worker-threads "${SIDECAR_THREADS:-0}" >"$WORK/baseline.out" 2>"$WORK/baseline.log" &
     BL_PID=$!
     pids+=("$BL_PID")
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$BL/" >/dev/null 2>&1 && break; sleep 0.1; done

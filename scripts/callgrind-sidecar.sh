@@ -57,7 +57,7 @@ CONF
 RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
     "${SIDECAR_BIN:-$BIN/sair-sidecar}" --listen 127.0.0.1:$SC --metrics-listen 127.0.0.1:$SCM \
     --upstream http://127.0.0.1:$UP --stage bench --pipeline bench \
-    --worker-threads "$THREADS" 2>"$WORK/sidecar.log" &
+    --worker-threads "$THREADS" >"$WORK/sidecar.out" 2>"$WORK/sidecar.log" &
 SC_PID=$!
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$SC/" >/dev/null 2>&1 && break; sleep 0.2; done
 

@@ -7,20 +7,20 @@
 //! It must not make scaling decisions, must not block the request path on reporting, and must
 //! never let a malformed request or a failing peer take the process down.
 //!
-//! Module map, request path first (each module only uses those listed before it, except
-//! `balance`, which reads `config`'s target syntax):
+//! Module map, request path first; each module's code uses only modules listed before it (no
+//! import cycle):
 //! - [`metrics`] names, label enums and handles; [`timing`] the instants of one request and
 //!   the one place queue wait is computed; [`window`] the sans-IO report window;
 //!   [`display`] error formatting.
 //! - [`body`] reading a body under a limit ([`body::BodyError`]); [`upstream`] the connection
 //!   pool to the model server and the next stage ([`upstream::UpstreamError`]);
-//!   [`admission`] the request queue; [`headers`] pipeline context, hop-by-hop, Server-Timing.
+//!   [`admission`] the request queue; [`headers`] pipeline context, hop-by-hop, Server-Timing;
+//!   [`config`] the configuration; [`balance`] next-stage discovery and P2C.
 //! - [`error`] [`error::ProxyError`], which picks status, body and metric labels;
 //!   [`tally`] how a request ended, written to Prometheus and the window at once.
 //! - [`layer`] the tower layers; [`context`] the parts they are built from; [`stack`] builds
 //!   them bottom-up; [`edge`] the hyper-facing service.
-//! - [`config`], [`balance`] (next-stage discovery and P2C), [`report`] (StageReport sender)
-//!   and [`server`] (listeners, tasks, shutdown) drive it all.
+//! - [`report`] (the StageReport sender) and [`server`] (listeners, tasks, shutdown) drive it.
 
 #![forbid(unsafe_code)]
 
