@@ -55,14 +55,19 @@ pub(super) fn inject_workload(
     label_map.insert(s(LABEL_STAGE), s(&opts.stage));
     let annotations = child_mapping(meta, "annotations", doc, &field("metadata.annotations"))?;
     annotations.insert(s(ANNOTATION_INJECTED), s("true"));
-    // Plain scrape annotations for clusters without the Prometheus operator; a user's own
-    // (pointing at their server's metrics) are left as they are.
-    for (k, v) in [
-        ("prometheus.io/scrape", "true".to_owned()),
-        ("prometheus.io/port", ADMIN_PORT.to_string()),
-        ("prometheus.io/path", "/metrics".to_owned()),
-    ] {
-        if !annotations.contains_key(k) {
+    // Plain scrape annotations for clusters without the Prometheus operator. A pod that
+    // already has some points them at its own server's metrics: they are left as they are
+    // (the PodMonitor scrapes the sidecar's admin port by name either way).
+    let users_own = annotations
+        .keys()
+        .filter_map(Value::as_str)
+        .any(|k| k.starts_with("prometheus.io/"));
+    if !users_own {
+        for (k, v) in [
+            ("prometheus.io/scrape", "true".to_owned()),
+            ("prometheus.io/port", ADMIN_PORT.to_string()),
+            ("prometheus.io/path", "/metrics".to_owned()),
+        ] {
             annotations.insert(s(k), s(&v));
         }
     }
@@ -255,13 +260,14 @@ fn sidecar_container(opts: &InjectOptions, upstream_port: u16) -> Value {
         env_value("SAIR_AGENT_CA", &format!("{AGENT_CA_DIR}/ca.pem")),
         env_value("SAIR_LOG_FORMAT", "json"),
     ]);
-    let probe = |path: &str, period: u64| {
+    let probe = |path: &str, period: u64, failures: u64| {
         map([
             (
                 "httpGet",
                 map([("path", s(path)), ("port", s(ADMIN_PORT_NAME))]),
             ),
             ("periodSeconds", Value::Number(period.into())),
+            ("failureThreshold", Value::Number(failures.into())),
         ])
     };
     map([
@@ -278,9 +284,10 @@ fn sidecar_container(opts: &InjectOptions, upstream_port: u16) -> Value {
                 port(ADMIN_PORT_NAME, ADMIN_PORT),
             ]),
         ),
-        ("startupProbe", probe("/readyz", 1)),
-        ("readinessProbe", probe("/readyz", 5)),
-        ("livenessProbe", probe("/healthz", 10)),
+        // The app containers start once the sidecar is ready (up to 30 s).
+        ("startupProbe", probe("/readyz", 1, 30)),
+        ("readinessProbe", probe("/readyz", 5, 3)),
+        ("livenessProbe", probe("/healthz", 10, 3)),
         // Requests but no CPU limit: a CPU limit throttles the request path.
         (
             "resources",
