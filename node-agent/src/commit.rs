@@ -1,4 +1,6 @@
-//! The commitment check (sans-IO): ρ ∈ (0, 1], and Σρ ≤ 1 over the limited segments of a GPU.
+//! The commitment check (sans-IO): ρ ∈ [0.001, 1], and Σρ ≤ 1 over the limited segments of a
+//! GPU. A segment whose share cannot be read or is invalid counts as the whole GPU (fail safe:
+//! garbage never makes room).
 //!
 //! A segment in mode `off` reserves nothing (it is unlimited and unprotected), so it does not
 //! count towards the sum. A request that fails changes nothing: the caller checks before it
@@ -20,6 +22,22 @@ pub struct Claim {
     pub rate: f64,
     /// Limit mode.
     pub mode: Mode,
+    /// The segment's share could not be read or is invalid (NaN, out of range, unknown mode):
+    /// it is counted as fully committing its GPU (`rate` 1), fail safe.
+    pub invalid: bool,
+}
+
+impl Claim {
+    /// The claim of a segment whose control block cannot be trusted: all of `gpu`.
+    pub fn fully_committed(segment: String, gpu: u32) -> Claim {
+        Claim {
+            segment,
+            gpu,
+            rate: 1.0,
+            mode: Mode::Cap,
+            invalid: true,
+        }
+    }
 }
 
 /// Why a target was refused.
@@ -32,6 +50,18 @@ pub enum CommitError {
         segment: String,
         /// The rate asked for.
         rate: f64,
+    },
+    /// The rate is a share, but smaller than the agent can hold.
+    #[error(
+        "rate {rate} for segment {segment} is below the minimum share {min}; give at least {min} (or --mode off)"
+    )]
+    BelowMinimum {
+        /// The segment.
+        segment: String,
+        /// The rate asked for.
+        rate: f64,
+        /// [`crate::bounds::MIN_SHARE`].
+        min: f64,
     },
     /// The GPU would be over-committed.
     #[error(
@@ -47,16 +77,9 @@ pub enum CommitError {
     },
 }
 
-/// Checks that a rate is in (0, 1].
+/// Checks that a rate is a share the agent can hold: in [`crate::bounds::MIN_SHARE`], 1].
 pub fn check_rate(segment: &str, rate: f64) -> Result<(), CommitError> {
-    if rate.is_finite() && rate > 0.0 && rate <= 1.0 {
-        Ok(())
-    } else {
-        Err(CommitError::RateOutOfRange {
-            segment: segment.to_owned(),
-            rate,
-        })
-    }
+    crate::bounds::check_share(segment, rate)
 }
 
 /// Checks `request` against the `existing` claims (the request's own old claim, if present, is
@@ -75,7 +98,16 @@ pub fn check_commitment(existing: &[Claim], request: &Claim) -> Result<(), Commi
     if sum > 1.0 + EPSILON {
         let detail = counted
             .iter()
-            .map(|c| format!("{}={}", c.segment, c.rate))
+            .map(|c| {
+                if c.invalid {
+                    format!(
+                        "{}=1 (invalid or unreadable share, counted as all of the GPU)",
+                        c.segment
+                    )
+                } else {
+                    format!("{}={}", c.segment, c.rate)
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
         return Err(CommitError::Overcommitted {

@@ -9,7 +9,7 @@
 //! with their old meaning (docs/configuration.md); each conflicts with its successor, so the
 //! overlay takes whichever came from the higher source.
 
-use crate::AgentError;
+use crate::{AgentError, bounds};
 use clap::{Args, Parser, Subcommand};
 use sair_service::duration::{format_duration, parse_duration};
 use sair_service::logging::LogArgs;
@@ -63,7 +63,7 @@ pub struct ShmDir {
 /// Device time an idle segment may save up, shared by `run` and `set-rate`.
 #[derive(Debug, Clone, Args)]
 pub struct Burst {
-    /// Device time an idle segment may save up (e.g. 5ms).
+    /// Device time an idle segment may save up (100us–100ms, e.g. 5ms).
     #[arg(long, env = "SAIR_BURST", default_value = "5ms", value_parser = parse_duration)]
     pub burst: Duration,
     /// Old spelling of --burst, in microseconds.
@@ -72,6 +72,15 @@ pub struct Burst {
 }
 
 impl Burst {
+    /// The one burst check of `run`, `set-rate` and the TOML file ([`bounds::check_burst`]).
+    pub fn validate(&self) -> Result<(), AgentError> {
+        let d = match self.burst_us {
+            Some(us) => Duration::from_micros(us),
+            None => self.burst,
+        };
+        bounds::check_burst(d).map_err(AgentError::Config)
+    }
+
     /// The burst in nanoseconds (the legacy option when it won).
     pub fn ns(&self) -> u64 {
         let d = self
@@ -186,14 +195,23 @@ impl RunArgs {
                 self.share_headroom
             )));
         }
-        if self.max_report_keys == 0 {
-            return Err(AgentError::Config(
-                "--max-report-keys must be positive".into(),
-            ));
+        if self.max_report_keys == 0 || self.max_report_keys > bounds::MAX_REPORT_KEYS {
+            return Err(AgentError::Config(format!(
+                "--max-report-keys {} must be within 1..={}",
+                self.max_report_keys,
+                bounds::MAX_REPORT_KEYS
+            )));
         }
-        if self.burst.ns() == 0 {
-            return Err(AgentError::Config("--burst must be positive".into()));
+        let gc_idle = self.gc_idle();
+        if !bounds::GC_IDLE_RANGE.contains(&gc_idle) {
+            return Err(AgentError::Config(format!(
+                "--gc-idle {} must be within {}..={}",
+                format_duration(gc_idle),
+                format_duration(*bounds::GC_IDLE_RANGE.start()),
+                format_duration(*bounds::GC_IDLE_RANGE.end()),
+            )));
         }
+        self.burst.validate()?;
         parse_listen("--metrics-listen", &self.metrics_listen)?;
         parse_listen("--report-listen", &self.report_listen)?;
         Ok(())
@@ -222,6 +240,22 @@ pub struct SetRateArgs {
     /// Print the outcome as JSON.
     #[arg(long, env = "SAIR_JSON")]
     pub json: bool,
+    /// Create the missing parents of --shm-dir too (by default only the directory itself is
+    /// created, and a missing parent is an error).
+    #[arg(long, env = "SAIR_CREATE_PARENTS")]
+    pub create_parents: bool,
+}
+
+impl SetRateArgs {
+    /// Checks the flags before anything is written (the rate itself is checked with the
+    /// commitment, which refuses with exit status 1).
+    pub fn validate(&self) -> Result<(), AgentError> {
+        self.burst.validate()?;
+        if let Some(g) = self.gpu {
+            bounds::check_gpu(g).map_err(AgentError::Config)?;
+        }
+        Ok(())
+    }
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {
@@ -245,6 +279,11 @@ pub struct StatusArgs {
 }
 
 impl StatusArgs {
+    /// Checks the flags: the sampling time is at most [`bounds::MAX_SAMPLE`].
+    pub fn validate(&self) -> Result<(), AgentError> {
+        bounds::check_sample(self.sample()).map_err(AgentError::Config)
+    }
+
     /// The sampling time (the legacy `--sample-ms` when it won).
     pub fn sample(&self) -> Duration {
         self.sample_ms

@@ -216,13 +216,10 @@ impl Controller {
 }
 
 /// Burst (tokens) for a refill rate: `burst_ns` of device time at the current calibration,
-/// which is `ns_per_token = target × 1e9 / rate`.
+/// which is `ns_per_token = target × 1e9 / rate`, bounded in time by
+/// [`crate::bounds::burst_tokens`] (never more than 100 ms of device time).
 pub fn burst_for(rate: u64, target: f64, burst_ns: u64) -> u64 {
-    if target.is_nan() || target <= 0.0 {
-        return rate.max(1);
-    }
-    let tokens = burst_ns as f64 * rate as f64 / (target * 1e9);
-    (tokens.round() as u64).max(1)
+    crate::bounds::burst_tokens(rate, target, burst_ns)
 }
 
 /// What a `share` segment may aim for: its own ρ, or more while the GPU has time nobody with a

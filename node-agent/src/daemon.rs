@@ -10,6 +10,7 @@
 use crate::controller::{
     Controller, ControllerConfig, Observation, RateDecision, burst_for, share_target,
 };
+use crate::integrity::{self, RepairReason, Written};
 use crate::measure::{Utilization, pid_alive};
 use crate::metrics::{AgentMetrics, SegmentMetrics};
 use crate::registry::{Registry, Sighting};
@@ -53,6 +54,8 @@ struct Managed {
     /// Generation after the agent's last look or write; another value means someone else
     /// (set-rate) changed the parameters during the window.
     seen_generation: u64,
+    /// What the agent last wrote or accepted in the control block (`None`: never seen valid).
+    written: Option<Written>,
     measured: Option<f64>,
     launches_per_s: f64,
     recreated: u64,
@@ -82,6 +85,12 @@ pub struct ControlLoop {
     persisted: AgentState,
     last_poll: Option<(Instant, u64)>,
     warned: HashSet<String>,
+    /// (segment, reason) pairs already logged: each is logged once, counted every time.
+    repairs_logged: HashSet<(String, RepairReason)>,
+    /// Why the agent cannot use its directory (listing or writing failed this period).
+    dir_problem: Option<String>,
+    /// Why measurements are off (NVML not loaded, or a query failed this period).
+    nvml_problem: Option<String>,
 }
 
 fn unix_us() -> u64 {
@@ -119,6 +128,125 @@ impl ControlLoop {
             persisted,
             last_poll: None,
             warned: HashSet::new(),
+            repairs_logged: HashSet::new(),
+            dir_problem: None,
+            nvml_problem: None,
+        }
+    }
+
+    /// `Ok` while the agent can list and write its directory and read NVML; otherwise why not
+    /// (the `/readyz` answer).
+    pub fn readiness(&self) -> Result<(), String> {
+        let problems: Vec<&str> = [&self.dir_problem, &self.nvml_problem]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    fn set_dir_problem(&mut self, problem: Option<String>) {
+        if problem != self.dir_problem {
+            match &problem {
+                Some(p) => tracing::error!(problem = %p, "the shm dir cannot be used; not ready"),
+                None => tracing::info!("the shm dir is usable again"),
+            }
+        }
+        self.dir_problem = problem;
+    }
+
+    /// Validates the control block of a managed segment ([`integrity::check`]) and repairs it
+    /// with the last parameters the agent saw valid. A valid change with a new generation (a
+    /// `set-rate`) is accepted. The repair is made under the commitment lock, after checking
+    /// again, so a `set-rate` half-way through its write (it holds the lock) is never
+    /// mistaken for tampering.
+    fn verify(&mut self, name: &str) {
+        let Some(m) = self.segs.get_mut(name) else {
+            return;
+        };
+        let snap = m.m.seg.control_snapshot();
+        let faults = integrity::check(&snap, m.written.as_ref());
+        if faults.is_empty() {
+            if m.written.is_none_or(|w| w.generation != snap.generation)
+                && let Some(params) = snap.params()
+            {
+                m.written = Some(Written {
+                    generation: snap.generation,
+                    gpu: snap.gpu_index,
+                    params,
+                });
+            }
+            return;
+        }
+        let _lock = match segments::lock_dir(&self.cfg.shm_dir) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(segment = name, error = %e, "cannot lock the shm dir to repair a segment");
+                return;
+            }
+        };
+        let Some(m) = self.segs.get_mut(name) else {
+            return;
+        };
+        if m.m.health() != Health::Ok {
+            return; // removed or replaced meanwhile: the next period handles it
+        }
+        let snap = m.m.seg.control_snapshot();
+        let faults = integrity::check(&snap, m.written.as_ref());
+        if faults.is_empty() {
+            return;
+        }
+        let (gpu, params) = match (m.written, self.remembered.get(name)) {
+            (Some(w), _) => (w.gpu, w.params),
+            (None, Some(r)) => *r,
+            (None, None) => (
+                if snap.gpu_index < crate::bounds::MAX_GPUS {
+                    snap.gpu_index
+                } else {
+                    0
+                },
+                unlimited_params(self.cfg.burst_ns),
+            ),
+        };
+        let layout = m.m.seg.layout();
+        layout
+            .header
+            .header_flags
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        layout
+            .control
+            .retired
+            .store(0, std::sync::atomic::Ordering::Release);
+        if snap.gpu_index != gpu {
+            m.m.seg.set_gpu(gpu);
+        }
+        if let Err(e) = m.m.seg.set_params(&params) {
+            tracing::error!(segment = name, error = %e, "could not repair the segment's parameters");
+            return;
+        }
+        let generation = m.m.seg.generation();
+        m.seen_generation = generation;
+        m.written = Some(Written {
+            generation,
+            gpu,
+            params,
+        });
+        self.remembered.insert(name.to_owned(), (gpu, params));
+        for reason in faults {
+            self.metrics.repaired(reason);
+            if self.repairs_logged.insert((name.to_owned(), reason)) {
+                tracing::warn!(
+                    segment = name,
+                    reason = reason.as_str(),
+                    mode = params.mode.as_str(),
+                    target = params.target_share,
+                    "segment control block was invalid; repaired it with the last valid parameters (logged once per segment and reason, counted in sair_agent_segment_repairs_total)"
+                );
+            }
         }
     }
 
@@ -134,14 +262,23 @@ impl ControlLoop {
         } else {
             Controller::resume(self.cfg.controller, npt)
         };
-        tracing::info!(segment = name, gpu, params = ?m.seg.params(), calibrated = npt.is_some(), "adopted segment");
-        self.remembered
-            .insert(name.to_owned(), (gpu, m.seg.params()));
+        let snap = m.seg.control_snapshot();
+        let valid = integrity::check(&snap, None).is_empty();
+        tracing::info!(segment = name, gpu, params = ?m.seg.params(), valid, calibrated = npt.is_some(), "adopted segment");
+        let written = snap.params().filter(|_| valid).map(|params| Written {
+            generation: snap.generation,
+            gpu,
+            params,
+        });
+        if let Some(w) = written {
+            self.remembered.insert(name.to_owned(), (gpu, w.params));
+        }
         let managed = Managed {
             metrics: SegmentMetrics::new(&self.cfg.node, name, gpu),
             gpu,
             last: m.seg.counters(),
             seen_generation: m.seg.generation(),
+            written,
             measured: None,
             launches_per_s: 0.0,
             recreated,
@@ -154,16 +291,11 @@ impl ControlLoop {
     /// Replaces a damaged file with a fresh segment carrying the last known parameters (or an
     /// unlimited one when the agent never saw it valid).
     fn recreate(&mut self, name: &str, path: &std::path::Path, why: &str) {
-        let (gpu, params) = self.remembered.get(name).copied().unwrap_or((
-            0,
-            Params {
-                mode: Mode::Off,
-                target_share: 1.0,
-                refill_per_s: (1e9 / DEFAULT_NS_PER_TOKEN) as u64,
-                burst: burst_for((1e9 / DEFAULT_NS_PER_TOKEN) as u64, 1.0, self.cfg.burst_ns),
-                cost_scale: 1.0,
-            },
-        ));
+        let (gpu, params) = self
+            .remembered
+            .get(name)
+            .copied()
+            .unwrap_or((0, unlimited_params(self.cfg.burst_ns)));
         let before = self.segs.remove(name).map_or(0, |m| m.recreated);
         match Mapped::create(path, gpu, &params) {
             Ok(m) => {
@@ -216,7 +348,7 @@ impl ControlLoop {
         let listed = match list_segments(&self.cfg.shm_dir) {
             Ok(l) => l,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list the shm dir");
+                self.set_dir_problem(Some(format!("cannot list the shm dir: {e}")));
                 return;
             }
         };
@@ -277,6 +409,10 @@ impl ControlLoop {
                 Err(e) => self.warn_once(name, &e.to_string()),
             }
         }
+        let names: Vec<String> = self.segs.keys().cloned().collect();
+        for name in names {
+            self.verify(&name);
+        }
     }
 
     /// One control period at `now`.
@@ -290,6 +426,7 @@ impl ControlLoop {
         let since_us = self.last_poll.map_or(0, |(_, us)| us);
         let gpus: HashSet<u32> = self.segs.values().map(|m| m.m.seg.gpu()).collect();
         let mut per_gpu: HashMap<u32, (HashMap<u32, f64>, Option<f64>)> = HashMap::new();
+        let mut nvml_problem = None;
         if let Some(util) = self.util.as_mut() {
             for gpu in gpus {
                 match util.per_process(gpu, since_us) {
@@ -297,7 +434,10 @@ impl ControlLoop {
                         let dev = util.device(gpu).ok();
                         per_gpu.insert(gpu, (map, dev));
                     }
-                    Err(e) => tracing::debug!(gpu, error = %e, "NVML query failed"),
+                    Err(e) => {
+                        tracing::debug!(gpu, error = %e, "NVML query failed");
+                        nvml_problem = Some(format!("NVML query for GPU {gpu} failed: {e}"));
+                    }
                 }
             }
             self.metrics
@@ -310,7 +450,12 @@ impl ControlLoop {
         } else {
             // Set every period: the exporter drops gauges nobody updates.
             self.metrics.nvml_up.set(0.0);
+            nvml_problem = Some(
+                "NVML is unavailable (see the log at start-up): shares are not measured, rates are held"
+                    .to_owned(),
+            );
         }
+        self.nvml_problem = nvml_problem;
         self.last_poll = Some((now, unix_us()));
 
         // First pass: counters and measured shares.
@@ -415,7 +560,16 @@ impl ControlLoop {
                     // Do not overwrite a set-rate that landed since the parameters were read.
                     if m.m.seg.generation() == s.generation {
                         match m.m.seg.set_params(&params) {
-                            Ok(()) => generation = m.m.seg.generation(),
+                            Ok(()) => {
+                                generation = m.m.seg.generation();
+                                // Our write is generation + 1; a set-rate landing right after
+                                // it shows as a newer generation and is validated as such.
+                                m.written = Some(Written {
+                                    generation: s.generation.wrapping_add(1),
+                                    gpu: s.gpu,
+                                    params,
+                                });
+                            }
                             Err(e) => {
                                 tracing::warn!(segment = s.name, error = %e, "could not write parameters")
                             }
@@ -436,7 +590,9 @@ impl ControlLoop {
             m.seen_generation = generation;
             m.last = s.counters;
             let params = m.m.seg.params();
-            self.remembered.insert(s.name.clone(), (s.gpu, params));
+            if integrity::check(&m.m.seg.control_snapshot(), None).is_empty() {
+                self.remembered.insert(s.name.clone(), (s.gpu, params));
+            }
             m.metrics.target.set(params.target_share);
             if let Some(v) = s.measured {
                 m.metrics.measured.set(v);
@@ -511,8 +667,13 @@ impl ControlLoop {
                 },
             );
         }
-        if let Err(e) = segments::write_state(&self.cfg.shm_dir, &state) {
-            tracing::warn!(error = %e, "could not write the state file");
+        match segments::write_state(&self.cfg.shm_dir, &state) {
+            Ok(()) => {
+                if self.dir_problem.is_some() && list_segments(&self.cfg.shm_dir).is_ok() {
+                    self.set_dir_problem(None);
+                }
+            }
+            Err(e) => self.set_dir_problem(Some(format!("cannot write the shm dir: {e}"))),
         }
         self.persisted = state;
     }
@@ -520,6 +681,19 @@ impl ControlLoop {
     /// Names of the segments currently managed.
     pub fn segment_names(&self) -> Vec<String> {
         self.segs.keys().cloned().collect()
+    }
+}
+
+/// Parameters of a segment the agent never saw valid: unlimited (`off`), so that nothing is
+/// throttled on garbage's say-so.
+fn unlimited_params(burst_ns: u64) -> Params {
+    let refill = (1e9 / DEFAULT_NS_PER_TOKEN) as u64;
+    Params {
+        mode: Mode::Off,
+        target_share: 1.0,
+        refill_per_s: refill,
+        burst: burst_for(refill, 1.0, burst_ns),
+        cost_scale: 1.0,
     }
 }
 

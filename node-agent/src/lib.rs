@@ -8,19 +8,22 @@
 //! that the interception library reads with atomics.
 //!
 //! Sans-IO cores: [`controller`] (ρ feedback), [`commit`] (the commitment check, Σρ ≤ 1), [`registry`] (GC rule),
-//! [`reports`] (latest report per replica). Drivers: [`segments`] (files under the shm dir),
+//! [`reports`] (latest report per replica), [`bounds`] (one check per operator-supplied value),
+//! [`integrity`] (is a segment's control block valid and what the agent wrote). Drivers: [`segments`] (files under the shm dir),
 //! [`measure`] (NVML), [`ingest`] (QUIC), [`daemon`] (the control loop and `run`, with
 //! `sair_service::admin` serving `/metrics`, `/healthz`, `/readyz`), [`ops`] (`set-rate`, `status`, `remove`), [`target`] (where targets
 //! come from).
 
 #![forbid(unsafe_code)]
 
+pub mod bounds;
 pub mod commit;
 pub mod config;
 pub mod controller;
 pub mod daemon;
 pub mod error;
 pub mod ingest;
+pub mod integrity;
 pub mod measure;
 pub mod metrics;
 pub mod ops;

@@ -28,33 +28,48 @@ fn main() -> ExitCode {
     let is_run = matches!(cli.command, Command::Run(_));
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::SetRate(a) => ops::set_rate(
-            &a.shm.shm_dir,
-            &a.segment,
-            a.rate,
-            a.gpu,
-            a.mode,
-            a.burst.ns(),
-        )
-        .map_err(anyhow::Error::from)
-        .and_then(|o| {
-            if a.json {
-                println!("{}", serde_json::to_string(&o)?);
-            } else {
-                println!(
-                    "segment {} on GPU {}: {} rate {} ({} tokens/s, burst {}){}",
-                    o.segment,
-                    o.gpu,
-                    o.mode,
-                    o.rate,
-                    o.refill_per_s,
-                    o.burst,
-                    if o.created { ", created" } else { "" }
-                );
-            }
-            Ok(())
-        }),
-        Command::Status(a) => ops::status(&a.shm.shm_dir, a.sample())
+        Command::SetRate(a) => a
+            .validate()
+            .and_then(|()| {
+                if a.create_parents
+                    && let Some(parent) = a.shm.shm_dir.parent()
+                {
+                    std::fs::create_dir_all(parent).map_err(|source| AgentError::Io {
+                        op: "create the parents of",
+                        path: a.shm.shm_dir.clone(),
+                        source,
+                    })?;
+                }
+                ops::set_rate(
+                    &a.shm.shm_dir,
+                    &a.segment,
+                    a.rate,
+                    a.gpu,
+                    a.mode,
+                    a.burst.ns(),
+                )
+            })
+            .map_err(anyhow::Error::from)
+            .and_then(|o| {
+                if a.json {
+                    println!("{}", serde_json::to_string(&o)?);
+                } else {
+                    println!(
+                        "segment {} on GPU {}: {} rate {} ({} tokens/s, burst {}){}",
+                        o.segment,
+                        o.gpu,
+                        o.mode,
+                        o.rate,
+                        o.refill_per_s,
+                        o.burst,
+                        if o.created { ", created" } else { "" }
+                    );
+                }
+                Ok(())
+            }),
+        Command::Status(a) => a
+            .validate()
+            .and_then(|()| ops::status(&a.shm.shm_dir, a.sample()))
             .map_err(anyhow::Error::from)
             .and_then(|rows| {
                 if a.json {

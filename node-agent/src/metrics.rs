@@ -29,6 +29,8 @@ pub const AGENT_SEGMENTS_RECREATED_TOTAL: &str = "sair_agent_segments_recreated_
 pub const AGENT_SEGMENTS_COLLECTED_TOTAL: &str = "sair_agent_segments_collected_total";
 /// Segments that could not be opened and were left alone (other layout version, I/O error).
 pub const AGENT_SEGMENT_ERRORS_TOTAL: &str = "sair_agent_segment_errors_total";
+/// Repairs of a segment's control block, by reason ([`crate::integrity::RepairReason`]).
+pub const AGENT_SEGMENT_REPAIRS_TOTAL: &str = "sair_agent_segment_repairs_total";
 /// 1 when NVML answers, 0 when it does not (measurement off, rates held).
 pub const AGENT_NVML_UP: &str = "sair_agent_nvml_up";
 /// Stage reports received and stored.
@@ -100,6 +102,11 @@ pub fn describe() {
         AGENT_SEGMENT_ERRORS_TOTAL,
         Unit::Count,
         "Segments that could not be opened and were left alone"
+    );
+    describe_counter!(
+        AGENT_SEGMENT_REPAIRS_TOTAL,
+        Unit::Count,
+        "Repairs of a segment's control block (invalid or unannounced field), by reason"
     );
     describe_gauge!(AGENT_NVML_UP, Unit::Count, "1 when NVML answers");
     describe_counter!(
@@ -235,6 +242,9 @@ pub struct AgentMetrics {
     pub reports_invalid: Counter,
     /// [`AGENT_TARGETS_REFUSED_TOTAL`].
     pub targets_refused: Counter,
+    /// [`AGENT_SEGMENT_REPAIRS_TOTAL`], one handle per reason, in
+    /// [`crate::integrity::RepairReason::ALL`] order.
+    repairs: Vec<Counter>,
     node: String,
 }
 
@@ -250,7 +260,28 @@ impl AgentMetrics {
             reports_received: counter!(AGENT_REPORTS_RECEIVED_TOTAL, &labels),
             reports_invalid: counter!(AGENT_REPORTS_INVALID_TOTAL, &labels),
             targets_refused: counter!(AGENT_TARGETS_REFUSED_TOTAL, &labels),
+            repairs: crate::integrity::RepairReason::ALL
+                .iter()
+                .map(|r| {
+                    counter!(
+                        AGENT_SEGMENT_REPAIRS_TOTAL,
+                        "node" => node.to_owned(),
+                        "reason" => r.as_str()
+                    )
+                })
+                .collect(),
             node: node.to_owned(),
+        }
+    }
+
+    /// Counts one repair for `reason`.
+    pub fn repaired(&self, reason: crate::integrity::RepairReason) {
+        if let Some(c) = crate::integrity::RepairReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.repairs.get(i))
+        {
+            c.increment(1);
         }
     }
 

@@ -7,6 +7,7 @@ use crate::AgentError;
 use crate::commit::{Claim, check_commitment, check_rate};
 use crate::controller::burst_for;
 use crate::segments::{self, DEFAULT_NS_PER_TOKEN, Mapped, read_state};
+use crate::{bounds, integrity};
 use sair_shm::{Mode, Params, Segment, list_segments};
 use serde::Serialize;
 use std::path::Path;
@@ -35,22 +36,60 @@ pub struct SetOutcome {
     pub burst: u64,
 }
 
-/// The claims of every valid segment in `dir` (unreadable ones are skipped: they limit
-/// nothing, and the daemon recreates or reports them).
-pub fn claims(dir: &Path) -> Result<Vec<Claim>, AgentError> {
+/// The claims of every segment in `dir`. Fail safe: a segment that cannot be read counts as
+/// all of `unknown_gpu` (its GPU is unknown: the one being asked about), and one whose control
+/// block is invalid ([`integrity::check`]: a NaN share, an unknown mode, …) as all of its GPU,
+/// so garbage never makes room for a target. The daemon repairs or recreates such segments
+/// within a control period.
+pub fn claims(dir: &Path, unknown_gpu: u32) -> Result<Vec<Claim>, AgentError> {
     let mut out = Vec::new();
     for (name, path) in list_segments(dir)? {
-        if let Ok(seg) = Segment::open(&path) {
-            let p = seg.params();
-            out.push(Claim {
-                segment: name,
-                gpu: seg.gpu(),
-                rate: p.target_share,
-                mode: p.mode,
-            });
+        match Segment::open(&path) {
+            Ok(seg) => {
+                let snap = seg.control_snapshot();
+                match snap
+                    .params()
+                    .filter(|_| integrity::check(&snap, None).is_empty())
+                {
+                    Some(p) => out.push(Claim {
+                        segment: name,
+                        gpu: snap.gpu_index,
+                        rate: p.target_share,
+                        mode: p.mode,
+                        invalid: false,
+                    }),
+                    None => {
+                        let gpu = if snap.gpu_index < crate::bounds::MAX_GPUS {
+                            snap.gpu_index
+                        } else {
+                            unknown_gpu
+                        };
+                        out.push(Claim::fully_committed(name, gpu));
+                    }
+                }
+            }
+            Err(_) => out.push(Claim::fully_committed(name, unknown_gpu)),
         }
     }
     Ok(out)
+}
+
+/// Creates the shm dir itself when it is missing, never a missing tree above it (a typo in
+/// `--shm-dir` must not silently build a directory nobody reads): its parent must exist.
+pub fn ensure_dir(dir: &Path) -> Result<(), AgentError> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(AgentError::Config(format!(
+            "--shm-dir {}: its parent directory does not exist; create it, or pass --create-parents",
+            dir.display()
+        ))),
+        Err(source) => Err(AgentError::Io {
+            op: "create shm dir",
+            path: dir.to_owned(),
+            source,
+        }),
+    }
 }
 
 /// Sets the target of `segment` (creating it if missing) after the commitment check; on refusal nothing
@@ -68,11 +107,11 @@ pub fn set_rate(
 ) -> Result<SetOutcome, AgentError> {
     let path = segments::path_of(dir, segment)?;
     check_rate(segment, rate)?;
-    std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
-        op: "create shm dir",
-        path: dir.to_owned(),
-        source,
-    })?;
+    bounds::check_burst(Duration::from_nanos(burst_ns)).map_err(AgentError::Config)?;
+    if let Some(g) = gpu {
+        bounds::check_gpu(g).map_err(AgentError::Config)?;
+    }
+    ensure_dir(dir)?;
     let _lock = segments::lock_dir(dir)?;
     let existing = match Mapped::open(&path) {
         Ok(m) => Some(m),
@@ -86,19 +125,32 @@ pub fn set_rate(
     };
     let gpu = gpu
         .or_else(|| existing.as_ref().map(|m| m.seg.gpu()))
+        .filter(|g| *g < bounds::MAX_GPUS)
         .unwrap_or(0);
     check_commitment(
-        &claims(dir)?,
+        &claims(dir, gpu)?,
         &Claim {
             segment: segment.to_owned(),
             gpu,
             rate,
             mode,
+            invalid: false,
         },
     )?;
     match existing {
         Some(m) => {
-            let old = m.seg.params();
+            // An invalid old block implies no calibration: start from the default guess.
+            let old_snap = m.seg.control_snapshot();
+            let old = old_snap
+                .params()
+                .filter(|_| integrity::check(&old_snap, None).is_empty())
+                .unwrap_or(Params {
+                    mode,
+                    refill_per_s: (rate * 1e9 / DEFAULT_NS_PER_TOKEN).round().max(1.0) as u64,
+                    burst: 1,
+                    cost_scale: 1.0,
+                    target_share: rate,
+                });
             // The daemon's calibration of this segment, if it has one (it also measures `off`
             // segments); otherwise the calibration implied by the segment's own rate.
             let npt = read_state(dir)
@@ -124,6 +176,9 @@ pub fn set_rate(
                 m.seg.set_gpu(gpu);
             }
             m.seg.set_params(&params)?;
+            // A retired flag in the file at the path is never legitimate (a replaced file is
+            // no longer at the path): writing valid parameters clears it too.
+            m.seg.layout().control.retired.store(0, Relaxed);
             Ok(outcome(segment, gpu, false, &params))
         }
         None => {
@@ -208,14 +263,31 @@ pub struct StatusRow {
     pub error: Option<String>,
 }
 
-/// Reads every segment, sampling counters over `sample` for rates.
+/// Reads every segment, sampling counters over `sample` (at most
+/// [`bounds::MAX_SAMPLE`]) for rates. A segment whose control block is invalid is shown as an
+/// error naming what is wrong, not with its garbage.
 pub fn status(dir: &Path, sample: Duration) -> Result<Vec<StatusRow>, AgentError> {
+    bounds::check_sample(sample).map_err(AgentError::Config)?;
     let state = read_state(dir).unwrap_or_default();
     let fresh = segments::unix_ms().saturating_sub(state.updated_unix_ms) < 10_000;
     let mut opened = Vec::new();
     let mut rows = Vec::new();
     for (name, path) in list_segments(dir)? {
-        match Segment::open(&path) {
+        let opened_seg = Segment::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|seg| {
+                let faults = integrity::check(&seg.control_snapshot(), None);
+                if faults.is_empty() {
+                    Ok(seg)
+                } else {
+                    let list: Vec<&str> = faults.iter().map(|r| r.as_str()).collect();
+                    Err(format!(
+                        "invalid control block ({}); a running agent repairs it",
+                        list.join(", ")
+                    ))
+                }
+            });
+        match opened_seg {
             Ok(seg) => {
                 let c0 = seg.counters();
                 opened.push((name, seg, c0));
@@ -231,7 +303,7 @@ pub fn status(dir: &Path, sample: Duration) -> Result<Vec<StatusRow>, AgentError
                 throttled_fraction: None,
                 throttled_seconds_total: None,
                 pids: Vec::new(),
-                error: Some(e.to_string()),
+                error: Some(e),
             }),
         }
     }
@@ -308,3 +380,6 @@ pub fn format_table(rows: &[StatusRow]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

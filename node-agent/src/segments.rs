@@ -137,7 +137,7 @@ pub enum Health {
     Ok,
     /// The path no longer exists.
     Gone,
-    /// Another file is at the path (re-created by someone), or ours was retired.
+    /// Another file is at the path (re-created by someone).
     Replaced,
     /// The file was damaged in place.
     Corrupt(String),
@@ -213,9 +213,8 @@ impl Mapped {
         if magic != MAGIC {
             return Health::Corrupt(format!("magic overwritten with {magic:#018x}"));
         }
-        if self.seg.is_retired() {
-            return Health::Replaced;
-        }
+        // `retired` set in the file that is still at the path is not a replacement (whoever
+        // replaces or removes a file changes the path first): the integrity check repairs it.
         Health::Ok
     }
 }

@@ -11,11 +11,17 @@
 use sair_shm::{Segment, segment_path};
 use sair_tests::{Proc, assert_eventually, binary};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_sair-node-agent");
+/// The agent under test; `SAIR_TEST_AGENT_BIN` runs these tests against another build (e.g.
+/// the previous commit's, to see a regression test fail there).
+fn agent_bin() -> PathBuf {
+    std::env::var_os("SAIR_TEST_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sair-node-agent")))
+}
 
 struct World {
     root: PathBuf,
@@ -73,22 +79,25 @@ impl World {
             &self.root.join("tls").display().to_string(),
             "--control-period-ms",
             "100",
-            "--nvml-lib",
-            &self
-                .root
-                .join("lib/libnvidia-ml.so.1")
-                .display()
-                .to_string(),
             "--node-name",
             "it-node",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if !extra.contains(&"--nvml-lib") {
+            args.push("--nvml-lib".into());
+            args.push(
+                self.root
+                    .join("lib/libnvidia-ml.so.1")
+                    .display()
+                    .to_string(),
+            );
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut env = self.emu_env();
         env.push(("RUST_LOG", "info".into()));
-        let proc = Proc::spawn(&self.root, name, Path::new(AGENT), &args, &env);
+        let proc = Proc::spawn(&self.root, name, &agent_bin(), &args, &env);
         let find = || {
             proc.output()
                 .lines()
@@ -115,7 +124,7 @@ impl World {
             self.shm().display().to_string(),
         ];
         full.extend(args[1..].iter().map(|s| s.to_string()));
-        Command::new(AGENT).args(&full).output().unwrap()
+        Command::new(agent_bin()).args(&full).output().unwrap()
     }
 
     fn set_rate(&self, segment: &str, rate: &str, extra: &[&str]) -> Output {
@@ -560,7 +569,7 @@ fn readyz_help_and_the_config_file() {
     assert!(text.contains("node=\"it-node\""), "{text}");
     assert!(!text.contains("from-file"), "{text}");
 
-    let out = Command::new(AGENT)
+    let out = Command::new(agent_bin())
         .args(["run", "--help"])
         .output()
         .unwrap();
@@ -571,12 +580,12 @@ fn readyz_help_and_the_config_file() {
         !help.contains("--control-period-ms"),
         "legacy names are hidden: {help}"
     );
-    let out = Command::new(AGENT)
+    let out = Command::new(agent_bin())
         .args(["run", "--bogus"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
-    let out = Command::new(AGENT)
+    let out = Command::new(agent_bin())
         .args(["run", "--config", &file])
         .env("SAIR_GC_IDLE", "soon")
         .output()
@@ -745,3 +754,6 @@ fn share_mode_uses_idle_time_and_yields_to_a_guarantee() {
     assert!(a_late < 0.55, "a with b active: {a_late:.3}");
     assert!(a_late > 0.25, "a below its guarantee: {a_late:.3}");
 }
+
+#[path = "agent/integrity.rs"]
+mod integrity;

@@ -124,6 +124,42 @@ impl Default for Params {
     }
 }
 
+/// The control block (and header flags) as stored, undecoded: what a validator looks at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ControlSnapshot {
+    /// Parameter generation.
+    pub generation: u64,
+    /// The mode field; [`Mode::from_raw`] says whether it is known.
+    pub mode_raw: u32,
+    /// GPU index.
+    pub gpu_index: u32,
+    /// Tokens per second.
+    pub refill_per_s: u64,
+    /// Bucket depth in tokens.
+    pub burst: u64,
+    /// Tokens per (block × thread).
+    pub cost_scale: f64,
+    /// Target share ρ.
+    pub target_share: f64,
+    /// Retired flag (0 or 1).
+    pub retired: u32,
+    /// Header flags (0 in this version).
+    pub header_flags: u32,
+}
+
+impl ControlSnapshot {
+    /// The decoded parameters, or `None` for an unknown mode.
+    pub fn params(&self) -> Option<Params> {
+        Some(Params {
+            mode: Mode::from_raw(self.mode_raw)?,
+            refill_per_s: self.refill_per_s,
+            burst: self.burst,
+            cost_scale: self.cost_scale,
+            target_share: self.target_share,
+        })
+    }
+}
+
 /// Snapshot of a segment's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counters {
@@ -318,6 +354,23 @@ impl SegmentLayout {
         c.target_share_bits.store(p.target_share.to_bits(), Relaxed);
         c.generation
             .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Every control field as raw bits, for validation (the agent's integrity check, `status`).
+    /// Unlike [`Self::params`] nothing is decoded, so an unknown mode or a NaN share shows.
+    pub fn control_snapshot(&self) -> ControlSnapshot {
+        let c = &self.control;
+        ControlSnapshot {
+            generation: c.generation.load(std::sync::atomic::Ordering::Acquire),
+            mode_raw: c.mode.load(Relaxed),
+            gpu_index: c.gpu_index.load(Relaxed),
+            refill_per_s: c.refill_per_s.load(Relaxed),
+            burst: c.burst.load(Relaxed),
+            cost_scale: f64::from_bits(c.cost_scale_bits.load(Relaxed)),
+            target_share: f64::from_bits(c.target_share_bits.load(Relaxed)),
+            retired: c.retired.load(Relaxed),
+            header_flags: self.header.header_flags.load(Relaxed),
+        }
     }
 
     /// A snapshot of the counters.

@@ -25,7 +25,8 @@ pub mod share;
 
 pub use bucket::{Bucket, Grant};
 pub use layout::{
-    Counters, MAGIC, Mode, Params, SEGMENT_SIZE, SegmentLayout, VERSION_MAJOR, VERSION_MINOR,
+    ControlSnapshot, Counters, MAGIC, Mode, Params, SEGMENT_SIZE, SegmentLayout, VERSION_MAJOR,
+    VERSION_MINOR,
 };
 pub use segment::{
     DEFAULT_SHM_DIR, SEGMENT_EXT, Segment, ShmError, list_segments, segment_path,

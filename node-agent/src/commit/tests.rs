@@ -6,6 +6,7 @@ fn claim(segment: &str, gpu: u32, rate: f64, mode: Mode) -> Claim {
         gpu,
         rate,
         mode,
+        invalid: false,
     }
 }
 
@@ -56,4 +57,13 @@ fn off_mode_reserves_nothing() {
 fn float_sums_at_exactly_one_pass() {
     let existing = vec![claim("a", 0, 0.1, Mode::Cap), claim("b", 0, 0.2, Mode::Cap)];
     check_commitment(&existing, &claim("c", 0, 0.7, Mode::Cap)).unwrap();
+}
+
+#[test]
+fn an_invalid_share_counts_as_the_whole_gpu() {
+    let existing = vec![Claim::fully_committed("nan".into(), 0)];
+    let err = check_commitment(&existing, &claim("b", 0, 0.1, Mode::Cap)).unwrap_err();
+    assert!(err.to_string().contains("nan=1 (invalid"), "{err}");
+    check_commitment(&existing, &claim("b", 1, 0.9, Mode::Cap)).unwrap();
+    check_commitment(&existing, &claim("b", 0, 1.0, Mode::Off)).unwrap();
 }

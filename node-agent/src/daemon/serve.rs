@@ -11,7 +11,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sair_service::admin::Admin;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -33,6 +32,8 @@ pub async fn run(
     handle: PrometheusHandle,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AgentError> {
+    // The daemon owns its directory (a hostPath in Kubernetes): it creates the tree, unlike
+    // `set-rate`, which creates only the last component.
     std::fs::create_dir_all(&cfg.shm_dir).map_err(|source| AgentError::Io {
         op: "create shm dir",
         path: cfg.shm_dir.clone(),
@@ -43,16 +44,23 @@ pub async fn run(
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let period = cfg.period;
     let mut ctl = ControlLoop::new(cfg, util, targets, metrics.clone());
-    // `/readyz` answers 200 once the first tick has adopted the segments on disk.
-    let first_tick = Arc::new(AtomicBool::new(false));
-    let ticked = first_tick.clone();
+    // `/readyz` answers 200 once the first tick has adopted the segments on disk, and then
+    // while the loop can list and write the shm dir and read NVML (each tick says why not).
+    let readiness: Arc<Mutex<Result<(), String>>> = Arc::new(Mutex::new(Err(
+        "the control loop has not adopted the segments yet".to_owned(),
+    )));
+    let ticked = readiness.clone();
     let control = std::thread::Builder::new()
         .name("sair-agent-control".into())
         .spawn(move || {
             let mut next = Instant::now();
             loop {
                 ctl.tick(Instant::now());
-                ticked.store(true, Ordering::Release);
+                let now_ready = ctl.readiness();
+                match ticked.lock() {
+                    Ok(mut r) => *r = now_ready,
+                    Err(poisoned) => *poisoned.into_inner() = now_ready,
+                }
                 next += period;
                 let now = Instant::now();
                 if next < now {
@@ -70,12 +78,9 @@ pub async fn run(
             source,
         })?;
     let (http_stop_tx, http_stop_rx) = tokio::sync::watch::channel(false);
-    let admin = Admin::new(move || handle.render()).readiness(move || {
-        if first_tick.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err("the control loop has not adopted the segments yet".to_owned())
-        }
+    let admin = Admin::new(move || handle.render()).readiness(move || match readiness.lock() {
+        Ok(r) => r.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
     });
     let http = listeners.metrics.map(|l| {
         let mut stop = http_stop_rx.clone();

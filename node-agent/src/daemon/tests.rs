@@ -179,3 +179,126 @@ fn off_segments_are_measured_so_a_later_cap_starts_calibrated() {
     assert_eq!(out.refill_per_s, 15_000_000, "0.3 × 1e9 / 20 ns");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+fn plain_loop(d: &std::path::Path) -> ControlLoop {
+    let share = Arc::new(AtomicU64::new(0.0f64.to_bits()));
+    ControlLoop::new(
+        config(d.to_owned()),
+        Some(Box::new(Scripted { share })),
+        Box::new(crate::target::LocalOnly),
+        AgentMetrics::new("unit"),
+    )
+}
+
+/// Issue 14: `retired` written into a healthy segment let its process run uncapped; the agent
+/// re-adopted the file every period and never repaired it.
+#[test]
+fn a_retired_flag_in_a_healthy_segment_is_repaired() {
+    let d = dir("retired");
+    crate::ops::set_rate(&d, "s", 0.3, None, Mode::Cap, 5_000_000).unwrap();
+    let seg = sair_shm::Segment::open(&d.join("s.seg")).unwrap();
+    let mut ctl = plain_loop(&d);
+    let t0 = Instant::now();
+    ctl.tick(t0);
+    let before = seg.params();
+    seg.layout().control.retired.store(1, Ordering::Relaxed);
+    ctl.tick(t0 + Duration::from_millis(100));
+    assert!(!seg.is_retired(), "retired flag left in place");
+    assert_eq!(seg.params(), before);
+    let generation = seg.generation();
+    ctl.tick(t0 + Duration::from_millis(200));
+    assert_eq!(
+        seg.generation(),
+        generation,
+        "repaired again without a fault"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Issue 14: a randomised control block went undetected (GPU 3532202184, refill 1.4e19).
+#[test]
+fn a_randomised_control_block_is_restored() {
+    let d = dir("random");
+    crate::ops::set_rate(&d, "s", 0.3, Some(0), Mode::Cap, 5_000_000).unwrap();
+    let seg = sair_shm::Segment::open(&d.join("s.seg")).unwrap();
+    let mut ctl = plain_loop(&d);
+    let t0 = Instant::now();
+    ctl.tick(t0);
+    let before = seg.params();
+    let c = &seg.layout().control;
+    c.generation.store(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed);
+    c.mode.store(0xdead_beef, Ordering::Relaxed);
+    c.gpu_index.store(3_532_202_184, Ordering::Relaxed);
+    c.refill_per_s
+        .store(14_000_000_000_000_000_000, Ordering::Relaxed);
+    c.burst.store(0, Ordering::Relaxed);
+    c.cost_scale_bits
+        .store(0x7ff8_dead_0000_0001, Ordering::Relaxed);
+    c.target_share_bits
+        .store(0x4a3b_2c1d_0e0f_1011, Ordering::Relaxed);
+    c.retired.store(0x55aa_55aa, Ordering::Relaxed);
+    for i in 1..=3 {
+        ctl.tick(t0 + Duration::from_millis(100 * i));
+    }
+    assert!(
+        crate::integrity::check(&seg.control_snapshot(), None).is_empty(),
+        "{:?}",
+        seg.control_snapshot()
+    );
+    assert_eq!(seg.params(), before);
+    assert_eq!(seg.gpu(), 0);
+    let state = crate::segments::read_state(&d).unwrap();
+    assert_eq!(state.segments["s"].gpu, 0, "garbage GPU index persisted");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A valid-looking change that did not bump the generation is not the agent's nor a
+/// `set-rate`'s (both bump it): it is undone.
+#[test]
+fn an_unannounced_change_is_undone_and_an_announced_one_kept() {
+    let d = dir("unannounced");
+    crate::ops::set_rate(&d, "s", 0.3, None, Mode::Cap, 5_000_000).unwrap();
+    let seg = sair_shm::Segment::open(&d.join("s.seg")).unwrap();
+    let mut ctl = plain_loop(&d);
+    let t0 = Instant::now();
+    ctl.tick(t0);
+    seg.layout()
+        .control
+        .target_share_bits
+        .store(0.9f64.to_bits(), Ordering::Relaxed);
+    ctl.tick(t0 + Duration::from_millis(100));
+    assert_eq!(seg.params().target_share, 0.3);
+    crate::ops::set_rate(&d, "s", 0.6, None, Mode::Cap, 5_000_000).unwrap();
+    ctl.tick(t0 + Duration::from_millis(200));
+    assert_eq!(seg.params().target_share, 0.6);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// Issue 14: `run` on a directory it cannot use stayed green.
+#[test]
+fn readiness_says_why_the_dir_or_nvml_is_unusable() {
+    let d = dir("ready");
+    let mut ctl = plain_loop(&d);
+    let t0 = Instant::now();
+    ctl.tick(t0);
+    assert_eq!(ctl.readiness(), Ok(()));
+    std::fs::remove_dir_all(&d).unwrap();
+    std::fs::write(&d, b"not a directory").unwrap();
+    ctl.tick(t0 + Duration::from_millis(100));
+    let why = ctl.readiness().unwrap_err();
+    assert!(why.contains("shm dir"), "{why}");
+    std::fs::remove_file(&d).unwrap();
+    std::fs::create_dir(&d).unwrap();
+    ctl.tick(t0 + Duration::from_millis(200));
+    assert_eq!(ctl.readiness(), Ok(()));
+    let mut blind = ControlLoop::new(
+        config(d.clone()),
+        None,
+        Box::new(crate::target::LocalOnly),
+        AgentMetrics::new("unit"),
+    );
+    blind.tick(t0);
+    let why = blind.readiness().unwrap_err();
+    assert!(why.contains("NVML"), "{why}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
