@@ -25,6 +25,9 @@ static FORK_HANDLER: Once = Once::new();
 
 /// How long a process failing open waits before trying to attach again.
 pub const RETRY_NS: u64 = 1_000_000_000;
+/// How long a process waits before re-opening a path whose file is marked retired: the agent
+/// replaces the file or repairs the flag within a control period.
+pub const RETIRED_RETRY_NS: u64 = 10_000_000;
 
 /// The attached segment, or why launches pass through.
 #[allow(unsafe_code)]
@@ -72,6 +75,16 @@ fn slow() -> Result<&'static SegmentLayout, Bypass> {
         Some(path) => Segment::open(&path).map_err(|e| (classify(&e), e.to_string())),
     };
     let out = match result {
+        Ok(seg) if seg.is_retired() => {
+            // Never leak a mapping per launch on a file that says "re-open me" while it is
+            // still the one at the path: drop it (munmap) and look again in 10 ms.
+            drop(seg);
+            let reason = Bypass::Retired;
+            REASON.store(reason as u8, Release);
+            RETRY_AT_NS.store(monotonic_ns() + RETIRED_RETRY_NS, Release);
+            record_once(reason, "the segment file at the path is marked retired");
+            Err(reason)
+        }
         Ok(seg) => {
             seg.layout().attach_pid(std::process::id());
             let leaked = seg.leak();

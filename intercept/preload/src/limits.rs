@@ -30,6 +30,9 @@ pub enum Bypass {
     ZeroRate = 9,
     /// Another thread is attaching the segment right now.
     Attaching = 10,
+    /// The file at the path is marked retired (it should have been replaced or removed, or
+    /// someone wrote the flag): not attached, tried again shortly, never re-mapped per launch.
+    Retired = 11,
 }
 
 impl Bypass {
@@ -47,6 +50,7 @@ impl Bypass {
             UnknownMode,
             ZeroRate,
             Attaching,
+            Retired,
         ]
         .into_iter()
         .find(|b| *b as u8 == v)

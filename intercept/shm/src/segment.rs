@@ -189,8 +189,8 @@ fn check_params(p: &Params) -> Result<(), ShmError> {
 
 impl Segment {
     /// Creates (or replaces) the segment file at `path` for `gpu` with `params`, crash-safely:
-    /// the image is written to a temporary file in the same directory, then renamed. The
-    /// directory must exist: creating directories is the caller's decision. The bucket
+    /// the image is written to a temporary file in the same directory, then renamed. A missing
+    /// directory is created (the agent's `set-rate` checks its `--shm-dir` before it gets here). The bucket
     /// starts full. A valid file it replaces is marked retired. The file is made mode 0666 so
     /// that processes of any user on the node can attach.
     pub fn create(path: &Path, gpu: u32, params: &Params) -> Result<Segment, ShmError> {
@@ -204,6 +204,7 @@ impl Segment {
             Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
             _ => PathBuf::from("."),
         };
+        std::fs::create_dir_all(&dir).map_err(|e| io("create_dir_all", e))?;
         let file_name = path
             .file_name()
             .and_then(|n| n.to_str())

@@ -88,16 +88,7 @@ fn run(a: &Args) -> Result<(), sair_shm::ShmError> {
             seg.set_gpu(a.gpu);
             seg
         }
-        _ => {
-            // A test fixture: it makes the directory itself (the agent's `set-rate` does not
-            // create a missing tree).
-            std::fs::create_dir_all(&a.shm_dir).map_err(|source| sair_shm::ShmError::Io {
-                path: a.shm_dir.clone(),
-                op: "create_dir_all",
-                source,
-            })?;
-            Segment::create(&path, a.gpu, &params)?
-        }
+        _ => Segment::create(&path, a.gpu, &params)?,
     };
     print(&seg);
     Ok(())
