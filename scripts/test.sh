@@ -35,6 +35,7 @@ cargo machete
 # Advisories are not checked here: they need a network copy of the RustSec database
 # (run `cargo deny check advisories` by hand where there is network; see deny.toml).
 cargo deny check bans licenses sources
+scripts/validate-manifests.sh # Kubernetes manifests, sair inject output, images (offline)
 cargo build --workspace --all-targets
 # The SAIR policy's real-LLM test talks to a local OpenAI-compatible server (llama-cpp-python +
 # SmolLM2-135M on 127.0.0.1; installs into ~/.cache/sair-llm on first use, ~5 min).
