@@ -240,6 +240,11 @@ pub struct SetRateArgs {
     /// Print the outcome as JSON.
     #[arg(long, env = "SAIR_JSON")]
     pub json: bool,
+    /// Give the segment file to this uid, mode 0600 (the tenant's `runAsUser`): processes of
+    /// other users cannot open it, so cannot change its share. Default: as it is, or mode 0666
+    /// (any local user) for a new segment. See docs/gpu.md, "Threat model".
+    #[arg(long, env = "SAIR_OWNER_UID")]
+    pub owner_uid: Option<u32>,
     /// Create the missing parents of --shm-dir too (by default only the directory itself is
     /// created, and a missing parent is an error).
     #[arg(long, env = "SAIR_CREATE_PARENTS")]

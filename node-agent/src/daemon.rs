@@ -296,8 +296,13 @@ impl ControlLoop {
             .get(name)
             .copied()
             .unwrap_or((0, unlimited_params(self.cfg.burst_ns)));
-        let before = self.segs.remove(name).map_or(0, |m| m.recreated);
-        match Mapped::create(path, gpu, &params) {
+        let removed = self.segs.remove(name);
+        let before = removed.as_ref().map_or(0, |m| m.recreated);
+        // Keep who may open it: the managed file's access, else the damaged file's own mode.
+        let access = removed.map(|m| m.m.access).unwrap_or_else(|| {
+            std::fs::metadata(path).map_or(sair_shm::Access::AnyUser, |m| sair_shm::Access::of(&m))
+        });
+        match Mapped::create(path, gpu, &params, access) {
             Ok(m) => {
                 self.metrics.recreated.increment(1);
                 tracing::warn!(

@@ -40,13 +40,14 @@ fn main() -> ExitCode {
                         source,
                     })?;
                 }
-                ops::set_rate(
+                ops::set_rate_with(
                     &a.shm.shm_dir,
                     &a.segment,
                     a.rate,
                     a.gpu,
                     a.mode,
                     a.burst.ns(),
+                    a.owner_uid.map(|uid| sair_shm::Access::Owner { uid }),
                 )
             })
             .map_err(anyhow::Error::from)

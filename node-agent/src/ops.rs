@@ -8,7 +8,7 @@ use crate::commit::{Claim, check_commitment, check_rate};
 use crate::controller::burst_for;
 use crate::segments::{self, DEFAULT_NS_PER_TOKEN, Mapped, read_state};
 use crate::{bounds, integrity};
-use sair_shm::{Mode, Params, Segment, list_segments};
+use sair_shm::{Access, Mode, Params, Segment, list_segments};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -105,6 +105,22 @@ pub fn set_rate(
     mode: Mode,
     burst_ns: u64,
 ) -> Result<SetOutcome, AgentError> {
+    set_rate_with(dir, segment, rate, gpu, mode, burst_ns, None)
+}
+
+/// [`set_rate`], also setting who may open the segment file (`None`: as it is, or
+/// [`Access::AnyUser`] for a new one). A change of access replaces the file (a new inode, the
+/// old one retired), so a process that could open the old file keeps nothing writable in the
+/// new one.
+pub fn set_rate_with(
+    dir: &Path,
+    segment: &str,
+    rate: f64,
+    gpu: Option<u32>,
+    mode: Mode,
+    burst_ns: u64,
+    access: Option<Access>,
+) -> Result<SetOutcome, AgentError> {
     let path = segments::path_of(dir, segment)?;
     check_rate(segment, rate)?;
     bounds::check_burst(Duration::from_nanos(burst_ns)).map_err(AgentError::Config)?;
@@ -172,6 +188,10 @@ pub fn set_rate(
                 cost_scale: old.cost_scale,
                 target_share: rate,
             };
+            if let Some(access) = access.filter(|a| *a != m.access) {
+                Mapped::create(&path, gpu, &params, access)?;
+                return Ok(outcome(segment, gpu, false, &params));
+            }
             if m.seg.gpu() != gpu {
                 m.seg.set_gpu(gpu);
             }
@@ -194,7 +214,7 @@ pub fn set_rate(
                 cost_scale: 1.0,
                 target_share: rate,
             };
-            Mapped::create(&path, gpu, &params)?;
+            Mapped::create(&path, gpu, &params, access.unwrap_or_default())?;
             Ok(outcome(segment, gpu, true, &params))
         }
     }

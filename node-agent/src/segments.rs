@@ -151,6 +151,8 @@ pub struct Mapped {
     /// The mapped file itself (its inode stays reachable after the path is replaced).
     file: File,
     ino: u64,
+    /// Who may open the file, as it was when mapped (kept when the agent recreates it).
+    pub access: sair_shm::Access,
 }
 
 impl Mapped {
@@ -160,9 +162,14 @@ impl Mapped {
         Self::with_file(seg)
     }
 
-    /// Creates (or replaces) the segment at `path`.
-    pub fn create(path: &Path, gpu: u32, params: &sair_shm::Params) -> Result<Mapped, ShmError> {
-        let seg = Segment::create(path, gpu, params)?;
+    /// Creates (or replaces) the segment at `path`, with that access.
+    pub fn create(
+        path: &Path,
+        gpu: u32,
+        params: &sair_shm::Params,
+        access: sair_shm::Access,
+    ) -> Result<Mapped, ShmError> {
+        let seg = Segment::create_with(path, gpu, params, access)?;
         Self::with_file(seg)
     }
 
@@ -173,8 +180,17 @@ impl Mapped {
             op: "open",
             source,
         })?;
-        let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
-        Ok(Mapped { seg, file, ino })
+        let meta = file.metadata().map_err(|source| ShmError::Io {
+            path: path.clone(),
+            op: "stat",
+            source,
+        })?;
+        Ok(Mapped {
+            seg,
+            file,
+            ino: meta.ino(),
+            access: sair_shm::Access::of(&meta),
+        })
     }
 
     /// Tells the processes still mapping this file to re-open the path (they then attach to

@@ -11,7 +11,7 @@
 use sair_shm::{Segment, segment_path};
 use sair_tests::{Proc, assert_eventually, binary};
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 

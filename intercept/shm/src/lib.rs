@@ -29,7 +29,7 @@ pub use layout::{
     VERSION_MINOR,
 };
 pub use segment::{
-    DEFAULT_SHM_DIR, SEGMENT_EXT, Segment, ShmError, list_segments, segment_path,
+    Access, DEFAULT_SHM_DIR, SEGMENT_EXT, Segment, ShmError, list_segments, segment_path,
     validate_segment_name,
 };
 pub use share::{bucket_params_for_share, estimate_ns_per_token};

@@ -101,6 +101,41 @@ pub enum ShmError {
     },
 }
 
+/// Who may open a segment file besides root (docs/gpu.md, "Threat model"). Opening is all
+/// or nothing: a process that can attach (it must write the bucket) can also write the control
+/// block, so the boundary between tenants is who can open the file at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Mode 0666: processes of any user on the node can attach, and so change the segment.
+    #[default]
+    AnyUser,
+    /// Mode 0600, owned by `uid`: only that user's processes (and root, the agent) can open it.
+    Owner {
+        /// The tenant's uid (its model server's `runAsUser`).
+        uid: u32,
+    },
+}
+
+impl Access {
+    /// The file mode.
+    pub fn mode(self) -> u32 {
+        match self {
+            Access::AnyUser => 0o666,
+            Access::Owner { .. } => 0o600,
+        }
+    }
+
+    /// The access a file has: no permission for group or others means owner-only.
+    pub fn of(meta: &std::fs::Metadata) -> Access {
+        use std::os::unix::fs::MetadataExt;
+        if meta.mode() & 0o077 == 0 {
+            Access::Owner { uid: meta.uid() }
+        } else {
+            Access::AnyUser
+        }
+    }
+}
+
 /// A mapped segment file.
 #[derive(Debug)]
 pub struct Segment {
@@ -194,6 +229,18 @@ impl Segment {
     /// starts full. A valid file it replaces is marked retired. The file is made mode 0666 so
     /// that processes of any user on the node can attach.
     pub fn create(path: &Path, gpu: u32, params: &Params) -> Result<Segment, ShmError> {
+        Segment::create_with(path, gpu, params, Access::AnyUser)
+    }
+
+    /// [`Segment::create`] with the file's [`Access`]: the temporary file gets its owner and
+    /// mode before it is renamed into place, so the segment is never reachable with wider
+    /// permissions (an fd opened in such a window would keep them).
+    pub fn create_with(
+        path: &Path,
+        gpu: u32,
+        params: &Params,
+        access: Access,
+    ) -> Result<Segment, ShmError> {
         check_params(params)?;
         let io = |op, source| ShmError::Io {
             path: path.to_owned(),
@@ -219,9 +266,12 @@ impl Segment {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o666)
+                .mode(access.mode() & 0o600)
                 .open(&tmp)?;
-            f.set_permissions(std::fs::Permissions::from_mode(0o666))?;
+            if let Access::Owner { uid } = access {
+                std::os::unix::fs::fchown(&f, Some(uid), None)?;
+            }
+            f.set_permissions(std::fs::Permissions::from_mode(access.mode()))?;
             f.write_all(&image)?;
             f.sync_all()
         };

@@ -163,6 +163,7 @@ fn every_field_follows_the_overlay() {
         ("segment", "seg-a"),
         ("rate", "0.5"),
         ("gpu", "1"),
+        ("owner_uid", "1000"),
     ];
     let checked = check_every_field::<Cli>(&samples).unwrap_or_else(|e| panic!("{e}"));
     for name in [

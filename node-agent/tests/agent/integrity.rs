@@ -294,3 +294,100 @@ fn readyz_is_red_while_the_dir_or_nvml_is_unusable() {
         "/readyz green without NVML"
     );
 }
+
+/// Runs `program args` as `uid` (`None` when this test cannot switch users: not root).
+fn run_as(uid: u32, program: &Path, args: &[&str]) -> Option<Output> {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    // /proc/self belongs to the effective uid.
+    if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
+        eprintln!("skipped: not root, cannot run a process as uid {uid}");
+        return None;
+    }
+    match Command::new(program).args(args).uid(uid).gid(uid).output() {
+        Ok(o) => Some(o),
+        Err(e) => {
+            eprintln!(
+                "skipped: cannot run {} as uid {uid}: {e}",
+                program.display()
+            );
+            None
+        }
+    }
+}
+
+/// Threat model (docs/gpu.md): a segment given to a tenant (`--owner-uid`) is mode 0600; a
+/// process of another user can neither `set-rate` it nor write its bytes, and the file keeps
+/// its owner when the agent recreates it.
+#[test]
+fn a_process_of_another_user_cannot_change_a_segments_share() {
+    let w = World::new("owner");
+    let out = w.set_rate("t", "0.3", &["--owner-uid", "65533"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let path = segment_path(&w.shm(), "t").unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), 65533);
+    let shm = w.shm().display().to_string();
+    let Some(out) = run_as(
+        65534,
+        &agent_bin(),
+        &[
+            "set-rate",
+            "--shm-dir",
+            &shm,
+            "--segment",
+            "t",
+            "--rate",
+            "0.9",
+        ],
+    ) else {
+        return;
+    };
+    assert!(!out.status.success(), "nobody ran set-rate: {}", text(&out));
+    let of = format!("of={}", path.display());
+    let dd = [
+        "if=/dev/zero",
+        &of,
+        "bs=1",
+        "count=8",
+        "seek=104",
+        "conv=notrunc",
+    ];
+    let out = run_as(65534, Path::new("dd"), &dd).unwrap();
+    assert!(
+        !out.status.success(),
+        "nobody wrote the share: {}",
+        text(&out)
+    );
+    assert_eq!(w.segment("t").params().target_share, 0.3);
+    // The agent recreates a damaged owned file with the same owner and mode.
+    let _agent = w.agent("agent", &[]);
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"CORRUPT!", 0).unwrap();
+    }
+    assert_eventually!(
+        Segment::open(&path).is_ok(),
+        "owned segment never recreated"
+    );
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(
+        (meta.permissions().mode() & 0o777, meta.uid()),
+        (0o600, 65533)
+    );
+    assert_eq!(w.segment("t").params().target_share, 0.3);
+    // Giving an open segment to a tenant replaces the file: old mappings are retired.
+    assert!(w.set_rate("u", "0.2", &[]).status.success());
+    let old = w.segment("u");
+    assert!(
+        w.set_rate("u", "0.2", &["--owner-uid", "65533"])
+            .status
+            .success()
+    );
+    assert!(old.is_retired(), "a mapping of the 0666 file stays live");
+    let meta = std::fs::metadata(segment_path(&w.shm(), "u").unwrap()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}

@@ -101,3 +101,68 @@ fn invalid_params_change_nothing() {
     assert!(!dir.join("q.seg").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Runs `dd` as `uid` writing 8 zero bytes at `offset` of `path`; `None` when this process
+/// cannot switch users (not root), so the caller skips with a printed reason.
+fn dd_as(uid: u32, path: &Path, offset: usize) -> Option<bool> {
+    use std::os::unix::process::CommandExt;
+    let status = std::process::Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", path.display()))
+        .args(["bs=1", "count=8", &format!("seek={offset}"), "conv=notrunc"])
+        .uid(uid)
+        .gid(uid)
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) => Some(s.success()),
+        Err(e) => {
+            eprintln!("skipped: cannot run dd as uid {uid}: {e}");
+            None
+        }
+    }
+}
+
+/// Issue 14 (threat model): a process of another user cannot change the share of a segment
+/// that belongs to a tenant; the tenant itself (and root, the agent) can open it.
+#[test]
+fn another_user_cannot_change_an_owned_segment() {
+    // Only root can give a file to another user: whether this test can run at all.
+    let dir = tmp_dir("owner");
+    let probe = dir.join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    if std::os::unix::fs::chown(&probe, Some(65_533), None).is_err() {
+        eprintln!("skipped: not running as root, cannot create files owned by another user");
+        std::fs::remove_dir_all(dir).unwrap();
+        return;
+    }
+    // The directory must be traversable by the other users (tmp_dir is 0755).
+    let path = segment_path(&dir, "tenant").unwrap();
+    let p = Params {
+        target_share: 0.3,
+        ..Params::default()
+    };
+    let seg = Segment::create_with(&path, 0, &p, Access::Owner { uid: 65_533 }).unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(Access::of(&meta), Access::Owner { uid: 65_533 });
+    // `nobody` (65534) tries to zero the target share (offset 104): refused.
+    let Some(other) = dd_as(65_534, &path, 104) else {
+        std::fs::remove_dir_all(dir).unwrap();
+        return;
+    };
+    assert!(!other, "another user wrote into the segment");
+    assert_eq!(seg.params().target_share, 0.3);
+    // The owner can write (here into reserved bytes of the bucket line, offset 152).
+    assert_eq!(
+        dd_as(65_533, &path, 152),
+        Some(true),
+        "the owner cannot attach"
+    );
+    assert_eq!(seg.params(), p);
+    // A segment for any user is writable by `nobody`: the default, documented as such.
+    let open = segment_path(&dir, "open").unwrap();
+    Segment::create(&open, 0, &p).unwrap();
+    assert_eq!(dd_as(65_534, &open, 152), Some(true));
+    std::fs::remove_dir_all(dir).unwrap();
+}
