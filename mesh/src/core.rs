@@ -60,7 +60,8 @@ struct Scheduled {
     deferred: bool,
 }
 
-/// Rounds at full fanout after a change is seen (then one peer per round until the next).
+/// Rounds of full-fanout stream exchanges after a change is seen; then, until the next change,
+/// one digest-hash datagram per round.
 pub const HOT_ROUNDS: u32 = 10;
 
 /// Highest local-health score (Lifeguard's "local health multiplier" upper bound).
@@ -99,9 +100,11 @@ pub struct MeshCore {
     newest_epoch: Option<Epoch>,
     leader: Option<String>,
     joined: bool,
-    /// Rounds left at full fanout since this member last saw a change; at rest it gossips
-    /// with one peer per round (digests equal, so each exchange is two small frames).
+    /// Rounds left at full fanout since this member last saw a change; at rest it sends its
+    /// digest hash to one peer per round in a datagram instead of opening streams.
     hot_rounds: u32,
+    /// Set by [`Self::leave`]: foca then reports this member defunct, as expected.
+    leaving: bool,
     stats: CoreStats,
     metrics: MeshMetrics,
 }
@@ -154,6 +157,7 @@ impl MeshCore {
             leader: None,
             joined: false,
             hot_rounds: HOT_ROUNDS,
+            leaving: false,
             stats: CoreStats::default(),
             metrics,
         };
@@ -315,6 +319,10 @@ impl MeshCore {
                 }
                 self.absorb(out, now);
             }
+            Ok(MeshFrame {
+                body: MeshBody::Syn { from, hash },
+                ..
+            }) => self.on_rest_syn(&from, hash),
             Ok(other) => {
                 self.refuse(FrameRefusal::Unexpected);
                 tracing::debug!(body = ?other.body, "stream frame received as a datagram");
@@ -324,6 +332,32 @@ impl MeshCore {
                 tracing::debug!(error = %e, "datagram refused");
             }
         }
+    }
+
+    /// A peer at rest sent the hash of its digest in a datagram. Equal: nothing to do (the
+    /// common case, one datagram a round). Different: open a full exchange with it.
+    fn on_rest_syn(&mut self, from: &str, hash: u64) {
+        if hash == self.state.digest_hash() {
+            return;
+        }
+        let Some(to) = self
+            .foca
+            .iter_members()
+            .filter(|m| m.id().name == from)
+            .max_by_key(|m| m.id().generation)
+            .map(|m| m.id().addr)
+        else {
+            return;
+        };
+        self.hot_rounds = HOT_ROUNDS;
+        self.stats.exchanges += 1;
+        self.actions.push_back(Action::Sync {
+            to,
+            frame: MeshFrame::new(MeshBody::Syn {
+                from: self.id.name.clone(),
+                hash: self.state.digest_hash(),
+            }),
+        });
     }
 
     /// Counts a refused frame (the driver calls it for stream frames that fail to decode).
@@ -395,6 +429,7 @@ impl MeshCore {
 
     /// Leaves the cluster: foca tells peers at once, so they need not wait for a suspicion.
     pub fn leave(&mut self, now: Instant) {
+        self.leaving = true;
         let mut out = SwimOut::default();
         if let Err(e) = self.foca.leave_cluster(&mut out) {
             self.stats.swim_errors += 1;
@@ -440,23 +475,30 @@ impl MeshCore {
             .filter(|m| m.state() == State::Alive)
             .map(|m| m.id().addr)
             .collect();
-        let hash = self.state.digest_hash();
-        let fanout = if self.hot_rounds > 0 {
-            self.hot_rounds -= 1;
-            self.config.gossip_fanout
-        } else {
-            1
-        };
-        for _ in 0..fanout.min(peers.len()) {
+        let syn = MeshFrame::new(MeshBody::Syn {
+            from: self.id.name.clone(),
+            hash: self.state.digest_hash(),
+        });
+        if self.hot_rounds == 0 {
+            // At rest: the digest hash to one peer in a datagram; it opens an exchange only if
+            // its digest differs.
+            if !peers.is_empty() {
+                let to = peers[self.rng.random_range(0..peers.len())];
+                match frame::encode_payload(&syn, self.config.max_datagram + 64) {
+                    Ok(bytes) => self.actions.push_back(Action::Datagram { to, bytes }),
+                    Err(e) => tracing::warn!(error = %e, "digest hash could not be framed"),
+                }
+            }
+            return;
+        }
+        self.hot_rounds -= 1;
+        for _ in 0..self.config.gossip_fanout.min(peers.len()) {
             let i = self.rng.random_range(0..peers.len());
             let to = peers.swap_remove(i);
             self.stats.exchanges += 1;
             self.actions.push_back(Action::Sync {
                 to,
-                frame: MeshFrame::new(MeshBody::Syn {
-                    from: self.id.name.clone(),
-                    hash,
-                }),
+                frame: syn.clone(),
             });
         }
     }
@@ -598,6 +640,7 @@ impl MeshCore {
                     self.state.set_own_generation(id.generation);
                     self.id = id;
                 }
+                OwnedNotification::Defunct if self.leaving => {}
                 OwnedNotification::Defunct => {
                     tracing::warn!("declared down by the cluster and could not renew");
                     self.next_join = Some(now);

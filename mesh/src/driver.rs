@@ -31,6 +31,8 @@ use crate::transport::{BiStream, Inbound, Transport};
 
 /// How long one state exchange may take before it is abandoned.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Inbound items handled before timers get their turn.
+pub const INBOUND_BATCH: usize = 256;
 /// Changes a subscriber may have unread before further ones are dropped (and counted).
 pub const SUBSCRIPTION_QUEUE: usize = 1024;
 
@@ -298,19 +300,12 @@ async fn run(
     let mut stop = false;
     while !stop {
         let deadline = Instant::from_std(core.next_deadline());
-        // Biased: what arrived is handled before timers fire, so that after a stall of this
-        // loop the queued acks count before any probe times out (see local health).
+        // Internal replies and commands first (they are few and bounded); then a batch of
+        // what arrived; timers last, and always: a flood of datagrams can delay them by one
+        // batch, never starve them. Reading what arrived before firing timers means that
+        // after a stall of this loop the queued acks count before any probe times out.
         tokio::select! {
             biased;
-            Some(ib) = inbound.recv() => match ib {
-                Inbound::Datagram { bytes, .. } => {
-                    metrics.bytes(Direction::In, bytes.len());
-                    core.handle_datagram(&bytes, now());
-                }
-                Inbound::Stream { from, stream } => {
-                    tokio::spawn(exchange(from, stream, None, itx.clone(), metrics.clone()));
-                }
-            },
             Some(msg) = irx.recv() => match msg {
                 Internal::Frame { body, reply } => {
                     let _ = reply.send(core.handle_stream(body, now()));
@@ -324,7 +319,30 @@ async fn run(
                 }
                 Some(cmd) => command(&mut core, cmd, &mut subs),
             },
-            () = tokio::time::sleep_until(deadline) => core.tick(now()),
+            Some(ib) = inbound.recv() => {
+                let mut next = Some(ib);
+                let mut batch = 0;
+                while let Some(ib) = next.take() {
+                    match ib {
+                        Inbound::Datagram { bytes, .. } => {
+                            metrics.bytes(Direction::In, bytes.len());
+                            core.handle_datagram(&bytes, now());
+                        }
+                        Inbound::Stream { from, stream } => {
+                            tokio::spawn(exchange(from, stream, None, itx.clone(), metrics.clone()));
+                        }
+                    }
+                    batch += 1;
+                    if batch < INBOUND_BATCH {
+                        next = inbound.try_recv().ok();
+                    }
+                }
+            },
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        let t = now();
+        if t >= core.next_deadline() {
+            core.tick(t);
         }
         while let Some(action) = core.poll_action() {
             match action {
@@ -363,6 +381,9 @@ async fn run(
                     });
                 }
                 other => {
+                    if let Event::MemberUp(id) = &other {
+                        transport.warm(id.addr);
+                    }
                     tracing::debug!(member = %core.id().name, event = ?other, "mesh event");
                     changed = true;
                 }

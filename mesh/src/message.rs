@@ -10,7 +10,8 @@
 //! A ◄──────────── Ack { delta for A } ───  B     A applies the delta
 //! ```
 //!
-//! At rest every member's digest is the same, so a round costs two tiny frames.
+//! At rest every member's digest is the same: a member then sends just the `Syn` (its digest
+//! hash) in a datagram, and the receiver opens the exchange above only if its hash differs.
 
 use bincode::{Decode, Encode};
 
@@ -39,7 +40,8 @@ impl MeshFrame {
 pub enum MeshBody {
     /// A foca (SWIM) packet: probes, acks, announces, membership updates. Datagrams only.
     Swim(Vec<u8>),
-    /// Opens a state exchange: the sender's name and the hash of its digest.
+    /// Opens a state exchange (on a stream), or says "this is my digest" at rest (in a
+    /// datagram): the sender's name and the hash of its digest.
     Syn { from: String, hash: u64 },
     /// The digests are equal: nothing to exchange.
     InSync,

@@ -56,6 +56,9 @@ pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
     fn send_datagram(&self, to: SocketAddr, bytes: Bytes);
     /// Opens a bidirectional stream to `to`.
     fn open_stream(&self, to: SocketAddr) -> OpenStream<'_>;
+    /// A new member is up: connect to it ahead of the first probe, so that the probe does
+    /// not pay for a handshake (which could make a healthy newcomer look slow).
+    fn warm(&self, _to: SocketAddr) {}
 }
 
 /// How many inbound items may wait for the driver before a transport drops datagrams.

@@ -208,6 +208,10 @@ struct Inner {
     conns: Mutex<HashMap<SocketAddr, Slot>>,
     inbound: mpsc::Sender<Inbound>,
     refusals: Arc<Refusals>,
+    /// Every connection (dialled or accepted) still open, for UDP accounting.
+    open: Mutex<Vec<quinn::Connection>>,
+    /// UDP bytes and datagrams sent on connections that have closed since.
+    closed_tx: Mutex<(u64, u64)>,
 }
 
 /// A member's QUIC endpoint. Cheap to clone.
@@ -242,6 +246,8 @@ impl QuicTransport {
                 conns: Mutex::new(HashMap::new()),
                 inbound: tx,
                 refusals,
+                open: Mutex::new(Vec::new()),
+                closed_tx: Mutex::new((0, 0)),
             }),
         };
         tokio::spawn(t.clone().accept_loop());
@@ -274,8 +280,49 @@ impl QuicTransport {
         }
     }
 
+    /// UDP bytes and datagrams this endpoint has sent (QUIC, TLS and all), since bind.
+    pub fn udp_sent(&self) -> (u64, u64) {
+        let (mut bytes, mut datagrams) = *self
+            .inner
+            .closed_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for c in self
+            .inner
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let s = c.stats();
+            bytes += s.udp_tx.bytes;
+            datagrams += s.udp_tx.datagrams;
+        }
+        (bytes, datagrams)
+    }
+
+    fn track(&self, conn: &quinn::Connection) {
+        let mut open = self.inner.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut closed = self
+            .inner
+            .closed_tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        open.retain(|c| {
+            if c.close_reason().is_none() {
+                return true;
+            }
+            let s = c.stats();
+            closed.0 += s.udp_tx.bytes;
+            closed.1 += s.udp_tx.datagrams;
+            false
+        });
+        open.push(conn.clone());
+    }
+
     /// Forwards a connection's datagrams and incoming streams to the driver.
     fn readers(&self, conn: quinn::Connection) {
+        self.track(&conn);
         let from = conn.remote_address();
         let tx = self.inner.inbound.clone();
         let c = conn.clone();
@@ -361,6 +408,18 @@ impl Transport for QuicTransport {
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "datagram dropped"),
+            }
+        });
+    }
+
+    fn warm(&self, to: SocketAddr) {
+        if self.slot(to).get().is_some() {
+            return;
+        }
+        let t = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = t.connection(to).await {
+                tracing::debug!(error = %e, "warming a connection failed");
             }
         });
     }
