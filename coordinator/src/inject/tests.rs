@@ -124,3 +124,56 @@ fn a_service_of_other_pods_is_left_alone() {
         "{out}"
     );
 }
+
+#[test]
+fn cronjob_and_pod_templates_are_found() {
+    let cronjob = "\
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: '0 3 * * *'
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+            - {name: batch, image: example/batch:1, ports: [{containerPort: 8000}]}
+";
+    let out = inject(cronjob, &opts()).expect("injects");
+    let v: Value = serde_norway::from_str(&out).expect("yaml");
+    let init = &v["spec"]["jobTemplate"]["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["name"], s(SIDECAR_CONTAINER), "{out}");
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - {name: a, image: x, ports: [{containerPort: 7000}]}\n";
+    let out = inject(pod, &opts()).expect("injects");
+    let v: Value = serde_norway::from_str(&out).expect("yaml");
+    assert_eq!(v["metadata"]["labels"][LABEL_STAGE], s("pre"), "{out}");
+    assert_eq!(
+        v["spec"]["initContainers"][0]["env"][4]["value"],
+        s("http://127.0.0.1:7000"),
+        "{out}"
+    );
+}
+
+#[test]
+fn container_and_port_choices_are_checked() {
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n    - {name: a, image: x}\n    - {name: b, image: y, ports: [{containerPort: 9000, name: web}]}\n";
+    // The first container has no port: say which option fixes it.
+    let e = inject(pod, &opts()).expect_err("no port");
+    assert!(matches!(e, InjectError::NoUpstreamPort { .. }), "{e}");
+    assert!(e.to_string().contains("--upstream-port"), "{e}");
+    let mut o = opts();
+    o.container = Some("b".into());
+    let out = inject(pod, &o).expect("injects container b");
+    assert!(out.contains("http://127.0.0.1:9000"), "{out}");
+    o.container = Some("c".into());
+    let e = inject(pod, &o).expect_err("no container c");
+    assert!(e.to_string().contains("containers: a, b"), "{e}");
+    let taken = pod.replace("9000", "4180");
+    let e = inject(&taken, &opts()).expect_err("port taken");
+    assert!(
+        matches!(e, InjectError::PortTaken { port: 4180, .. }),
+        "{e}"
+    );
+}
