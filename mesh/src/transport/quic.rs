@@ -302,6 +302,12 @@ impl QuicTransport {
     }
 
     fn track(&self, conn: &quinn::Connection) {
+        // Slots of closed connections (dead peers) are dropped whenever a new one opens.
+        self.inner
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, s| s.get().is_none_or(|c| c.close_reason().is_none()));
         let mut open = self.inner.open.lock().unwrap_or_else(|p| p.into_inner());
         let mut closed = self
             .inner
@@ -381,8 +387,21 @@ impl QuicTransport {
                 self.readers(conn.clone());
                 Ok::<_, TransportError>(conn)
             })
-            .await?;
-        Ok(conn.clone())
+            .await;
+        match conn {
+            Ok(conn) => Ok(conn.clone()),
+            Err(e) => {
+                // Forget the address, so that dead peers and stale seeds do not pile up.
+                let mut conns = self.inner.conns.lock().unwrap_or_else(|p| p.into_inner());
+                if conns
+                    .get(&to)
+                    .is_some_and(|s| Arc::ptr_eq(s, &slot) && s.get().is_none())
+                {
+                    conns.remove(&to);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
