@@ -197,7 +197,9 @@ fn a_launcher_at_the_minimum_share_gets_at_most_that() {
     let _agent = w.agent("agent", &[]);
     let l = w.launcher("m", 5000);
     let report = finish(l, Duration::from_secs(60));
-    let share = share_since(&report, Duration::from_secs(1));
+    // Over the whole run (the initial burst included): at one 1 ms kernel per second there
+    // are too few launches between the 100 ms samples to take a window after the start.
+    let share = report["share"].as_f64().unwrap();
     tracing::info!(share, "share at the minimum");
     assert!(share <= 0.001 + 0.01, "ρ 0.001 ran at {share:.4}");
 }
