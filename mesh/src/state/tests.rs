@@ -200,3 +200,86 @@ fn scan_and_hash_are_stable() {
     assert_eq!(hash_digest(&d), hash_digest(&d.clone()));
     assert_ne!(hash_digest(&d), hash_digest(&[]));
 }
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Write {
+            member: usize,
+            key: u8,
+            value: Option<u8>,
+        },
+        Exchange {
+            a: usize,
+            b: usize,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0..3usize, 0..12u8, proptest::option::of(any::<u8>()))
+                .prop_map(|(member, key, value)| Step::Write { member, key, value }),
+            (0..3usize, 0..3usize).prop_map(|(a, b)| Step::Exchange { a, b }),
+        ]
+    }
+
+    fn key(k: u8) -> String {
+        // Half control keys, half bulk keys.
+        if k.is_multiple_of(2) {
+            format!("ctl/k{k}")
+        } else {
+            format!("report/k{k}")
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the writes, the order of exchanges and a budget that cuts deltas short,
+        /// enough exchanges leave every store with every owner's latest values.
+        #[test]
+        fn any_history_converges_under_a_tight_budget(steps in proptest::collection::vec(step(), 0..80)) {
+            let now = Instant::now();
+            let limits = StateLimits {
+                exchange_bytes: 160,
+                catchup_bytes: 160,
+                ..StateLimits::default()
+            };
+            let names = ["a", "b", "c"];
+            let mut stores: Vec<StateStore> =
+                names.iter().map(|n| StateStore::new(n, 1, limits.clone())).collect();
+            for s in &steps {
+                match *s {
+                    Step::Write { member, key: k, value } => {
+                        stores[member].set(&key(k), value.map(|v| vec![v; 8]), 0).unwrap();
+                    }
+                    Step::Exchange { a, b } if a != b => {
+                        let (x, y) = if a < b { (a, b) } else { (b, a) };
+                        let (left, right) = stores.split_at_mut(y);
+                        exchange(&mut left[x], &mut right[0], now);
+                    }
+                    Step::Exchange { .. } => {}
+                }
+            }
+            for _ in 0..60 {
+                for (x, y) in [(0, 1), (1, 2), (0, 2)] {
+                    let (left, right) = stores.split_at_mut(y);
+                    exchange(&mut left[x], &mut right[0], now);
+                }
+            }
+            let digest = stores[0].digest();
+            for s in &stores {
+                prop_assert_eq!(s.digest(), digest.clone());
+                for (owner, o) in names.iter().zip(&stores) {
+                    for k in 0..12u8 {
+                        prop_assert_eq!(s.get(owner, &key(k)), o.get(owner, &key(k)));
+                    }
+                }
+            }
+        }
+    }
+}
