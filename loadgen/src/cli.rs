@@ -126,6 +126,17 @@ pub enum ConfigError {
     /// The method is not a valid token.
     #[error("--method {0:?} is not an HTTP method")]
     BadMethod(String),
+    /// The schedule would exceed `--max-requests` (checked from the pattern's integral, before
+    /// any arrival is drawn, so a huge rate costs neither memory nor time).
+    #[error(
+        "--rate/--peak over --duration gives about {expected:.3e} arrivals, more than --max-requests {max}; lower --rate, --peak or --duration, or raise --max-requests"
+    )]
+    ScheduleTooLarge {
+        /// Expected arrivals (the integral of the rate).
+        expected: f64,
+        /// The bound.
+        max: u64,
+    },
     /// A numeric flag is out of range.
     #[error("--{flag} {reason}")]
     OutOfRange {
@@ -245,6 +256,27 @@ impl LoadgenArgs {
         }
         if self.connections == 0 || self.connections > 100_000 {
             return Err(range("connections", "must be between 1 and 100000"));
+        }
+        let duration_s = self.duration.as_secs_f64();
+        if pattern.max_rate(duration_s) <= 0.0 {
+            let flag = match pattern {
+                Pattern::Trace { .. } => "pattern",
+                _ => "rate",
+            };
+            return Err(range(
+                flag,
+                "gives a rate of 0 throughout the run (--peak too, or it is not reached within --duration): nothing would be sent",
+            ));
+        }
+        let expected = pattern.expected_arrivals(0.0, duration_s, duration_s);
+        // 10 standard deviations over the bound are refused at once; closer calls are settled
+        // by counting the schedule (`runner::count_arrivals`), in constant memory.
+        let max = self.max_requests as f64;
+        if !expected.is_finite() || expected - 10.0 * expected.sqrt() > max {
+            return Err(ConfigError::ScheduleTooLarge {
+                expected,
+                max: self.max_requests,
+            });
         }
         let method = http::Method::from_bytes(self.method.as_bytes())
             .map_err(|_| ConfigError::BadMethod(self.method.clone()))?;

@@ -1,5 +1,6 @@
-//! The open-loop driver: one loop that walks a precomputed schedule, and a pool of HTTP/1.1
-//! connections that the scheduled requests borrow.
+//! The open-loop driver: one loop that walks a seeded schedule (drawn lazily, so memory does
+//! not grow with rate × duration), and a pool of HTTP/1.1 connections that the scheduled
+//! requests borrow.
 //!
 //! The dispatcher (an OS thread that sleeps precisely between arrivals) never waits for a
 //! response. At each intended send time it spawns the request onto the runtime
@@ -8,7 +9,15 @@
 //! Latency is measured from the intended send time, so a stalled server shows up as the full
 //! stall in the tail (no coordinated omission); send lag (actual minus intended send time) is
 //! recorded separately so the generator's own accuracy is visible.
+//!
+//! Bounds: the connections are opened in parallel, all within [`CONNECT_TIMEOUT`] (the target
+//! is reachable when at least one opened); the dispatcher gives up on arrivals it reaches more
+//! than [`BEHIND_GRACE`] after the end of the run (they are counted as undispatched, and the
+//! generator fell behind); in-flight requests then get at most `drain`. A run therefore ends
+//! within `duration + drain + CONNECT_TIMEOUT + BEHIND_GRACE`, plus the process's own start
+//! and exit.
 
+use crate::pattern::Arrivals;
 use crate::recorder::{ErrorKind, Recorder};
 use crate::server_timing;
 use bytes::Bytes;
@@ -24,6 +33,15 @@ use std::time::Instant;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+/// Bound on resolving the target and opening the connections before the run (all of them
+/// together: they are opened in parallel). Connections not open by then are opened lazily by
+/// the requests that need them, within each request's own timeout.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How late after the end of the run the dispatcher still sends a scheduled arrival; the
+/// arrivals it reaches later are not sent but counted as undispatched.
+pub const BEHIND_GRACE: Duration = Duration::from_millis(100);
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +169,10 @@ async fn connect(target: &Target) -> Result<Conn, DriverError> {
                 addr: target.addr,
                 source,
             })?;
+    handshake(target, stream).await
+}
+
+async fn handshake(target: &Target, stream: TcpStream) -> Result<Conn, DriverError> {
     // Requests are small and latency-bound; Nagle would add up to 40 ms.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY not set");
@@ -183,13 +205,59 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Pool {
-    /// Opens `connections` connections before the run; the first failure is returned, so an
-    /// unreachable target is reported before any request is scheduled.
-    pub async fn connect(target: Target, connections: usize) -> Result<Pool, DriverError> {
+    /// Opens `connections` connections before the run, in parallel, each given until
+    /// `deadline`. The target is reachable when at least one opened; the others are opened
+    /// lazily by the requests that find no idle connection. When none opened, the first error
+    /// is returned, so an unreachable target is reported before any request is scheduled.
+    pub async fn connect(
+        target: Target,
+        connections: usize,
+        deadline: tokio::time::Instant,
+    ) -> Result<Pool, DriverError> {
         let n = connections.max(1);
-        let mut idle = Vec::with_capacity(n);
+        let mut tries = JoinSet::new();
         for _ in 0..n {
-            idle.push(connect(&target).await?);
+            let t = target.clone();
+            tries.spawn(async move {
+                match tokio::time::timeout_at(deadline, connect(&t)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(DriverError::Unreachable {
+                        addr: t.addr,
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no connection within {CONNECT_TIMEOUT:?}"),
+                        ),
+                    }),
+                }
+            });
+        }
+        let mut idle = Vec::with_capacity(n);
+        let mut first_error = None;
+        while let Some(r) = tries.join_next().await {
+            match r {
+                Ok(Ok(c)) => idle.push(c),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => tracing::debug!(error = %e, "a connect task failed"),
+            }
+        }
+        if idle.is_empty() {
+            return Err(first_error.unwrap_or_else(|| DriverError::Unreachable {
+                addr: target.addr,
+                source: std::io::Error::other("no connection could be opened"),
+            }));
+        }
+        if idle.len() < n {
+            tracing::warn!(
+                opened = idle.len(),
+                wanted = n,
+                error = first_error.as_ref().map(|e| match e {
+                    DriverError::Unreachable { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                }),
+                "not every connection could be opened before the run; the rest are opened as requests need them"
+            );
         }
         Ok(Pool {
             target,
@@ -232,6 +300,10 @@ pub struct RunOutcome {
     pub elapsed: Duration,
     /// Arrivals dispatched (sent or dropped).
     pub dispatched: u64,
+    /// True when the dispatcher was still behind the schedule [`BEHIND_GRACE`] after the end
+    /// of the run and left the rest of it undispatched: the generator fell behind (never for
+    /// an interrupted run, which stops on purpose).
+    pub gave_up: bool,
     /// True when the shutdown future ended the run early.
     pub interrupted: bool,
 }
@@ -324,24 +396,32 @@ async fn one(shared: Arc<Shared>, intended: Instant, intended_s: f64) {
     drop(permit);
 }
 
-/// What the dispatcher thread hands back.
-type Dispatched = (JoinSet<()>, u64);
+/// What the dispatcher thread hands back: the request tasks, arrivals dispatched, and whether
+/// it gave up on the rest of the schedule because it fell behind.
+type Dispatched = (JoinSet<()>, u64, bool);
 
 /// Walks the schedule on its own OS thread (precise sleeps, see [`sleep_until`]) and spawns
 /// one task per arrival onto the runtime behind `handle`. Finished tasks are reaped as it goes.
 fn dispatch(
     handle: tokio::runtime::Handle,
     shared: Arc<Shared>,
-    schedule: Arc<[f64]>,
+    schedule: Arrivals,
     stop: Stop,
     start: Instant,
     halt: Arc<AtomicBool>,
 ) -> Dispatched {
     let duration_s = stop.duration.as_secs_f64();
+    let give_up_at = start + stop.duration + BEHIND_GRACE;
     let mut set = JoinSet::new();
     let mut dispatched = 0u64;
-    for &off in schedule.iter() {
+    let mut gave_up = false;
+    for off in schedule {
         if off >= duration_s || dispatched >= stop.max_requests {
+            break;
+        }
+        if Instant::now() > give_up_at {
+            // Behind schedule past the end of the run: none of the rest is sent.
+            gave_up = true;
             break;
         }
         let intended = start + Duration::from_secs_f64(off.max(0.0));
@@ -353,7 +433,7 @@ fn dispatch(
         set.spawn_on(one(shared.clone(), intended, off), &handle);
         while set.try_join_next().is_some() {}
     }
-    (set, dispatched)
+    (set, dispatched, gave_up)
 }
 
 /// Runs `schedule` (sorted offsets in seconds) against `pool` until `stop` or `shutdown`,
@@ -362,7 +442,7 @@ fn dispatch(
 pub async fn run(
     pool: Arc<Pool>,
     cfg: DriverConfig,
-    schedule: Arc<[f64]>,
+    schedule: Arrivals,
     stop: Stop,
     rec: Arc<Mutex<Recorder>>,
     shutdown: impl Future<Output = ()>,
@@ -403,7 +483,7 @@ pub async fn run(
             None
         }
     };
-    let (mut set, dispatched) = dispatched.unwrap_or_else(|| (JoinSet::new(), 0));
+    let (mut set, dispatched, gave_up) = dispatched.unwrap_or_else(|| (JoinSet::new(), 0, false));
     if !interrupted {
         tokio::select! {
             biased;
@@ -427,6 +507,7 @@ pub async fn run(
     RunOutcome {
         elapsed,
         dispatched,
+        gave_up,
         interrupted,
     }
 }

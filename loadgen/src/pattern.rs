@@ -429,34 +429,78 @@ pub fn parse_trace_csv(text: &str) -> Result<Vec<(f64, f64)>, PatternError> {
 /// pattern, duration and seed always give the same schedule.
 ///
 /// An invalid pattern (see [`Pattern::validate`]) or a non-positive duration gives an empty
-/// schedule rather than a panic.
+/// schedule rather than a panic. The whole schedule is held in memory: a caller that takes its
+/// size from input bounds it first ([`Pattern::expected_arrivals`]) or walks [`Arrivals`].
 pub fn schedule(pattern: &Pattern, duration_s: f64, seed: u64) -> Vec<f64> {
-    let lambda_max = pattern.max_rate(duration_s);
-    if pattern.validate().is_err()
-        || !duration_s.is_finite()
-        || duration_s <= 0.0
-        || !lambda_max.is_finite()
-        || lambda_max <= 0.0
-    {
-        return Vec::new();
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let capacity = pattern.expected_arrivals(0.0, duration_s, duration_s) * 1.05 + 16.0;
-    let mut out = Vec::with_capacity(capacity.min(1e8) as usize);
-    let mut t = 0.0_f64;
-    loop {
-        // Exponential gap; 1 - u is in (0, 1], so the log is finite.
-        let u: f64 = rng.random();
-        t += -(1.0 - u).ln() / lambda_max;
-        if t >= duration_s {
-            break;
-        }
-        let keep: f64 = rng.random();
-        if keep * lambda_max < pattern.rate_at(t, duration_s) {
-            out.push(t);
-        }
-    }
+    let arrivals = Arrivals::new(pattern, duration_s, seed);
+    let capacity = if arrivals.is_empty() {
+        0.0
+    } else {
+        pattern.expected_arrivals(0.0, duration_s, duration_s) * 1.05 + 16.0
+    };
+    let mut out = Vec::with_capacity(capacity.min(1e7) as usize);
+    out.extend(arrivals);
     out
+}
+
+/// The arrivals of [`schedule`], drawn one at a time: the same offsets, in the same order,
+/// in constant memory (`sair-loadgen` walks it, so its memory does not grow with
+/// rate × duration).
+#[derive(Debug, Clone)]
+pub struct Arrivals {
+    pattern: Pattern,
+    duration_s: f64,
+    lambda_max: f64,
+    rng: ChaCha8Rng,
+    t: f64,
+    done: bool,
+}
+
+impl Arrivals {
+    /// The arrival process of `pattern` over `[0, duration_s)` with `seed`; empty for an
+    /// invalid pattern, a non-positive duration or a pattern whose rate is 0 throughout.
+    pub fn new(pattern: &Pattern, duration_s: f64, seed: u64) -> Arrivals {
+        let lambda_max = pattern.max_rate(duration_s);
+        let done = pattern.validate().is_err()
+            || !duration_s.is_finite()
+            || duration_s <= 0.0
+            || !lambda_max.is_finite()
+            || lambda_max <= 0.0;
+        Arrivals {
+            pattern: pattern.clone(),
+            duration_s,
+            lambda_max,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            t: 0.0,
+            done,
+        }
+    }
+
+    /// True when no arrival can follow.
+    pub fn is_empty(&self) -> bool {
+        self.done
+    }
+}
+
+impl Iterator for Arrivals {
+    type Item = f64;
+
+    fn next(&mut self) -> Option<f64> {
+        while !self.done {
+            // Exponential gap; 1 - u is in (0, 1], so the log is finite.
+            let u: f64 = self.rng.random();
+            self.t += -(1.0 - u).ln() / self.lambda_max;
+            if self.t >= self.duration_s {
+                self.done = true;
+                break;
+            }
+            let keep: f64 = self.rng.random();
+            if keep * self.lambda_max < self.pattern.rate_at(self.t, self.duration_s) {
+                return Some(self.t);
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 mod report;
 pub use report::{
-    LatencyMs, REPORT_VERSION, Report, RunMeta, SendLagMs, StageReport, TimelinePoint,
+    FELL_BEHIND_LAG_MS, LatencyMs, REPORT_VERSION, Report, RunMeta, SendLagMs, StageReport,
+    TimelinePoint,
 };
 
 /// Highest latency recorded, in microseconds (one hour); larger values are clamped.
@@ -297,6 +298,9 @@ impl Recorder {
             sent: self.sent,
             completed: self.completed,
             dropped: self.dropped,
+            undispatched: meta.undispatched,
+            fell_behind: meta.undispatched > 0
+                || ms(self.dispatch_lag.value_at_quantile(0.99)) > FELL_BEHIND_LAG_MS,
             errors,
             offered_rps: rate(meta.scheduled),
             achieved_rps: rate(self.sent),

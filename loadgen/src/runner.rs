@@ -2,8 +2,8 @@
 //! drive, report. The binary adds only argument parsing, signals and exit codes.
 
 use crate::cli::Plan;
-use crate::driver::{self, DriverConfig, DriverError, Pool, Stop, Target};
-use crate::pattern::schedule;
+use crate::driver::{self, CONNECT_TIMEOUT, DriverConfig, DriverError, Pool, Stop, Target};
+use crate::pattern::Arrivals;
 use crate::recorder::{Recorder, Report, RunMeta};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,20 @@ pub enum RunError {
     Target(#[from] DriverError),
 }
 
+/// Counts the arrivals of `plan`'s schedule without holding them (constant memory, one pass
+/// of the RNG); more than `--max-requests` is an error. [`crate::cli`] has already refused a
+/// schedule whose expected size is over the bound, so this pass is short.
+pub fn count_arrivals(plan: &Plan) -> Result<u64, RunError> {
+    let max = plan.max_requests;
+    let n = Arrivals::new(&plan.pattern, plan.duration.as_secs_f64(), plan.seed)
+        .take(usize::try_from(max.saturating_add(1)).unwrap_or(usize::MAX))
+        .count() as u64;
+    if n > max {
+        return Err(RunError::TooManyArrivals { arrivals: n, max });
+    }
+    Ok(n)
+}
+
 /// Runs `plan`. `progress` shows a bar on stderr; `shutdown` ends the run early (the report
 /// still covers what was sent).
 pub async fn execute(
@@ -35,25 +49,32 @@ pub async fn execute(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Report, RunError> {
     let duration_s = plan.duration.as_secs_f64();
-    let arrivals: Arc<[f64]> = schedule(&plan.pattern, duration_s, plan.seed).into();
-    if arrivals.len() as u64 > plan.max_requests {
-        return Err(RunError::TooManyArrivals {
-            arrivals: arrivals.len() as u64,
-            max: plan.max_requests,
-        });
-    }
-    let target = Target::resolve(
-        &plan.target,
-        plan.method.clone(),
-        plan.headers.clone(),
-        plan.body.clone(),
+    let scheduled = count_arrivals(plan)?;
+    // Resolving and connecting share one bound, so a server whose listen backlog is full
+    // cannot hold the run before it starts.
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT.min(plan.timeout);
+    let target = tokio::time::timeout_at(
+        deadline,
+        Target::resolve(
+            &plan.target,
+            plan.method.clone(),
+            plan.headers.clone(),
+            plan.body.clone(),
+        ),
     )
-    .await?;
-    let pool = Arc::new(Pool::connect(target, plan.connections).await?);
+    .await
+    .map_err(|_| DriverError::Resolve {
+        host: plan.target.clone(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("not resolved within {CONNECT_TIMEOUT:?}"),
+        ),
+    })??;
+    let pool = Arc::new(Pool::connect(target, plan.connections, deadline).await?);
     tracing::info!(
         target = %plan.target,
         pattern = plan.pattern.name(),
-        arrivals = arrivals.len(),
+        arrivals = scheduled,
         duration_s,
         "connected; starting the run"
     );
@@ -70,7 +91,8 @@ pub async fn execute(
         drop_after: plan.drop_after,
         timeout: plan.timeout,
     };
-    let outcome = driver::run(pool, cfg, arrivals.clone(), stop, rec.clone(), shutdown).await;
+    let arrivals = Arrivals::new(&plan.pattern, duration_s, plan.seed);
+    let outcome = driver::run(pool, cfg, arrivals, stop, rec.clone(), shutdown).await;
     if let Some((task, bar)) = bar {
         task.abort();
         bar.finish_and_clear();
@@ -92,7 +114,12 @@ pub async fn execute(
         duration_s: ran_s,
         elapsed_s: outcome.elapsed.as_secs_f64(),
         connections: plan.connections,
-        scheduled: arrivals.len() as u64,
+        scheduled,
+        undispatched: if outcome.gave_up {
+            scheduled.saturating_sub(outcome.dispatched)
+        } else {
+            0
+        },
     }))
 }
 

@@ -170,11 +170,14 @@ fn the_report_matches_the_checked_in_schema() {
     assert!(u(&r, "/stages/embed/count") > 20);
     assert!(run.stdout.contains("stage embed"), "{}", run.stdout);
     // A schema violation is caught (the checker can fail).
+    assert!(r["fell_behind"].is_boolean(), "{r}");
+    assert!(r["undispatched"].is_u64(), "{r}");
     let mut broken = r.clone();
     broken["latency_ms"].as_object_mut().unwrap().remove("p99");
     broken["timeline"][0]["rps"] = Value::from(-1);
+    broken["fell_behind"] = Value::from("no");
     let bad = schema_violations(&schema, &broken);
-    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert_eq!(bad.len(), 3, "{bad:?}");
 }
 
 #[test]

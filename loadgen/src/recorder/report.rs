@@ -21,10 +21,19 @@ pub struct RunMeta {
     pub connections: usize,
     /// Arrivals in the schedule.
     pub scheduled: u64,
+    /// Arrivals the dispatcher was too far behind to send before the end of the run.
+    pub undispatched: u64,
 }
 
-/// Version of the report layout (`loadgen/schema/report.schema.json`).
-pub const REPORT_VERSION: u32 = 1;
+/// Version of the report layout (`loadgen/schema/report.schema.json`); 2 added
+/// `fell_behind` and `undispatched`.
+pub const REPORT_VERSION: u32 = 2;
+
+/// The generator fell behind its schedule when the 99th percentile of its dispatch lag
+/// (request task start minus intended send time) is above this, or when it left arrivals
+/// undispatched. Latency is measured from the intended send time, so it then includes the
+/// generator's own lag, not the server's alone.
+pub const FELL_BEHIND_LAG_MS: f64 = 100.0;
 
 /// The JSON report of one run. Field meanings are in docs/loadgen.md and the schema.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +60,12 @@ pub struct Report {
     pub completed: u64,
     /// Arrivals not sent: no free connection within the bound.
     pub dropped: u64,
+    /// Arrivals not sent because the generator was still behind its schedule at the end of
+    /// the run (it could not keep up).
+    pub undispatched: u64,
+    /// True when the generator could not keep to its schedule: `undispatched > 0` or a
+    /// dispatch lag p99 above [`FELL_BEHIND_LAG_MS`]. Latency then includes its own lag.
+    pub fell_behind: bool,
     /// Failed sent requests by kind.
     pub errors: BTreeMap<String, u64>,
     /// `scheduled / duration_s`.
@@ -137,7 +152,11 @@ pub struct StageReport {
 impl Report {
     /// A short human summary.
     pub fn summary(&self) -> String {
-        let mut s = format!(
+        let mut s = String::new();
+        if let Some(why) = self.behind_reason() {
+            s.push_str(&format!("{why}\n"));
+        }
+        s.push_str(&format!(
             "{} {} for {:.1}s: scheduled {}, sent {} ({:.1}/s of {:.1}/s offered), completed {}, dropped {}, errors {}\n",
             self.pattern.name(),
             self.target,
@@ -149,7 +168,7 @@ impl Report {
             self.completed,
             self.dropped,
             self.errors.values().sum::<u64>(),
-        );
+        ));
         for (k, v) in &self.errors {
             s.push_str(&format!("  error {k}: {v}\n"));
         }
@@ -171,5 +190,17 @@ impl Report {
             ));
         }
         s
+    }
+
+    /// When the generator fell behind: one line saying by how much and what it means for the
+    /// latency figures (printed in the summary and on stderr).
+    pub fn behind_reason(&self) -> Option<String> {
+        if !self.fell_behind {
+            return None;
+        }
+        Some(format!(
+            "the generator fell behind its schedule (dispatch lag p99 {:.1} ms, max {:.1} ms, bound {FELL_BEHIND_LAG_MS} ms; {} of {} arrivals never dispatched): the latency figures include this lag and are not the server's alone; lower --rate or give the generator more CPU",
+            self.dispatch_lag_ms.p99, self.dispatch_lag_ms.max, self.undispatched, self.scheduled,
+        ))
     }
 }

@@ -11,7 +11,31 @@ fn meta() -> RunMeta {
         elapsed_s: 2.1,
         connections: 4,
         scheduled: 6,
+        undispatched: 0,
     }
+}
+
+#[test]
+fn a_dispatch_lag_past_the_bound_or_undispatched_arrivals_mean_the_generator_fell_behind() {
+    let mut r = Recorder::new();
+    for i in 0..100 {
+        r.sent(f64::from(i) / 100.0, 1_000, 1_000);
+    }
+    let ok = r.report(meta());
+    assert!(!ok.fell_behind && ok.behind_reason().is_none());
+    assert!(!ok.summary().contains("fell behind"));
+    let left = r.report(RunMeta {
+        undispatched: 3,
+        ..meta()
+    });
+    assert!(left.fell_behind, "undispatched arrivals");
+    assert_eq!(left.undispatched, 3);
+    for i in 0..10 {
+        r.sent(f64::from(i) / 10.0, 150_000, 150_000);
+    }
+    let late = r.report(meta());
+    assert!(late.fell_behind, "p99 dispatch lag 150 ms");
+    assert!(late.summary().contains("fell behind"), "{}", late.summary());
 }
 
 #[test]
