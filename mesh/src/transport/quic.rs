@@ -272,6 +272,9 @@ impl QuicTransport {
                     Ok(conn) => {
                         let from = conn.remote_address();
                         tracing::debug!(%from, "mesh connection accepted");
+                        // Members dial from their listening endpoint, so `from` is where we
+                        // would dial them: reuse this connection rather than open a second.
+                        let _ = t.slot(from).set(conn.clone());
                         t.readers(conn);
                     }
                     Err(e) => tracing::debug!(error = %e, "mesh handshake failed"),
@@ -432,7 +435,8 @@ impl Transport for QuicTransport {
     }
 
     fn warm(&self, to: SocketAddr) {
-        if self.slot(to).get().is_some() {
+        // Only the lower address dials ahead, so a pair warms one connection, not two.
+        if self.inner.local > to || self.slot(to).get().is_some() {
             return;
         }
         let t = self.clone();
