@@ -170,8 +170,9 @@ impl ControlLoop {
         };
         let snap = m.m.seg.control_snapshot();
         let faults = integrity::check(&snap, m.written.as_ref());
-        if faults.is_empty() {
-            if m.written.is_none_or(|w| w.generation != snap.generation)
+        let changed = m.written.is_some_and(|w| w.generation != snap.generation);
+        if faults.is_empty() && !changed {
+            if m.written.is_none()
                 && let Some(params) = snap.params()
             {
                 m.written = Some(Written {
@@ -189,15 +190,46 @@ impl ControlLoop {
                 return;
             }
         };
-        let Some(m) = self.segs.get_mut(name) else {
+        let Some(m) = self.segs.get(name) else {
             return;
         };
         if m.m.health() != Health::Ok {
             return; // removed or replaced meanwhile: the next period handles it
         }
         let snap = m.m.seg.control_snapshot();
-        let faults = integrity::check(&snap, m.written.as_ref());
+        let mut faults = integrity::check(&snap, m.written.as_ref());
+        let changed = m.written.is_some_and(|w| w.generation != snap.generation);
+        if faults.is_empty()
+            && changed
+            && let Some(p) = snap.params().filter(|p| p.mode != Mode::Off)
+        {
+            // Someone else wrote a valid block: it must keep Σρ ≤ 1, as `set-rate` checks
+            // under this same lock (so a `set-rate`'s write always passes here).
+            let request = crate::commit::Claim {
+                segment: name.to_owned(),
+                gpu: snap.gpu_index,
+                rate: p.target_share,
+                mode: p.mode,
+                invalid: false,
+            };
+            if let Ok(claims) = crate::ops::claims(&self.cfg.shm_dir, snap.gpu_index)
+                && let Err(e) = crate::commit::check_commitment(&claims, &request)
+            {
+                tracing::debug!(segment = name, error = %e, "a change written into the segment over-commits its GPU");
+                faults.push(RepairReason::Overcommitted);
+            }
+        }
+        let Some(m) = self.segs.get_mut(name) else {
+            return;
+        };
         if faults.is_empty() {
+            if let Some(params) = snap.params() {
+                m.written = Some(Written {
+                    generation: snap.generation,
+                    gpu: snap.gpu_index,
+                    params,
+                });
+            }
             return;
         }
         let (gpu, params) = match (m.written, self.remembered.get(name)) {
@@ -444,6 +476,11 @@ impl ControlLoop {
                         nvml_problem = Some(format!("NVML query for GPU {gpu} failed: {e}"));
                     }
                 }
+            }
+            if !per_gpu.is_empty() {
+                // Some GPU answered: NVML works (a segment naming a GPU this node lacks is
+                // that segment's problem, logged above, not the agent's readiness).
+                nvml_problem = None;
             }
             self.metrics
                 .nvml_up

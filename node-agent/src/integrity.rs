@@ -35,11 +35,14 @@ pub enum RepairReason {
     HeaderFlags,
     /// A field differs from what was last written, and the generation did not move.
     Unannounced,
+    /// A valid block with a new generation that `set-rate` would have refused: the share would
+    /// take its GPU over Σρ = 1 (the daemon checks this one, under the commitment lock).
+    Overcommitted,
 }
 
 impl RepairReason {
     /// Every reason, in label order.
-    pub const ALL: [RepairReason; 9] = [
+    pub const ALL: [RepairReason; 10] = [
         RepairReason::Retired,
         RepairReason::UnknownMode,
         RepairReason::TargetShare,
@@ -49,6 +52,7 @@ impl RepairReason {
         RepairReason::Gpu,
         RepairReason::HeaderFlags,
         RepairReason::Unannounced,
+        RepairReason::Overcommitted,
     ];
 
     /// The metric label value.
@@ -63,6 +67,7 @@ impl RepairReason {
             RepairReason::Gpu => "gpu",
             RepairReason::HeaderFlags => "header_flags",
             RepairReason::Unannounced => "unannounced",
+            RepairReason::Overcommitted => "overcommitted",
         }
     }
 }

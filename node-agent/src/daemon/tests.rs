@@ -302,3 +302,30 @@ fn readiness_says_why_the_dir_or_nvml_is_unusable() {
     assert!(why.contains("NVML"), "{why}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// A valid block with a new generation is accepted like a `set-rate` only if `set-rate` would
+/// have accepted it: a tenant raising its own share past Σρ = 1 through the file is undone.
+#[test]
+fn a_written_share_that_over_commits_is_undone() {
+    let d = dir("overcommit");
+    crate::ops::set_rate(&d, "a", 0.5, Some(0), Mode::Cap, 5_000_000).unwrap();
+    crate::ops::set_rate(&d, "b", 0.5, Some(0), Mode::Cap, 5_000_000).unwrap();
+    let a = sair_shm::Segment::open(&d.join("a.seg")).unwrap();
+    let mut ctl = plain_loop(&d);
+    let t0 = Instant::now();
+    ctl.tick(t0);
+    let before = a.params();
+    a.layout().set_params(&sair_shm::Params {
+        target_share: 0.9,
+        refill_per_s: before.refill_per_s / 5 * 9,
+        ..before
+    });
+    ctl.tick(t0 + Duration::from_millis(100));
+    assert_eq!(a.params(), before);
+    // Lowering b first makes room: then the same change is accepted.
+    crate::ops::set_rate(&d, "b", 0.1, None, Mode::Cap, 5_000_000).unwrap();
+    crate::ops::set_rate(&d, "a", 0.9, None, Mode::Cap, 5_000_000).unwrap();
+    ctl.tick(t0 + Duration::from_millis(200));
+    assert_eq!(a.params().target_share, 0.9);
+    std::fs::remove_dir_all(&d).unwrap();
+}
