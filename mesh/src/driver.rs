@@ -31,6 +31,8 @@ use crate::transport::{BiStream, Inbound, Transport};
 
 /// How long one state exchange may take before it is abandoned.
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a leaving member waits for its goodbyes to be sent before closing its socket.
+pub const LEAVE_GRACE: Duration = Duration::from_millis(100);
 /// Inbound items handled before timers get their turn.
 pub const INBOUND_BATCH: usize = 256;
 /// Changes a subscriber may have unread before further ones are dropped (and counted).
@@ -267,6 +269,11 @@ impl Mesh {
         }
     }
 
+    /// Asks the member to leave gracefully, without waiting (see [`Self::shutdown`]).
+    pub fn leave(&self) {
+        let _ = self.cmds.send(Command::Shutdown);
+    }
+
     /// Stops at once, telling nobody (a crash).
     pub fn abort(&self) {
         self.task.abort();
@@ -394,6 +401,9 @@ async fn run(
             view_tx.send_replace(view);
         }
     }
+    // Give the leave announcements a moment to go out, then release the socket.
+    tokio::time::sleep(LEAVE_GRACE).await;
+    transport.close();
 }
 
 fn command(core: &mut MeshCore, cmd: Command, subs: &mut Vec<(String, mpsc::Sender<Change>)>) {

@@ -224,6 +224,17 @@ impl Cluster {
         }
     }
 
+    /// Makes `name` leave gracefully (it tells its peers) and unplugs it.
+    pub async fn leave(&mut self, name: &str) {
+        if let Some(n) = self.nodes.get_mut(name) {
+            n.mesh.leave();
+            tokio::time::sleep(crate::driver::LEAVE_GRACE * 2).await;
+            self.net.remove(n.addr);
+            n.alive = false;
+            tracing::info!(%name, "left");
+        }
+    }
+
     /// Restarts a killed member with a new generation, at its old address or a new one.
     pub fn restart(&mut self, name: &str, move_addr: bool, seeds: &[&str]) -> SocketAddr {
         let (role, addr) = {

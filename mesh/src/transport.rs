@@ -59,6 +59,8 @@ pub trait Transport: Send + Sync + std::fmt::Debug + 'static {
     /// A new member is up: connect to it ahead of the first probe, so that the probe does
     /// not pay for a handshake (which could make a healthy newcomer look slow).
     fn warm(&self, _to: SocketAddr) {}
+    /// The member is shutting down: release the socket (after what was sent has gone out).
+    fn close(&self) {}
 }
 
 /// How many inbound items may wait for the driver before a transport drops datagrams.

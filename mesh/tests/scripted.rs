@@ -325,3 +325,20 @@ async fn a_stale_leader_is_fenced_after_a_partition_heals() {
         Admission::StaleEpoch { .. }
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_leaves_is_dead_everywhere_before_any_suspicion_could_expire() {
+    init();
+    let mut c = Cluster::new(fast_config());
+    c.run(vec![
+        spawn("a", Agent, &[]),
+        spawn("b", Agent, &["a"]),
+        spawn("c", Agent, &["a"]),
+        spawn("d", Agent, &["a"]),
+        alive(&["a", "b", "c", "d"], 5 * SEC),
+    ])
+    .await;
+    c.leave("d").await;
+    // Detection by probing would take a probe period plus suspect_to_down (1.2 s) at least.
+    c.run(vec![state_of("d", Some(State::Down), SEC)]).await;
+}

@@ -434,6 +434,10 @@ impl Transport for QuicTransport {
         });
     }
 
+    fn close(&self) {
+        QuicTransport::close(self);
+    }
+
     fn warm(&self, to: SocketAddr) {
         // Only the lower address dials ahead, so a pair warms one connection, not two.
         if self.inner.local > to || self.slot(to).get().is_some() {
