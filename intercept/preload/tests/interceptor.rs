@@ -535,3 +535,32 @@ fn fork_and_threads_before_cuinit_are_throttled() {
     assert!(pids.contains(&child_pid), "child re-attached: {pids:?}");
     assert!(pids.contains(&(r["pid"].as_u64().unwrap() as u32)));
 }
+
+/// Issue 14: with `retired` written into the file that is still at the path, every launch
+/// re-opened and re-mapped the file (one leaked mapping per launch) and ran unthrottled. Now the
+/// file is not attached at all (`Retired`, logged once, retried every 10 ms) until the agent
+/// repairs the flag; then the process attaches and is charged again.
+#[test]
+fn a_retired_file_at_the_path_is_not_remapped_per_launch() {
+    let w = World::new("retired");
+    let seg = w.segment("ret", &share_params(0.5, BURST_NS));
+    seg.layout()
+        .control
+        .retired
+        .store(1, std::sync::atomic::Ordering::Relaxed);
+    let (r, stderr) = w.run(Some("ret"), true, &["--launches", "2000", "--grid", "1"]);
+    assert_eq!(r["launches"], 2000);
+    assert_eq!(
+        seg.counters().launches,
+        0,
+        "launches charged through a retired mapping"
+    );
+    assert_eq!(stderr.matches("Retired").count(), 1, "{stderr}");
+    // Repaired (what the agent does): the next process attaches and is charged.
+    seg.layout()
+        .control
+        .retired
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    w.run(Some("ret"), true, &["--launches", "100", "--grid", "1"]);
+    assert_eq!(seg.counters().launches, 100);
+}
