@@ -137,6 +137,7 @@ fn build_sair(name: &str, ctx: &PolicyContext) -> Result<Box<dyn Policy>, Unknow
         prices: Some(ctx.prices),
         state_dir: ctx.state_dir.clone(),
         llm: ctx.llm.clone(),
+        startup_s: ctx.stages.iter().map(|s| s.startup_s).collect(),
     };
     match crate::sair::build(name, inputs) {
         Some(Ok(p)) => Ok(p),

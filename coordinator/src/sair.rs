@@ -51,6 +51,11 @@ pub const NAMES: &[&str] = &[
     "sair-no-pareto",
     "sair-no-gpu-rate",
     "sair-no-negatives",
+    "sair-tolerant-tiers",
+    "sair-no-startup",
+    "sair-one-cap",
+    "sair-no-p99-floor",
+    "sair-short-sample",
 ];
 
 /// Configuration of the SAIR policy.
@@ -75,6 +80,16 @@ pub struct SairConfig {
     pub store_capacity: usize,
     /// The LLM selector's settings; the `model` selector when `None`.
     pub llm: Option<llm::LlmConfig>,
+    /// The operator's estimate of each stage's start-up time (seconds until a new replica
+    /// serves), in pipeline order; live, the coordinator can measure it from readiness. Empty
+    /// when unknown: every stage is then taken to need one.
+    pub startup_s: Vec<f64>,
+    /// Highest predicted utilisation of a CPU stage for a candidate to be feasible (GPU
+    /// stages: [`ModelSelector::max_utilisation`]); see [`ModelSelector::cpu_max_utilisation`].
+    pub cpu_max_utilisation: f64,
+    /// Plan full decisions on the interval's mean arrival rate ([`History::plan_on_mean`]);
+    /// the `sair-short-sample` ablation plans on the last 5 s sample.
+    pub plan_on_mean: bool,
 }
 
 impl Default for SairConfig {
@@ -95,6 +110,9 @@ impl Default for SairConfig {
             state_dir: None,
             store_capacity: 4096,
             llm: None,
+            startup_s: Vec::new(),
+            cpu_max_utilisation: ModelSelector::default().cpu_max_utilisation,
+            plan_on_mean: true,
         }
     }
 }
@@ -110,6 +128,11 @@ impl SairConfig {
             "sair-no-pareto" => self.reward.pareto = false,
             "sair-no-gpu-rate" => self.candidates.gpu_rate = false,
             "sair-no-negatives" => self.retrieval.negatives = 0,
+            "sair-tolerant-tiers" => self.reward.consistent_tiers = false,
+            "sair-no-startup" => self.limits.startup_max_utilisation = None,
+            "sair-short-sample" => self.plan_on_mean = false,
+            "sair-no-p99-floor" => self.reward.p99_floor_slo = 0.0,
+            "sair-one-cap" => self.cpu_max_utilisation = ModelSelector::default().max_utilisation,
             _ => return None,
         }
         self.name = name.to_string();
@@ -137,6 +160,8 @@ pub struct Inputs {
     /// `--llm-url`, `--llm-model`, and the API key already resolved from the variable named by
     /// `--llm-api-key-env` (see [`llm::LlmConfig::new`]).
     pub llm: Option<llm::LlmConfig>,
+    /// The operator's start-up estimate per stage (see [`SairConfig::startup_s`]).
+    pub startup_s: Vec<f64>,
 }
 
 /// Builds a registry name into a boxed policy; `None` for a name this module does not know.
@@ -147,6 +172,7 @@ pub fn build(name: &str, inputs: Inputs) -> Option<Result<Box<dyn Policy>, store
         prices: inputs.prices.unwrap_or_default(),
         state_dir: inputs.state_dir,
         llm: inputs.llm,
+        startup_s: inputs.startup_s,
         ..SairConfig::default()
     };
     build_with(name, base).map(|r| r.map(|p| Box::new(p) as Box<dyn Policy>))
@@ -213,6 +239,7 @@ impl Sair {
         });
         let model = ModelSelector {
             use_retrieval: cfg.use_retrieval,
+            cpu_max_utilisation: cfg.cpu_max_utilisation,
             ..ModelSelector::default()
         };
         let llm = cfg
@@ -223,7 +250,7 @@ impl Sair {
             validator: Validator::new(cfg.limits),
             explorer: Explorer::new(cfg.explore_rate0, cfg.explore_tau, cfg.seed),
             guard: Guard::new(cfg.guard),
-            history: History::default(),
+            history: History::planning_on_mean(cfg.plan_on_mean),
             store,
             memory: Vec::new(),
             error_model,

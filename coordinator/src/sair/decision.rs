@@ -26,6 +26,7 @@ use super::retrieval::retrieve;
 use super::reward::{self, Point};
 use super::selector::{Selection, SelectionInput, Selector};
 use super::store::{CandidateBrief, Episode, Source};
+use super::validator::{StartupWindow, startup_gap};
 
 /// What this interval offers the selector.
 #[derive(Debug)]
@@ -124,18 +125,35 @@ impl Sair {
         };
         let b = bottleneck(s, planning);
         let candidates = candidates::generate(&model, b, &self.cfg.candidates, &self.cfg.limits);
+        // With consistent tiers, each move is ranked against holding's prediction: the same
+        // model on both sides, so a noisy interval's P99 does not make a cut look free.
+        let base = if self.cfg.reward.consistent_tiers {
+            candidates.hold.predicted.point()
+        } else {
+            observed
+        };
         let predicted_reward = candidates
             .iter()
-            .map(|c| reward::reward(observed, c.predicted.point(), s.slo_p99_s, &self.cfg.reward))
+            .map(|c| reward::reward(base, c.predicted.point(), s.slo_p99_s, &self.cfg.reward))
             .collect();
         let slo_pressure =
             observed.p99_s > s.slo_p99_s || candidates.hold.predicted.p99_s > s.slo_p99_s;
+        let window = StartupWindow {
+            demand: &planning.lambda,
+            service_mean_1: &planning.service_mean_1,
+            startup_s: &self.cfg.startup_s,
+        };
         let safe = candidates
             .iter()
             .map(|c| {
                 self.validator
                     .check(s, &c.action, s.t_s, slo_pressure)
                     .is_ok()
+                    && self
+                        .cfg
+                        .limits
+                        .startup_max_utilisation
+                        .is_none_or(|u| startup_gap(s, &c.action, &window, u).is_ok())
             })
             .collect();
         Offer {
@@ -234,8 +252,19 @@ impl Sair {
         let Some((i, a)) = self.guard.check(s, &self.cfg.limits) else {
             return Self::hold_decision(s, "between decisions; no guard breach".into());
         };
-        if a == Action::hold(s) || self.validator.check(s, &a, s.t_s, true).is_err() {
-            return Self::hold_decision(s, "guard breach, but no safe scale-up".into());
+        if a == Action::hold(s) {
+            let why = "guard breach, but no room: every breaching stage is at its replica bound or its GPUs are fully committed";
+            tracing::warn!(stage = %s.stages[i].name, reason = why, "guard cannot act");
+            return Self::hold_decision(s, why.into());
+        }
+        if let Err(errs) = self.validator.check(s, &a, s.t_s, true) {
+            let why = errs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!(stage = %s.stages[i].name, reason = %why, "guard cannot act: the validator rejects its scale-up");
+            return Self::hold_decision(s, format!("guard breach, but no safe scale-up: {why}"));
         }
         // The guard's move becomes an episode like any other: close the running one early.
         let now = self.observations.point();

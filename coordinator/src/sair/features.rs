@@ -107,6 +107,9 @@ pub struct History {
     /// Longer record of full-interval arrival rates, for the seasonal forecast.
     season: Vec<f64>,
     pub stages: Vec<StageMemory>,
+    /// Plan on the last full interval's mean arrival rate rather than on the short sample the
+    /// state carries (the guard's window); the policy sets it, `sair-short-sample` clears it.
+    pub plan_on_mean: bool,
 }
 
 /// How many intervals the seasonal record keeps (an hour at 30 s).
@@ -150,6 +153,14 @@ fn detect_period(x: &[f64]) -> Option<(usize, f64)> {
 const TREND_WINDOW: usize = 4;
 
 impl History {
+    /// An empty history; see [`History::plan_on_mean`].
+    pub fn planning_on_mean(plan_on_mean: bool) -> Self {
+        Self {
+            plan_on_mean,
+            ..Self::default()
+        }
+    }
+
     /// Records a full interval: `arrival_rate` is the interval's mean pipeline arrival rate.
     pub fn observe(&mut self, s: &PipelineState, arrival_rate: f64) {
         self.arrivals.push(arrival_rate);
@@ -211,10 +222,15 @@ impl History {
         best
     }
 
-    /// Pipeline demand to plan the next interval for: the current rate, raised (never
-    /// lowered) by one interval of the recent upward trend and by the seasonal forecast.
+    /// Pipeline demand to plan the next interval for: the current rate (with
+    /// [`History::plan_on_mean`], the last interval's mean, so that one noisy 5 s sample does
+    /// not size a GPU share), raised (never lowered) by one interval of the recent upward
+    /// trend and by the seasonal forecast.
     pub fn planning_rate(&self, s: &PipelineState) -> f64 {
-        let now = s.arrival_rate;
+        let now = match self.arrivals.last() {
+            Some(&mean) if self.plan_on_mean && mean > 0.0 => mean,
+            _ => s.arrival_rate,
+        };
         let trend = (now + self.slope_per_interval().max(0.0)).max(now);
         self.seasonal().map_or(trend, |f| trend.max(f))
     }

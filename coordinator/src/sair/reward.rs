@@ -3,12 +3,18 @@
 //! `r = tier · (B + δ) + B · σ(s)`, with `tier` = 2 when the transition dominates (no
 //! objective worse beyond tolerance, at least one better), 0 when it is dominated, 1 otherwise
 //! (incomparable or equivalent); `σ(x) = (1 + x/(1+|x|))/2`, so the in-tier term lies in
-//! `(0, B)`; and `s = w_p·ln(P99/P99') + w_c·ln(cost/cost') − κ·ln(max(1, P99'/SLO))`, the
-//! weighted log-improvement minus the SLO-violation penalty. Log ratios are scale-free and
+//! `(0, B)`; and `s = w_p·ln(P̃99/P̃99') + w_c·ln(cost/cost') − κ·ln(max(1, P99'/SLO))`, the
+//! weighted log-improvement minus the SLO-violation penalty, where `P̃99 = max(P99, f·SLO)`
+//! ([`RewardConfig::p99_floor_slo`]: latency far inside the SLO is not worth paying for). Log ratios are scale-free and
 //! never saturate (a linear, clamped score made every candidate look alike in an overload);
 //! the algebraic sigmoid keeps far-apart scores distinguishable in floating point. Because the
 //! in-tier term is confined to `(0, B)`, any two transitions one tier apart differ by more than
 //! δ (docs/policy.md, Proposition 1). The `sair-no-pareto` ablation uses `s` alone.
+//!
+//! The tiers agree with the score's sign ([`RewardConfig::consistent_tiers`]): the noise
+//! tolerance may not turn a move whose weighted score is negative into a dominating one. `s`
+//! is a difference of potentials (`w_p·ln P99 + w_c·ln cost`), so a selector that only leaves
+//! hold for a higher reward cannot walk round a cycle of predicted moves.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +53,17 @@ pub struct RewardConfig {
     pub slo_penalty: f64,
     /// Tiered Pareto shaping on (default) or the weighted sum alone (ablation).
     pub pareto: bool,
+    /// Tiers agree with the score's sign (default): a transition is `Dominates` only when its
+    /// score `s ≥ 0` and `Dominated` only when `s ≤ 0`, otherwise `Incomparable`. Without it
+    /// (the `sair-tolerant-tiers` ablation) a P99 rise inside the tolerance is free, so a chain
+    /// of small cuts each "dominates" while the step back over their sum does not: a limit
+    /// cycle (docs/policy.md, "Consistent tiers").
+    pub consistent_tiers: bool,
+    /// P99 below `p99_floor_slo × SLO` buys nothing in the score: the improvement term takes
+    /// `max(P99, floor)` on both sides, so a pipeline far inside its SLO trades its spare
+    /// latency for cost instead of weighing every millisecond against every cent. 0 turns it
+    /// off (the `sair-no-p99-floor` ablation).
+    pub p99_floor_slo: f64,
 }
 
 impl Default for RewardConfig {
@@ -61,6 +78,8 @@ impl Default for RewardConfig {
             w_cost: 1.0,
             slo_penalty: 2.0,
             pareto: true,
+            consistent_tiers: true,
+            p99_floor_slo: 0.35,
         }
     }
 }
@@ -75,17 +94,29 @@ fn cmp_with_tol(prev: f64, next: f64, tol: f64) -> i8 {
     }
 }
 
-/// Classifies the transition `prev → next` with the noise tolerances.
+/// Classifies the transition `prev → next` with the noise tolerances; with
+/// [`RewardConfig::consistent_tiers`], a tolerated change may not flip the score's sign (a
+/// `Dominates` whose score is negative, or a `Dominated` whose score is positive, is
+/// `Incomparable`).
 pub fn relation(prev: Point, next: Point, slo_s: f64, cfg: &RewardConfig) -> Relation {
     let tp = (cfg.p99_tol_rel * prev.p99_s).max(cfg.p99_tol_slo * slo_s);
     let tc = cfg.cost_tol_rel * prev.cost_per_hour.abs();
     let p = cmp_with_tol(prev.p99_s, next.p99_s, tp);
     let c = cmp_with_tol(prev.cost_per_hour, next.cost_per_hour, tc);
-    match (p, c) {
+    let r = match (p, c) {
         (0, 0) => Relation::Equivalent,
         (a, b) if a >= 0 && b >= 0 => Relation::Dominates,
         (a, b) if a <= 0 && b <= 0 => Relation::Dominated,
         _ => Relation::Incomparable,
+    };
+    if !cfg.consistent_tiers {
+        return r;
+    }
+    let s = score(prev, next, slo_s, cfg);
+    match r {
+        Relation::Dominates if s < 0.0 => Relation::Incomparable,
+        Relation::Dominated if s > 0.0 => Relation::Incomparable,
+        r => r,
     }
 }
 
@@ -103,7 +134,8 @@ pub fn score(prev: Point, next: Point, slo_s: f64, cfg: &RewardConfig) -> f64 {
     // Floors keep the logs finite: 1 ms and 1e-6/h are below anything that matters.
     let p = |x: f64| x.clamp(1e-3, 1e4);
     let c = |x: f64| x.max(1e-6);
-    let dp = (p(prev.p99_s) / p(next.p99_s)).ln();
+    let floor = cfg.p99_floor_slo * slo_s;
+    let dp = (p(prev.p99_s.max(floor)) / p(next.p99_s.max(floor))).ln();
     let dc = (c(prev.cost_per_hour) / c(next.cost_per_hour)).ln();
     let violation = (p(next.p99_s) / slo_s).max(1.0).ln();
     let s = cfg.w_p99 * dp + cfg.w_cost * dc - cfg.slo_penalty * violation;

@@ -26,6 +26,15 @@ pub enum Rejection {
         from: String,
         to: String,
     },
+    #[error(
+        "stage `{stage}`: serving capacity during the {startup_s:.0}s start-up window runs at utilisation {utilisation:.2} of forecast demand (limit {limit:.2})"
+    )]
+    StartupGap {
+        stage: String,
+        startup_s: f64,
+        utilisation: f64,
+        limit: f64,
+    },
     #[error("stage `{stage}`: reverses a move made {ago_s:.0}s ago (cooldown {cooldown_s:.0}s)")]
     Oscillation {
         stage: String,
@@ -44,6 +53,10 @@ pub struct Limits {
     pub min_up_step: u32,
     /// No reversal of a stage's move within this many seconds unless the SLO is under pressure.
     pub cooldown_s: f64,
+    /// A move that cuts a stage's serving capacity (ρ down, or replicas down) must leave the
+    /// replicas already serving at or below this utilisation of forecast demand while the new
+    /// ones start ([`startup_gap`]); `None` turns the check off (`sair-no-startup`).
+    pub startup_max_utilisation: Option<f64>,
 }
 
 impl Default for Limits {
@@ -53,6 +66,7 @@ impl Default for Limits {
             max_rho_step: 0.5,
             min_up_step: 2,
             cooldown_s: 90.0,
+            startup_max_utilisation: Some(0.9),
         }
     }
 }
@@ -130,6 +144,69 @@ pub fn gpu_fits(s: &PipelineState, a: &Action) -> bool {
         return false;
     }
     true
+}
+
+/// What the start-up check needs to know of the demand and the stages.
+#[derive(Debug, Clone, Copy)]
+pub struct StartupWindow<'a> {
+    /// Forecast arrival rate per stage over the window.
+    pub demand: &'a [f64],
+    /// Mean service time per request at ρ = 1, per stage.
+    pub service_mean_1: &'a [f64],
+    /// The operator's start-up estimate per stage, seconds; a stage missing here is taken to
+    /// need one (its new replicas do not count).
+    pub startup_s: &'a [f64],
+}
+
+/// Rejects a move that cuts a stage's serving capacity below forecast demand while the
+/// replicas it adds are still starting: only replicas serving now (and kept) count, at the new
+/// ρ, which applies to them at once. A move that does not lower a stage's serving capacity is
+/// never rejected here (holding, or adding replicas, is always allowed). With `limit` the
+/// highest utilisation allowed during the window.
+pub fn startup_gap(
+    s: &PipelineState,
+    a: &Action,
+    w: &StartupWindow<'_>,
+    limit: f64,
+) -> Result<(), Vec<Rejection>> {
+    let mut errs = Vec::new();
+    for (i, st) in s.stages.iter().enumerate() {
+        let (Some(&want), Some(&rho_new)) = (a.replicas.get(i), a.rho.get(i)) else {
+            continue;
+        };
+        let startup_s = w.startup_s.get(i).copied().unwrap_or(f64::INFINITY);
+        if startup_s <= 0.0 {
+            continue;
+        }
+        let share = |rho: f64| match st.kind {
+            StageKind::Gpu => rho.max(1e-3),
+            StageKind::Cpu => 1.0,
+        };
+        let slots = |replicas: u32, rho: f64| {
+            f64::from(replicas.saturating_mul(st.concurrency.max(1))) * share(rho)
+        };
+        let now = slots(st.replicas, st.rho);
+        let window = slots(st.replicas.min(want), rho_new);
+        if window >= now - 1e-9 {
+            continue;
+        }
+        let svc = w
+            .service_mean_1
+            .get(i)
+            .copied()
+            .unwrap_or(st.service_mean_s);
+        let demand = w.demand.get(i).copied().unwrap_or(st.arrival_rate);
+        let utilisation = demand * svc / window.max(1e-9);
+        if utilisation > limit {
+            errs.push(Rejection::StartupGap {
+                stage: st.name.clone(),
+                startup_s,
+                utilisation,
+                limit,
+            });
+        }
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 
 /// Direction of the last move per stage and knob, with its time.

@@ -88,3 +88,18 @@ fn seasonal_forecast_sees_periodic_bursts_but_not_ramps_or_noise() {
     }
     assert_eq!(noise.seasonal(), None);
 }
+
+/// Issue 15, item 5: full decisions plan on the interval's mean rate, not on the 5 s sample
+/// the state carries (the guard's window).
+#[test]
+fn planning_uses_the_interval_mean_not_the_short_sample() {
+    let sample = pipeline(70.0, 30.0);
+    let mut mean = History::planning_on_mean(true);
+    mean.observe(&sample, 80.0);
+    assert!((mean.planning_rate(&sample) - 80.0).abs() < 1e-9);
+    let p = Planning::new(&sample, &mean, 30.0);
+    assert!((p.lambda[1] - 80.0).abs() < 1e-9, "{:?}", p.lambda);
+    let mut short = History::planning_on_mean(false);
+    short.observe(&sample, 80.0);
+    assert!((short.planning_rate(&sample) - 70.0).abs() < 1e-9);
+}

@@ -79,3 +79,42 @@ proptest! {
         }
     }
 }
+
+/// Issue 15, item 5: a P99 rise inside the tolerance used to make a cut "dominate" however
+/// little it saved; with consistent tiers the tier follows the score's sign.
+#[test]
+fn a_tolerated_rise_does_not_make_a_cut_dominate() {
+    let cfg = RewardConfig {
+        p99_floor_slo: 0.0,
+        ..RewardConfig::default()
+    };
+    let slo = 0.15;
+    // P99 +15 % (inside 5 % of the SLO, 7.5 ms), cost −5 %: the score is negative.
+    let (prev, next) = (pt(0.040, 2.0), pt(0.046, 1.9));
+    assert!(score(prev, next, slo, &cfg) < 0.0);
+    assert_eq!(relation(prev, next, slo, &cfg), Relation::Incomparable);
+    assert!(reward(prev, next, slo, &cfg) < neutral(&cfg));
+    let tolerant = RewardConfig {
+        consistent_tiers: false,
+        ..cfg
+    };
+    assert_eq!(relation(prev, next, slo, &tolerant), Relation::Dominates);
+    // A cut whose saving outweighs its P99 rise still dominates.
+    let cheap = pt(0.041, 1.6);
+    assert_eq!(relation(prev, cheap, slo, &cfg), Relation::Dominates);
+}
+
+/// Latency below `p99_floor_slo × SLO` buys nothing: a cut that keeps P99 under the floor
+/// scores as a pure saving.
+#[test]
+fn p99_below_the_floor_is_not_worth_paying_for() {
+    let cfg = RewardConfig::default();
+    let slo = 0.15; // floor 52.5 ms
+    let s = score(pt(0.030, 2.0), pt(0.050, 1.8), slo, &cfg);
+    assert!((s - (2.0f64 / 1.8).ln()).abs() < 1e-12, "{s}");
+    let off = RewardConfig {
+        p99_floor_slo: 0.0,
+        ..cfg
+    };
+    assert!(score(pt(0.030, 2.0), pt(0.050, 1.8), slo, &off) < 0.0);
+}

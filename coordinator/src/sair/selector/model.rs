@@ -1,15 +1,34 @@
 //! The `model` selector: ranks the candidates by predicted reward, corrected by what retrieved
 //! episodes say similar moves really did, with feasibility first.
 
+use crate::policy::StageKind;
+
 use super::super::candidates::Candidate;
 use super::super::retrieval::similarity;
 use super::super::store::{Episode, Source};
 use super::{Selection, SelectionInput, Selector};
 
+/// Whether a move buys capacity (+1), sheds it (−1) or neither (0), by its predicted cost
+/// against what it starts from.
+fn direction(from_cost: f64, to_cost: f64) -> i8 {
+    let tol = 0.01 * from_cost.abs();
+    if to_cost > from_cost + tol {
+        1
+    } else if to_cost < from_cost - tol {
+        -1
+    } else {
+        0
+    }
+}
+
 /// How much a past episode's move tells about a candidate: 1 for the same kind on the same
-/// stage, 0.3 for the same kind elsewhere, 0 otherwise.
-fn action_match(c: &Candidate, e: &Episode) -> f64 {
-    if c.kind != e.kind {
+/// stage, 0.3 for the same kind elsewhere, 0 otherwise, and 0 when the two go opposite ways
+/// (a right-size that bought capacity says nothing of one that sheds it). `hold_cost` is the
+/// predicted cost of holding now, what the candidate starts from.
+fn action_match(c: &Candidate, e: &Episode, hold_cost: f64) -> f64 {
+    let now = direction(hold_cost, c.predicted.cost_per_hour);
+    let then = direction(e.before.cost_per_hour, e.predicted.cost_per_hour);
+    if c.kind != e.kind || now * then < 0 {
         0.0
     } else if c.stage == e.stage {
         1.0
@@ -24,8 +43,10 @@ fn action_match(c: &Candidate, e: &Episode) -> f64 {
 /// correction and the total weight.
 pub fn correction(input: &SelectionInput<'_>, c: &Candidate) -> (f64, f64) {
     let (mut num, mut den) = (0.0, 0.0);
+    let hold_cost = input.candidates.hold.predicted.cost_per_hour;
     for e in input.episodes {
-        let w = similarity(input.features, &e.features, input.bandwidth) * action_match(c, e);
+        let w = similarity(input.features, &e.features, input.bandwidth)
+            * action_match(c, e, hold_cost);
         if w > 0.0 {
             num += w * (e.reward - e.predicted_reward);
             den += w;
@@ -47,9 +68,14 @@ pub struct ModelSelector {
     pub use_retrieval: bool,
     /// Fraction of the SLO a candidate's predicted P99 must stay within to be feasible.
     pub headroom: f64,
-    /// Highest predicted utilisation of any stage for a candidate to be feasible: queueing
+    /// Highest predicted utilisation of a GPU stage for a candidate to be feasible: queueing
     /// tails and start-up delays punish allocations run hot more than the mean model says.
     pub max_utilisation: f64,
+    /// The same for a CPU stage. A CPU replica costs a few percent of a GPU's share, so its
+    /// headroom is nearly free while its queue tail costs P99 like any other; and a CPU stage
+    /// has no fast lever (no ρ) to absorb a burst while replicas start. The `sair-one-cap`
+    /// ablation sets it to `max_utilisation`.
+    pub cpu_max_utilisation: f64,
 }
 
 impl Default for ModelSelector {
@@ -58,6 +84,7 @@ impl Default for ModelSelector {
             use_retrieval: true,
             headroom: 0.8,
             max_utilisation: 0.65,
+            cpu_max_utilisation: 0.4,
         }
     }
 }
@@ -91,12 +118,17 @@ impl Selector for ModelSelector {
         let limit = self.headroom * input.state.slo_p99_s;
         let p99 = |i: usize| input.candidates[i].predicted.p99_s;
         let safe: Vec<usize> = input.offerable().collect();
+        let cap = |k: usize| match input.state.stages.get(k).map(|st| st.kind) {
+            Some(StageKind::Cpu) => self.cpu_max_utilisation,
+            _ => self.max_utilisation,
+        };
         let cool = |i: usize| {
             input.candidates[i]
                 .predicted
                 .utilisation
                 .iter()
-                .all(|u| *u <= self.max_utilisation)
+                .enumerate()
+                .all(|(k, u)| *u <= cap(k))
         };
         let feasible: Vec<usize> = safe
             .iter()

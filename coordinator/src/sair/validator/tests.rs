@@ -75,3 +75,52 @@ proptest! {
         }
     }
 }
+
+/// Issue 15, item 1: voice-assistant's ASR split from 1 × ρ 1.0 to 2 × ρ 0.65 cut the only
+/// serving replica's share at once while the new one started. Only serving replicas count,
+/// at the new ρ, while a start-up is under way.
+#[test]
+fn a_cut_below_demand_during_start_up_is_rejected() {
+    let mut s = pipeline(80.0, 0.0);
+    s.stages[1].replicas = 1;
+    s.stages[1].replicas_desired = 1;
+    let demand = vec![80.0; 3];
+    let svc = vec![0.004, 0.010, 0.002];
+    let startup = vec![10.0, 60.0, 10.0];
+    let w = StartupWindow {
+        demand: &demand,
+        service_mean_1: &svc,
+        startup_s: &startup,
+    };
+    let mut split = Action::hold(&s);
+    split.replicas[1] = 2;
+    split.rho[1] = 0.65;
+    // One serving replica at ρ 0.65 against 80 req/s × 10 ms: utilisation 1.23.
+    let errs = startup_gap(&s, &split, &w, 0.9).unwrap_err();
+    assert!(
+        matches!(&errs[0], Rejection::StartupGap { stage, utilisation, .. } if stage == "infer" && *utilisation > 1.2),
+        "{errs:?}"
+    );
+    // Holding, or adding a replica at the share in place, never loses serving capacity.
+    assert!(startup_gap(&s, &Action::hold(&s), &w, 0.9).is_ok());
+    let mut add = Action::hold(&s);
+    add.replicas[1] = 2;
+    assert!(startup_gap(&s, &add, &w, 0.9).is_ok());
+    // A small cut that the serving replica carries is allowed.
+    let mut cut = Action::hold(&s);
+    cut.rho[1] = 0.95;
+    assert!(startup_gap(&s, &cut, &w, 0.9).is_ok());
+    // With no start-up (replicas serve at once) the window is empty.
+    let instant = vec![0.0; 3];
+    let w0 = StartupWindow {
+        startup_s: &instant,
+        ..w
+    };
+    assert!(startup_gap(&s, &split, &w0, 0.9).is_ok());
+    // An unknown start-up is taken to be one.
+    let w_unknown = StartupWindow {
+        startup_s: &[],
+        ..w
+    };
+    assert!(startup_gap(&s, &split, &w_unknown, 0.9).is_err());
+}

@@ -57,12 +57,14 @@ fn retrieved_episodes_correct_the_model() {
         use_retrieval: false,
         headroom: 100.0,
         max_utilisation: 100.0,
+        cpu_max_utilisation: 100.0,
     };
     assert_eq!(plain.select(&input).index, 1);
     let mut corrected = ModelSelector {
         use_retrieval: true,
         headroom: 100.0,
         max_utilisation: 100.0,
+        cpu_max_utilisation: 100.0,
     };
     let sel = corrected.select(&input);
     assert_ne!(sel.index, 1, "{}", sel.rationale);
@@ -75,4 +77,119 @@ fn retrieved_episodes_correct_the_model() {
         ..input
     };
     assert_eq!(plain.select(&input).index, 0);
+}
+
+fn fixture_episode(kind: MoveKind, stage: Option<usize>, before: f64, predicted: f64) -> Episode {
+    let cost = |c: f64| Point {
+        p99_s: 0.05,
+        cost_per_hour: c,
+    };
+    Episode {
+        t_s: 0.0,
+        features: vec![0.5; 14],
+        kind,
+        stage,
+        label: "x".into(),
+        source: crate::sair::store::Source::Model,
+        bottleneck: None,
+        candidates: vec![],
+        action: Action {
+            replicas: vec![2, 2, 1],
+            rho: vec![1.0; 3],
+        },
+        before: cost(before),
+        predicted: cost(predicted),
+        predicted_reward: 2.5,
+        realised: Point::default(),
+        reward: 0.5,
+        surprisal: 3.0,
+    }
+}
+
+/// The limit cycle of issue 15: a right-size that bought capacity realised a high reward, and
+/// that evidence then pushed a right-size that sheds capacity. Moves that go opposite ways
+/// (by predicted cost) no longer inform each other.
+#[test]
+fn episodes_going_the_other_way_do_not_correct_a_candidate() {
+    let s = pipeline(100.0, 0.0);
+    let h = History::default();
+    let p = Planning::new(&s, &h, 30.0);
+    let m = Model {
+        state: &s,
+        planning: &p,
+        prices: Prices::default(),
+        calibration: Calibration::default(),
+    };
+    let cands = generate(&m, 1, &Default::default(), &Default::default());
+    let hold_cost = cands.hold.predicted.cost_per_hour;
+    let i = (1..cands.len())
+        .find(|&i| cands[i].predicted.cost_per_hour < 0.95 * hold_cost)
+        .expect("a cheaper candidate");
+    let c = &cands[i];
+    let up = fixture_episode(c.kind, c.stage, 1.0, 2.0);
+    let down = fixture_episode(c.kind, c.stage, 2.0, 1.0);
+    let f = vec![0.5; 14];
+    let rewards = vec![1.0; cands.len()];
+    let safe = vec![true; cands.len()];
+    let input = |eps: &'_ [&'_ Episode]| {
+        correction(
+            &SelectionInput {
+                state: &s,
+                features: &f,
+                utilisation: &[0.5, 0.5, 0.5],
+                candidates: &cands,
+                predicted_reward: &rewards,
+                safe: &safe,
+                bottleneck: 1,
+                episodes: eps,
+                bandwidth: 0.15,
+            },
+            c,
+        )
+    };
+    assert_eq!(input(&[&up]).1, 0.0, "a scale-up episode weighs on a cut");
+    assert!(input(&[&down]).1 > 0.0);
+}
+
+/// Issue 15, item 4: a CPU stage is held to its own, lower utilisation cap.
+#[test]
+fn a_hot_cpu_stage_is_not_feasible_under_the_cpu_cap() {
+    let s = pipeline(100.0, 0.0);
+    let h = History::default();
+    let p = Planning::new(&s, &h, 30.0);
+    let m = Model {
+        state: &s,
+        planning: &p,
+        prices: Prices::default(),
+        calibration: Calibration::default(),
+    };
+    let mut cands = generate(&m, 1, &Default::default(), &Default::default());
+    for c in std::iter::once(&mut cands.hold).chain(cands.moves.iter_mut()) {
+        c.predicted.p99_s = 0.05;
+        c.predicted.utilisation = vec![0.3, 0.5, 0.3];
+    }
+    // Hold runs `pre` (CPU) at 0.5 and is the model's favourite; move 1 runs it at 0.3.
+    cands.hold.predicted.utilisation = vec![0.5, 0.5, 0.3];
+    let mut rewards = vec![1.0; cands.len()];
+    rewards[0] = 2.0;
+    let safe = vec![true; cands.len()];
+    let f = vec![0.5; 14];
+    let input = SelectionInput {
+        state: &s,
+        features: &f,
+        utilisation: &[0.5, 0.5, 0.5],
+        candidates: &cands,
+        predicted_reward: &rewards,
+        safe: &safe,
+        bottleneck: 1,
+        episodes: &[],
+        bandwidth: 0.15,
+    };
+    let mut capped = ModelSelector::default();
+    assert_ne!(capped.select(&input).index, 0);
+    let mut one_cap = ModelSelector {
+        cpu_max_utilisation: capped.max_utilisation,
+        ..ModelSelector::default()
+    };
+    assert_eq!(one_cap.select(&input).index, 0);
 }
