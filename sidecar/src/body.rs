@@ -16,9 +16,34 @@ pub enum BodyError {
     /// More than the limit arrived (the rest was not read).
     #[error("body exceeds the limit of {max} bytes")]
     TooLarge { max: usize },
-    /// The stream failed: the peer hung up mid-body, bad chunked encoding, a reset.
+    /// The stream failed: the peer hung up mid-body, a reset.
     #[error("body could not be read: {}", ErrorChain(.0.as_ref()))]
     Read(#[source] BoxError),
+    /// The body's framing is invalid (a bad chunk size line, a bad chunk end): the peer sent
+    /// malformed HTTP, it did not go away.
+    #[error("body is malformed: {}", ErrorChain(.0.as_ref()))]
+    Malformed(#[source] BoxError),
+}
+
+impl BodyError {
+    /// Sorts a stream error: hyper reports bad chunked framing as an `io::Error` of kind
+    /// `InvalidInput` or `InvalidData` under its body error, and a peer that hung up as
+    /// `UnexpectedEof` or a connection error.
+    fn from_stream(e: BoxError) -> Self {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>()
+                && matches!(
+                    io.kind(),
+                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+                )
+            {
+                return BodyError::Malformed(e);
+            }
+            cause = c.source();
+        }
+        BodyError::Read(e)
+    }
 }
 
 /// Reads `body` to its end, refusing more than `max` bytes.
@@ -30,7 +55,7 @@ where
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(BodyError::TooLarge { max }),
-        Err(e) => Err(BodyError::Read(e)),
+        Err(e) => Err(BodyError::from_stream(e)),
     }
 }
 

@@ -25,8 +25,18 @@ pub enum ConfigError {
     BadUpstream(String),
     #[error("--next target {target:?} is not valid: {why}")]
     BadNext { target: String, why: String },
-    #[error("--{name} must be positive, got {value}")]
-    NotPositive { name: &'static str, value: f64 },
+    /// A numeric option outside the range the sidecar can honour.
+    #[error("--{name} must be within {min}..={max} ({why}), got {value}")]
+    OutOfRange {
+        name: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+        why: &'static str,
+    },
+    /// An old `*-seconds` option that is not a positive number of seconds up to 30 days.
+    #[error("--{name} must be a number of seconds within (0, 2592000] (30 days), got {value}")]
+    SecondsOutOfRange { name: &'static str, value: f64 },
     #[error("--{name} must be a positive duration, got {value:?}")]
     NotPositiveDuration { name: &'static str, value: Duration },
     #[error("--histogram-buckets-seconds must be strictly increasing positive numbers, got {0:?}")]
@@ -41,6 +51,34 @@ pub enum ConfigError {
     /// for: see `sair_service::ConfigError::report`).
     #[error(transparent)]
     Load(#[from] sair_service::ConfigError),
+}
+
+/// hyper's own HTTP/1 header-count limit, kept as the default: with it hyper parses the
+/// header fields into a stack array; any other value costs a heap allocation per request.
+pub const DEFAULT_MAX_HEADERS: usize = 100;
+
+/// The range of every integer option, checked by [`Config::validate`]: name, smallest,
+/// largest, and why the bound is there (printed in the error).
+pub mod bounds {
+    /// `--max-concurrency` (0 = unlimited).
+    pub const MAX_CONCURRENCY: (u64, u64) = (0, 1_000_000);
+    /// `--queue-capacity`.
+    pub const QUEUE_CAPACITY: (u64, u64) = (0, 1_000_000);
+    /// `--retry-after-seconds`: at most a day.
+    pub const RETRY_AFTER_SECONDS: (u64, u64) = (0, 86_400);
+    /// `--max-body-bytes`: at most 4 GiB (bodies are buffered).
+    pub const MAX_BODY_BYTES: (u64, u64) = (1, 4 << 30);
+    /// `--max-header-bytes`: hyper refuses an HTTP/1 read buffer under 8 KiB; 16 MiB is far
+    /// above any real head.
+    pub const MAX_HEADER_BYTES: (u64, u64) = (8192, 16 << 20);
+    /// `--max-headers`.
+    pub const MAX_HEADERS: (u64, u64) = (1, 1024);
+    /// `--report-buffer`: the buffer is allocated up front.
+    pub const REPORT_BUFFER: (u64, u64) = (1, 100_000);
+    /// `--worker-threads` (0 = one per CPU): each thread reserves a stack.
+    pub const WORKER_THREADS: (u64, u64) = (0, 1024);
+    /// Number of `--histogram-buckets-seconds`: every histogram series has one per bucket.
+    pub const HISTOGRAM_BUCKETS: (u64, u64) = (1, 256);
 }
 
 /// Older spellings, listed at the end of `--help`.
@@ -122,9 +160,14 @@ pub struct Config {
     #[arg(long, env = "SAIR_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Largest request head (request line plus headers), in bytes (HTTP/1 buffer, h2 header list).
+    /// Largest request head (request line plus headers), in bytes (HTTP/1 buffer, h2 header
+    /// list); 431 beyond. At least 8192 (hyper's smallest HTTP/1 read buffer).
     #[arg(long, env = "SAIR_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
     pub max_header_bytes: usize,
+
+    /// Most header fields in an HTTP/1 request head; 431 beyond.
+    #[arg(long, env = "SAIR_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS)]
+    pub max_headers: usize,
 
     /// A client must send a complete request head within this time (slow clients).
     #[arg(long, env = "SAIR_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -354,23 +397,12 @@ impl Config {
             if let Some(v) = value
                 && seconds(v).is_none()
             {
-                return Err(ConfigError::NotPositive { name, value: v });
+                return Err(ConfigError::SecondsOutOfRange { name, value: v });
             }
         }
-        for (name, value) in [
-            ("max-body-bytes", self.max_body_bytes as f64),
-            ("max-header-bytes", self.max_header_bytes as f64),
-            ("report-buffer", self.report_buffer as f64),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                return Err(ConfigError::NotPositive { name, value });
-            }
-        }
+        self.check_ranges()?;
         let b = &self.histogram_buckets_seconds;
-        if b.is_empty()
-            || b.iter().any(|v| !v.is_finite() || *v <= 0.0)
-            || b.windows(2).any(|w| w[0] >= w[1])
-        {
+        if b.iter().any(|v| !v.is_finite() || *v <= 0.0) || b.windows(2).any(|w| w[0] >= w[1]) {
             return Err(ConfigError::BadBuckets(b.clone()));
         }
         if self.pipeline.is_empty() {
@@ -384,6 +416,79 @@ impl Config {
         }
         if self.agent.is_some() && self.agent_ca.is_none() && !self.agent_insecure_skip_verify {
             return Err(ConfigError::NoAgentTrust);
+        }
+        Ok(())
+    }
+
+    /// Every integer option within its range ([`bounds`]).
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        use bounds::*;
+        let wide = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        for (name, value, (min, max), why) in [
+            (
+                "max-concurrency",
+                u64::from(self.max_concurrency),
+                MAX_CONCURRENCY,
+                "0 = unlimited",
+            ),
+            (
+                "queue-capacity",
+                u64::from(self.queue_capacity),
+                QUEUE_CAPACITY,
+                "requests waiting",
+            ),
+            (
+                "retry-after-seconds",
+                u64::from(self.retry_after_seconds),
+                RETRY_AFTER_SECONDS,
+                "at most a day",
+            ),
+            (
+                "max-body-bytes",
+                wide(self.max_body_bytes),
+                MAX_BODY_BYTES,
+                "bodies are buffered",
+            ),
+            (
+                "max-header-bytes",
+                wide(self.max_header_bytes),
+                MAX_HEADER_BYTES,
+                "hyper's HTTP/1 read buffer is at least 8192 bytes",
+            ),
+            (
+                "max-headers",
+                wide(self.max_headers),
+                MAX_HEADERS,
+                "header fields per request",
+            ),
+            (
+                "report-buffer",
+                wide(self.report_buffer),
+                REPORT_BUFFER,
+                "reports held in memory",
+            ),
+            (
+                "worker-threads",
+                wide(self.worker_threads),
+                WORKER_THREADS,
+                "0 = one per CPU",
+            ),
+            (
+                "histogram-buckets-seconds",
+                wide(self.histogram_buckets_seconds.len()),
+                HISTOGRAM_BUCKETS,
+                "number of buckets",
+            ),
+        ] {
+            if !(min..=max).contains(&value) {
+                return Err(ConfigError::OutOfRange {
+                    name,
+                    value,
+                    min,
+                    max,
+                    why,
+                });
+            }
         }
         Ok(())
     }
@@ -446,9 +551,12 @@ impl Config {
     }
 }
 
-/// A positive, finite number of seconds as a duration (`None` otherwise).
+/// A positive, finite number of seconds up to 30 days (the longest duration any option
+/// takes, `sair_service::duration::MAX`) as a duration (`None` otherwise).
 fn seconds(v: f64) -> Option<Duration> {
-    Duration::try_from_secs_f64(v).ok().filter(|d| !d.is_zero())
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= sair_service::duration::MAX)
 }
 
 /// The old `*-seconds` value when it was given (and valid), else the new option's.

@@ -46,6 +46,7 @@ impl ProxyError {
         match self {
             ProxyError::Body(BodyError::TooLarge { .. }) => Failure::BodyTooLarge,
             ProxyError::Body(BodyError::Read(_)) => Failure::BodyUnreadable,
+            ProxyError::Body(BodyError::Malformed(_)) => Failure::BodyMalformed,
             ProxyError::Refused(Refusal::QueueFull { .. }) => Failure::QueueFull,
             ProxyError::Refused(Refusal::QueueTimeout { .. }) => Failure::QueueTimeout,
             ProxyError::Upstream { source, .. } => match source.kind() {
@@ -74,7 +75,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::Body(BodyError::Read(_)) => StatusCode::BAD_REQUEST,
+            ProxyError::Body(BodyError::Read(_) | BodyError::Malformed(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             ProxyError::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream { .. }
             | ProxyError::Downstream { .. }
@@ -83,10 +86,13 @@ impl ProxyError {
     }
 
     /// The `outcome` label. A 413 is the client's error, not an admission rejection: it never
-    /// reached the queue.
+    /// reached the queue. A malformed body is the client's error too; only a client that went
+    /// away mid-body is `canceled`.
     pub fn outcome(&self) -> RequestOutcome {
         match self {
-            ProxyError::Body(BodyError::TooLarge { .. }) => RequestOutcome::ClientError,
+            ProxyError::Body(BodyError::TooLarge { .. } | BodyError::Malformed(_)) => {
+                RequestOutcome::ClientError
+            }
             ProxyError::Body(BodyError::Read(_)) => RequestOutcome::Canceled,
             ProxyError::Refused(Refusal::QueueFull { .. }) => RequestOutcome::Rejected,
             ProxyError::Refused(Refusal::QueueTimeout { .. }) => RequestOutcome::Timeout,

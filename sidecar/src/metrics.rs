@@ -138,8 +138,10 @@ macro_rules! failures {
 failures! {
     /// The request body exceeds `--max-body-bytes` (413).
     BodyTooLarge => Client, "oversized";
-    /// The request body could not be read (the client hung up mid-body, bad chunking; 400).
+    /// The request body could not be read: the client hung up mid-body (400, `canceled`).
     BodyUnreadable => Client, "unreadable";
+    /// The request body's framing is invalid, e.g. a bad chunk size line (400, `client_error`).
+    BodyMalformed => Client, "malformed";
     /// The admission queue was full (503).
     QueueFull => Admission, "queue_full";
     /// The request waited longer than the queue timeout (503).

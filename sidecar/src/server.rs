@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::balance::{self, Balancer};
-use crate::config::{Config, ConfigError, NextTarget};
+use crate::config::{Config, ConfigError, DEFAULT_MAX_HEADERS, NextTarget};
 use crate::context::StageContext;
 use crate::edge::Edge;
 use crate::metrics::StageMetrics;
@@ -181,11 +181,18 @@ impl Sidecar {
         ));
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
+        // `validate` keeps --max-header-bytes at or above hyper's 8 KiB minimum (below it
+        // `max_buf_size` panics), so the limit is honoured as given.
         builder
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.config.header_read_timeout())
-            .max_buf_size(self.config.max_header_bytes.max(8192));
+            .max_buf_size(self.config.max_header_bytes);
+        if self.config.max_headers != DEFAULT_MAX_HEADERS {
+            // Any explicit count makes hyper parse headers into a heap array per request;
+            // the default keeps its stack array.
+            builder.http1().max_headers(self.config.max_headers);
+        }
         builder
             .http2()
             .timer(TokioTimer::new())

@@ -83,7 +83,8 @@ impl UpstreamError {
                 UpstreamErrorKind::Timeout
             }
             UpstreamError::Connection(e) if e.is_timeout() => UpstreamErrorKind::Timeout,
-            UpstreamError::Connection(_) | UpstreamError::Body(BodyError::Read(_)) => {
+            UpstreamError::Connection(_)
+            | UpstreamError::Body(BodyError::Read(_) | BodyError::Malformed(_)) => {
                 UpstreamErrorKind::Broken
             }
             UpstreamError::Body(BodyError::TooLarge { .. }) => UpstreamErrorKind::Oversized,

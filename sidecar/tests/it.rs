@@ -11,6 +11,8 @@ mod support;
 mod chain;
 #[path = "it/faults.rs"]
 mod faults;
+#[path = "it/flags.rs"]
+mod flags;
 #[path = "it/metrics.rs"]
 mod metrics;
 #[path = "it/report.rs"]

@@ -34,3 +34,16 @@ async fn a_failing_stream_is_a_read_error_naming_its_cause() {
     assert!(matches!(e, BodyError::Read(_)), "{e:?}");
     assert!(e.to_string().contains("peer reset"), "{e}");
 }
+
+#[tokio::test]
+async fn bad_framing_is_malformed_not_a_read_error() {
+    // hyper reports a bad chunk size line as an InvalidInput io::Error under its body error.
+    let chunks: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = vec![Err(
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid chunk size line"),
+    )];
+    let e = read_to_end(StreamBody::new(futures::stream::iter(chunks)), 100)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, BodyError::Malformed(_)), "{e:?}");
+    assert!(e.to_string().contains("invalid chunk size line"), "{e}");
+}

@@ -141,3 +141,61 @@ fn durations_take_units_and_the_old_seconds_options_keep_their_meaning() {
             .is_err()
     );
 }
+
+/// Every numeric option has a range: a value outside it is refused naming the option, and
+/// the bounds themselves are accepted.
+#[test]
+fn numeric_options_outside_their_range_are_refused_naming_the_option() {
+    for (flag, bad) in [
+        ("--max-concurrency", "1000001"),
+        ("--queue-capacity", "1000001"),
+        ("--retry-after-seconds", "86401"),
+        ("--max-body-bytes", "0"),
+        ("--max-body-bytes", "4294967297"),
+        ("--max-header-bytes", "100"),
+        ("--max-header-bytes", "8191"),
+        ("--max-header-bytes", "16777217"),
+        ("--max-headers", "0"),
+        ("--max-headers", "1025"),
+        ("--report-buffer", "0"),
+        ("--report-buffer", "100001"),
+        ("--worker-threads", "1000000"),
+        ("--upstream-timeout-seconds", "1e20"),
+        ("--upstream-timeout-seconds", "1e18"),
+        ("--drain-timeout-seconds", "1e20"),
+        ("--drain-timeout-seconds", "2592001"),
+        ("--queue-timeout-seconds", "inf"),
+        ("--header-read-timeout-seconds", "1e300"),
+        ("--report-interval-seconds", "NaN"),
+        ("--discovery-interval-seconds", "1e-12"),
+    ] {
+        let c = Config::load(["x", flag, bad]).unwrap();
+        let e = c.validate().expect_err(&format!("{flag} {bad} validated"));
+        assert!(
+            e.to_string().contains(flag),
+            "{flag} {bad}: {e} does not name the option"
+        );
+    }
+    let many = vec!["1"; 257]
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("{}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    let c = Config::load(["x", "--histogram-buckets-seconds", &many]).unwrap();
+    let e = c.validate().unwrap_err();
+    assert!(e.to_string().contains("--histogram-buckets-seconds"), "{e}");
+    for (flag, edge) in [
+        ("--max-concurrency", "1000000"),
+        ("--max-header-bytes", "8192"),
+        ("--max-header-bytes", "16777216"),
+        ("--max-headers", "1024"),
+        ("--worker-threads", "1024"),
+        ("--drain-timeout-seconds", "2592000"),
+        ("--retry-after-seconds", "0"),
+    ] {
+        let c = Config::load(["x", flag, edge]).unwrap();
+        c.validate()
+            .unwrap_or_else(|e| panic!("{flag} {edge} refused: {e}"));
+    }
+}

@@ -85,3 +85,17 @@ fn timing_sticks_to_model_server_failures_only() {
     assert_eq!(up.timing(), Some(t));
     assert_eq!(too_large().with_timing(t).timing(), None);
 }
+
+#[test]
+fn a_malformed_body_is_a_client_error_and_a_hang_up_is_canceled() {
+    let io = |kind| Box::new(std::io::Error::new(kind, "x")) as Box<_>;
+    let malformed = ProxyError::Body(BodyError::Malformed(io(std::io::ErrorKind::InvalidData)));
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(malformed.outcome(), RequestOutcome::ClientError);
+    assert_eq!(malformed.failure(), Failure::BodyMalformed);
+    assert_eq!(malformed.source_kind(), ErrorSource::Client);
+    let gone = ProxyError::Body(BodyError::Read(io(std::io::ErrorKind::UnexpectedEof)));
+    assert_eq!(gone.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(gone.outcome(), RequestOutcome::Canceled);
+    assert_eq!(gone.failure(), Failure::BodyUnreadable);
+}

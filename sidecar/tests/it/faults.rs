@@ -273,3 +273,93 @@ async fn upstream_failures_are_counted_by_reason() {
     assert_eq!(failures(&sc, "oversized").await, Some(1.0));
     sc.stop().await;
 }
+
+/// A malformed chunked body (a chunk size line that is not hex) is the client's error: 400,
+/// counted `client_error` with reason `malformed`, never `canceled` (that is a client that
+/// hung up mid-body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunk_is_a_client_error_not_canceled() {
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar(&["--stage", "s", "--upstream", &up.url()]).await;
+    let answer = raw_exchange(
+        sc.addr,
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    tracing::info!(answer, "malformed chunk");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    eventually("the malformed body counted as a client error", || async {
+        let client = sc
+            .sample("sair_stage_requests_total", &["outcome=\"client_error\""])
+            .await?;
+        let malformed = sc
+            .sample(
+                "sair_stage_failures_total",
+                &["source=\"client\"", "reason=\"malformed\""],
+            )
+            .await?;
+        (client == 1.0 && malformed == 1.0).then_some(())
+    })
+    .await;
+    let canceled = sc
+        .sample("sair_stage_requests_total", &["outcome=\"canceled\""])
+        .await;
+    assert_eq!(canceled, Some(0.0));
+    assert_eq!(
+        up.hits(),
+        0,
+        "a malformed body never reaches the model server"
+    );
+    sc.stop().await;
+}
+
+/// `--max-header-bytes` is honoured as given (no silent raise), and the header-count limit
+/// (`--max-headers`, default 100, hyper's) answers 431 and can be raised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_limits_are_honoured_and_configurable() {
+    let up = upstream("m", Duration::ZERO).await;
+    let head_of = |fields: usize, field_len: usize| {
+        let mut h = String::from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        for i in 0..fields {
+            h.push_str(&format!("x-f{i}: {}\r\n", "a".repeat(field_len)));
+        }
+        h.push_str("\r\n");
+        h
+    };
+    // A 10 KB head: over an 8 KiB limit, within the 64 KiB default.
+    let ten_kb = head_of(10, 1000);
+    let small = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--max-header-bytes",
+        "8192",
+    ])
+    .await;
+    let answer = raw_exchange(small.addr, ten_kb.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    small.stop().await;
+    let default = sidecar(&["--stage", "s", "--upstream", &up.url()]).await;
+    let answer = raw_exchange(default.addr, ten_kb.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    // 150 short fields: over the default count of 100.
+    let many = head_of(150, 1);
+    let answer = raw_exchange(default.addr, many.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    default.stop().await;
+    let raised = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--max-headers",
+        "200",
+    ])
+    .await;
+    let answer = raw_exchange(raised.addr, many.as_bytes()).await;
+    // The sidecar lets it through to the model server: Server-Timing has a service time.
+    // (This stand-in is hyper with its own 100-field limit, so it answers 431 itself.)
+    assert!(answer.contains("s-service;dur="), "{answer:?}");
+    raised.stop().await;
+}
