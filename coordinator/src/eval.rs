@@ -200,6 +200,26 @@ fn write(path: &Path, data: &str) -> Result<(), OutputError> {
     })
 }
 
+/// The most seeds per (scenario, policy) `sair eval` takes (`--seeds`).
+pub const MAX_SEEDS: u64 = 10_000;
+
+/// Checks before any simulation that `out` is (or can be made) a writable directory with its
+/// `plots/`: creates them and writes and removes a probe file, so that a bad `--out` fails in
+/// a second rather than after every run.
+pub fn prepare_out(out: &Path) -> Result<(), OutputError> {
+    let plots = out.join("plots");
+    std::fs::create_dir_all(&plots).map_err(|source| OutputError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let probe = out.join(".sair-eval-probe");
+    write(&probe, "")?;
+    std::fs::remove_file(&probe).map_err(|source| OutputError::Io {
+        path: probe.clone(),
+        source,
+    })
+}
+
 /// Writes results.json, results.csv, results.md, timelines.json (seed 1) and the plots into
 /// `out`; returns the markdown table.
 pub fn write_outputs(
@@ -219,7 +239,7 @@ pub fn write_outputs(
     )?;
     write(&out.join("results.csv"), &report::csv(&records))?;
     let summaries = summarise(scenarios, policies, &records);
-    let md = markdown(&summaries);
+    let md = markdown(&summaries) + &report::frontier_markdown(&summaries);
     write(&out.join("results.md"), &md)?;
     let timelines: Vec<serde_json::Value> = runs
         .iter()

@@ -16,6 +16,23 @@ use crate::policy::{StageKind, StageSpec};
 /// The smallest share (GPU ρ or CPU share) a replica may hold.
 pub const MIN_SHARE: f64 = 0.01;
 
+/// Bounds checked before the simulator allocates anything, so that a scenario too large to
+/// simulate is an error naming its field rather than an abort on allocation. The shipped
+/// scenarios are far inside them (at most ~0.8 M arrivals, 5 stages, 12 replicas, 4 GPUs).
+pub mod bounds {
+    /// Arrivals a run may hold, bounded by the pattern's largest rate × `duration_s` (the
+    /// simulator keeps every arrival and per-stage work, ~50 bytes per arrival and stage).
+    pub const MAX_ARRIVALS: f64 = 20e6;
+    /// Stages per pipeline.
+    pub const MAX_STAGES: usize = 64;
+    /// Replicas per stage (`max_replicas`).
+    pub const MAX_REPLICAS: u32 = 10_000;
+    /// GPUs (`cost.gpus`): the placement keeps one slot per GPU.
+    pub const MAX_GPUS: u32 = 4_096;
+    /// Control intervals (`duration_s / interval_s`): one timeline point each.
+    pub const MAX_INTERVALS: f64 = 1e6;
+}
+
 /// A scenario could not be loaded: which file, which field, what is wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {kind}", path.display())]
@@ -243,6 +260,16 @@ impl Scenario {
         if f.pipeline.stages.is_empty() {
             c.fail("pipeline.stages", "at least one stage is required");
         }
+        if f.pipeline.stages.len() > bounds::MAX_STAGES {
+            c.fail(
+                "pipeline.stages",
+                format!(
+                    "{} stages, more than the simulator's bound of {}",
+                    f.pipeline.stages.len(),
+                    bounds::MAX_STAGES
+                ),
+            );
+        }
         let mut names = HashSet::new();
         let mut stages = Vec::new();
         for (i, s) in f.pipeline.stages.iter().enumerate() {
@@ -273,6 +300,16 @@ impl Scenario {
             }
             if s.min_replicas == 0 {
                 c.fail(at("min_replicas"), "must be at least 1");
+            }
+            if s.max_replicas > bounds::MAX_REPLICAS {
+                c.fail(
+                    at("max_replicas"),
+                    format!(
+                        "{} is more than the simulator's bound of {}",
+                        s.max_replicas,
+                        bounds::MAX_REPLICAS
+                    ),
+                );
             }
             if s.min_replicas > s.max_replicas {
                 c.fail(
@@ -318,7 +355,16 @@ impl Scenario {
         c.positive("control.interval_s", f.control.interval_s);
         let gpu_stages: Vec<&StageConfig> =
             stages.iter().filter(|s| s.kind == StageKind::Gpu).collect();
-        if !gpu_stages.is_empty() && f.cost.gpus == 0 {
+        if f.cost.gpus > bounds::MAX_GPUS {
+            c.fail(
+                "cost.gpus",
+                format!(
+                    "{} is more than the simulator's bound of {}",
+                    f.cost.gpus,
+                    bounds::MAX_GPUS
+                ),
+            );
+        } else if !gpu_stages.is_empty() && f.cost.gpus == 0 {
             c.fail(
                 "cost.gpus",
                 "the pipeline has GPU stages but no GPUs (gpus = 0)",
@@ -360,6 +406,7 @@ impl Scenario {
                 problem: e.to_string(),
             });
         }
+        check_size(&pattern, w.duration_s, f.control.interval_s)?;
         Ok(Self {
             name: name.to_string(),
             path: PathBuf::new(),
@@ -406,8 +453,66 @@ impl Scenario {
             seed,
             state_dir,
             llm: None,
+            known_workload: Some(crate::policies::KnownWorkload {
+                pattern: self.pattern.clone(),
+                duration_s: self.duration_s,
+            }),
         }
     }
+}
+
+/// The run's size, from the validated pattern, before anything is allocated: arrivals
+/// (largest rate × duration), control intervals, and at least one arrival (a run with none has
+/// no latency and no cost per request).
+fn check_size(
+    pattern: &Pattern,
+    duration_s: f64,
+    interval_s: f64,
+) -> Result<(), ScenarioErrorKind> {
+    let invalid = |field: &str, problem: String| {
+        Err(ScenarioErrorKind::Invalid {
+            field: field.into(),
+            problem,
+        })
+    };
+    // The field that sets the largest rate.
+    let rate_field = match pattern {
+        Pattern::Poisson { .. } => "workload.rate",
+        Pattern::Trace { .. } => "workload.trace",
+        _ => "workload.peak",
+    };
+    let max_rate = pattern.max_rate(duration_s);
+    if max_rate <= 0.0 {
+        return invalid(
+            if rate_field == "workload.trace" {
+                rate_field
+            } else {
+                "workload.rate"
+            },
+            "the arrival rate is 0 throughout the run: no request would arrive, so latency and cost per request are undefined".into(),
+        );
+    }
+    let intervals = duration_s / interval_s;
+    if !intervals.is_finite() || intervals > bounds::MAX_INTERVALS {
+        return invalid(
+            "workload.duration_s",
+            format!(
+                "{duration_s} s is {intervals:.3e} control intervals of {interval_s} s, more than the simulator's bound of {:.0e}",
+                bounds::MAX_INTERVALS
+            ),
+        );
+    }
+    let arrivals = max_rate * duration_s;
+    if !arrivals.is_finite() || arrivals > bounds::MAX_ARRIVALS {
+        return invalid(
+            rate_field,
+            format!(
+                "{max_rate} requests/s over workload.duration_s = {duration_s} s is up to {arrivals:.3e} arrivals, more than the simulator's bound of {:.0e}; lower the rate or the duration",
+                bounds::MAX_ARRIVALS
+            ),
+        );
+    }
+    Ok(())
 }
 
 mod workload;

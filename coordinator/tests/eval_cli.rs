@@ -300,3 +300,206 @@ fn the_log_is_quiet_by_default_and_verbose_on_request() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// `sair ARGS` with its address space limited to `kib` KiB and its time to 60 s (`timeout`
+/// exits 124), so that a run that allocates or loops with rate × duration fails here rather
+/// than exhausting the shared machine.
+fn sair_limited(args: &[&str], kib: u64) -> Output {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!(
+            "ulimit -v {kib} && exec timeout -s KILL 60 \"$0\" \"$@\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_sair"))
+        .args(args);
+    for k in [
+        "RUST_LOG",
+        "SAIR_VERBOSE",
+        "SAIR_LOG_FORMAT",
+        "SAIR_LOG_JSON",
+    ] {
+        c.env_remove(k);
+    }
+    c.output().expect("run sair")
+}
+
+#[test]
+fn an_out_that_is_a_file_is_refused_before_any_simulation() {
+    let d = tmp("out-file");
+    let sc = write(&d, "short.toml", SHORT);
+    let out = write(&d, "results", "not a directory");
+    let state = d.join("state");
+    let o = sair(&[
+        "eval",
+        "--scenario",
+        sc.to_str().unwrap(),
+        "--policy",
+        "sair",
+        "--seeds",
+        "1",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(73), "{err}");
+    assert!(err.contains(out.to_str().unwrap()), "names --out: {err}");
+    // The SAIR policy opens its store under --state-dir when a run starts: none did.
+    assert!(
+        !state.join("short").exists(),
+        "a simulation ran before --out was checked"
+    );
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn huge_scenarios_are_refused_before_allocation_naming_file_and_field() {
+    let d = tmp("huge");
+    let many_stages: String = (0..70)
+        .map(|i| {
+            format!(
+                "[[pipeline.stages]]\nname = \"s{i}\"\nkind = \"cpu\"\nservice_ms = 1.0\nmin_replicas = 1\nmax_replicas = 2\n"
+            )
+        })
+        .collect();
+    let cases = [
+        (SHORT.replace("peak = 250", "peak = 1e12"), "workload.peak"),
+        (
+            SHORT
+                .replace("pattern = \"ramp\"", "pattern = \"poisson\"")
+                .replace("peak = 250\n", "")
+                .replace("rate = 50", "rate = 1e12"),
+            "workload.rate",
+        ),
+        (
+            SHORT.replace("duration_s = 120", "duration_s = 1e12"),
+            "workload.duration_s",
+        ),
+        (SHORT.replace("gpus = 2", "gpus = 4000000000"), "cost.gpus"),
+        (
+            SHORT.replace("max_replicas = 6", "max_replicas = 4000000000"),
+            "pipeline.stages[0].max_replicas",
+        ),
+        (
+            SHORT.replace("[workload]", &format!("{many_stages}[workload]")),
+            "pipeline.stages",
+        ),
+    ];
+    for (i, (text, field)) in cases.iter().enumerate() {
+        let sc = write(&d, &format!("huge{i}.toml"), text);
+        let out = d.join(format!("out{i}"));
+        let t0 = std::time::Instant::now();
+        let o = sair_limited(
+            &[
+                "eval",
+                "--scenario",
+                sc.to_str().unwrap(),
+                "--policy",
+                "static",
+                "--seeds",
+                "1",
+                "--jobs",
+                "1",
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+            ],
+            2 * 1024 * 1024,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(64), "case {i} ({field}): {err}");
+        assert!(err.contains(&format!("huge{i}.toml")), "{err}");
+        assert!(err.contains(field), "want {field:?} in {err}");
+        assert!(!out.exists(), "nothing may run on a refused scenario");
+        assert!(t0.elapsed().as_secs() < 20, "took {:?}", t0.elapsed());
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_zero_rate_is_a_clear_error_never_nan() {
+    let d = tmp("zero-rate");
+    let zero = SHORT
+        .replace("pattern = \"ramp\"", "pattern = \"poisson\"")
+        .replace("peak = 250\n", "")
+        .replace("rate = 50", "rate = 0");
+    let sc = write(&d, "zero.toml", &zero);
+    let out = d.join("out");
+    let o = sair(&[
+        "eval",
+        "--scenario",
+        sc.to_str().unwrap(),
+        "--policy",
+        "static",
+        "--seeds",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let (stdout, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(!stdout.contains("NaN"), "{stdout}");
+    assert_eq!(o.status.code(), Some(64), "{stdout}\n{err}");
+    assert!(
+        err.contains("zero.toml") && err.contains("workload.rate"),
+        "{err}"
+    );
+    // A ramp that starts at 0 has arrivals: it runs, with well-defined figures.
+    let ramp = write(&d, "ramp0.toml", &SHORT.replace("rate = 50", "rate = 0"));
+    let o = sair(&[
+        "eval",
+        "--scenario",
+        ramp.to_str().unwrap(),
+        "--policy",
+        "static",
+        "--seeds",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!stdout.contains("NaN"), "{stdout}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_seed_count_too_large_to_run_is_a_flag_error() {
+    // Before: accepted, then the task list grew until memory ran out.
+    let d = tmp("seeds");
+    let sc = write(&d, "short.toml", SHORT);
+    let out = d.join("out");
+    for seeds in ["18446744073709551615", "1000001"] {
+        let o = sair_limited(
+            &[
+                "eval",
+                "--scenario",
+                sc.to_str().unwrap(),
+                "--policy",
+                "static",
+                "--seeds",
+                seeds,
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+            ],
+            2 * 1024 * 1024,
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(64), "--seeds {seeds}: {err}");
+        assert!(err.contains("--seeds"), "{err}");
+        assert!(!out.exists());
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}

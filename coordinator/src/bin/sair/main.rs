@@ -63,8 +63,8 @@ struct EvalArgs {
         env = "SAIR_POLICY"
     )]
     policy: Vec<String>,
-    /// Seeds per (scenario, policy): runs use seeds 1..=N (N ≥ 1).
-    #[arg(long, default_value_t = 3, env = "SAIR_SEEDS", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seeds per (scenario, policy): runs use seeds 1..=N (1 ≤ N ≤ 10000).
+    #[arg(long, default_value_t = 3, env = "SAIR_SEEDS", value_parser = clap::value_parser!(u64).range(1..=eval::MAX_SEEDS))]
     seeds: u64,
     /// Output directory for results.json, results.csv, results.md and plots/.
     #[arg(long, default_value = "out/eval", env = "SAIR_OUT")]
@@ -153,6 +153,13 @@ fn run_eval(a: EvalArgs) -> Result<(), Failure> {
         }),
     };
     eval::check_policies(&plan).map_err(|e| (Exit::Usage, anyhow!(e)))?;
+    // Before any simulation: a bad --out fails now, not after every run.
+    eval::prepare_out(&a.out).map_err(|e| {
+        (
+            Exit::CantCreate,
+            anyhow!(e).context("--out cannot be written, nothing was run"),
+        )
+    })?;
     let total = plan.scenarios.len() * plan.policies.len() * plan.seeds as usize;
     tracing::info!(runs = total, jobs, "evaluating");
     let start = std::time::Instant::now();
