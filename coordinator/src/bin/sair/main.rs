@@ -1,4 +1,5 @@
-//! `sair`: the SAIR command-line tool. `sair eval` runs policies on simulated pipelines.
+//! `sair`: the SAIR command-line tool. `sair eval` runs policies on simulated pipelines;
+//! `sair certs` makes the mesh's cluster CA and member certificates (its exit codes: certs.rs).
 //!
 //! Configuration, through `sair_service::config`: flags > `SAIR_*` variables > the TOML file
 //! named by `--config` / `SAIR_CONFIG` (keys are the long option names with `_` for `-`) >
@@ -8,6 +9,8 @@
 //! written, 70 an internal error.
 
 #![forbid(unsafe_code)]
+
+mod certs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +51,8 @@ enum Command {
     Eval(EvalArgs),
     /// Add the SAIR sidecar to Kubernetes workloads (YAML in, YAML out; exit 2 on bad input).
     Inject(sair_coordinator::inject::cli::InjectArgs),
+    /// Make the mesh's cluster CA (`init`) and member certificates (`issue`).
+    Certs(certs::CertsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => run_eval(a),
         // Prints its own errors: bad input exits 2 (docs/kubernetes.md).
         Command::Inject(a) => return sair_coordinator::inject::cli::run(a),
+        Command::Certs(a) => certs::run(a),
     };
     match result {
         Ok(()) => Exit::Ok.into(),

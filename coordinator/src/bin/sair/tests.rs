@@ -38,6 +38,9 @@ fn every_field_follows_the_overlay() {
         ("next", "dns:infer.demo.svc:4180"),
         ("container", "server"),
         ("upstream_port", "8000"),
+        ("out", "/tmp/sair-certs"),
+        ("ca", "/tmp/sair-ca"),
+        ("name", "node-1"),
     ];
     let checked = check_every_field::<Cli>(&samples).unwrap_or_else(|e| panic!("{e}"));
     for name in [
@@ -62,6 +65,10 @@ fn every_field_follows_the_overlay() {
         "inject.upstream_port",
         "inject.sidecar_image",
         "inject.intercept_image",
+        "certs.init.out",
+        "certs.issue.ca",
+        "certs.issue.name",
+        "certs.issue.out",
     ] {
         assert!(checked.contains(&name.to_owned()), "{name} in {checked:?}");
     }
