@@ -119,8 +119,9 @@ pub struct RunArgs {
     /// controlled.
     #[arg(long, env = "SAIR_NVML_LIB")]
     pub nvml_lib: Option<PathBuf>,
-    /// Node name used as the `node` metric label (default: the host name).
-    #[arg(long, env = "SAIR_NODE_NAME")]
+    /// Node name: the `node` metric label and, on the mesh, this member's name (default: the
+    /// host name). `--node` is the same option.
+    #[arg(long, env = "SAIR_NODE_NAME", visible_alias = "node")]
     pub node_name: Option<String>,
     /// How long a segment with no live process and no activity is kept before it is collected.
     #[arg(long, env = "SAIR_GC_IDLE", default_value = "10m", value_parser = parse_duration)]
@@ -151,6 +152,10 @@ pub struct RunArgs {
     /// generated once, reused after restarts). Local sidecars trust agent-cert.pem.
     #[arg(long, env = "SAIR_TLS_DIR", default_value = "/var/run/sair/tls")]
     pub tls_dir: PathBuf,
+    /// The gossip mesh (off unless --mesh-listen is given; docs/node-agent.md, "Mesh"). Boxed:
+    /// `run`'s options would otherwise dwarf the other subcommands'.
+    #[command(flatten)]
+    pub mesh: Box<crate::mesh::MeshArgs>,
 }
 
 /// Parses "none" or a socket address.
@@ -214,6 +219,7 @@ impl RunArgs {
         self.burst.validate()?;
         parse_listen("--metrics-listen", &self.metrics_listen)?;
         parse_listen("--report-listen", &self.report_listen)?;
+        self.mesh.validate()?;
         Ok(())
     }
 }

@@ -32,6 +32,9 @@ pub enum AgentError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The mesh endpoint could not start (binding its QUIC socket, its TLS configuration).
+    #[error("mesh: {0}")]
+    Mesh(String),
     /// A configuration value that cannot work.
     #[error("bad configuration: {0}")]
     Config(String),

@@ -12,7 +12,7 @@
 //! [`integrity`] (is a segment's control block valid and what the agent wrote). Drivers: [`segments`] (files under the shm dir),
 //! [`measure`] (NVML), [`ingest`] (QUIC), [`daemon`] (the control loop and `run`, with
 //! `sair_service::admin` serving `/metrics`, `/healthz`, `/readyz`), [`ops`] (`set-rate`, `status`, `remove`), [`target`] (where targets
-//! come from).
+//! come from), [`mesh`] (the gossip mesh member: publishes the node's facts, takes the leader's ρ).
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +25,7 @@ pub mod error;
 pub mod ingest;
 pub mod integrity;
 pub mod measure;
+pub mod mesh;
 pub mod metrics;
 pub mod ops;
 pub mod registry;

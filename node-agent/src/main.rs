@@ -10,7 +10,8 @@ use sair_node_agent::config::{Cli, Command, RunArgs, parse_listen};
 use sair_node_agent::controller::ControllerConfig;
 use sair_node_agent::daemon::{self, DaemonConfig, Listeners};
 use sair_node_agent::measure::{NvmlMeter, Utilization};
-use sair_node_agent::target::LocalOnly;
+use sair_node_agent::mesh::MeshMember;
+use sair_node_agent::target::{ChannelSource, LocalOnly, TargetSource};
 use sair_node_agent::{AgentError, ops};
 use sair_service::config::{ProcessEnv, load};
 use sair_service::exit::Exit;
@@ -127,6 +128,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     args.validate()?;
     let metrics_addr = parse_listen("--metrics-listen", &args.metrics_listen)?;
     let report_addr = parse_listen("--report-listen", &args.report_listen)?;
+    let mesh_plan = args.mesh.plan()?;
     let node = args
         .node_name
         .clone()
@@ -137,6 +139,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                 .filter(|h| !h.is_empty())
         })
         .unwrap_or_else(|| "unknown".to_owned());
+    // On the mesh, the leader's ρ targets arrive through a channel; otherwise only set-rate.
+    let (targets, target_tx): (Box<dyn TargetSource>, _) = match &mesh_plan {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Box::new(ChannelSource(rx)), Some(tx))
+        }
+        None => (Box::new(LocalOnly), None),
+    };
+    let mesh_node = node.clone();
     let cfg = DaemonConfig {
         shm_dir: args.shm.shm_dir.clone(),
         node,
@@ -176,6 +187,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             None => None,
         };
+        let mesh = match (&mesh_plan, target_tx) {
+            (Some(plan), Some(tx)) => Some(MeshMember::start(
+                plan,
+                &mesh_node,
+                args.nvml_lib.as_ref(),
+                tx,
+            )?),
+            _ => None,
+        };
         // One line on stdout with the bound addresses, for scripts and tests.
         let mut bound = Vec::new();
         if let Some(l) = &metrics {
@@ -184,12 +204,19 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         if let Some(e) = &reports {
             bound.push(("report", e.local_addr().context("--report-listen address")?));
         }
+        if let Some(m) = &mesh {
+            bound.push(("mesh", m.addr()));
+        }
         sair_service::announce::bound(BINARY, &bound);
         daemon::run(
             cfg,
-            Listeners { metrics, reports },
+            Listeners {
+                metrics,
+                reports,
+                mesh,
+            },
             util,
-            Box::new(LocalOnly),
+            targets,
             handle,
             async {
                 sair_service::shutdown::signal().await;

@@ -51,6 +51,14 @@ impl NvmlMeter {
         })?;
         Ok(NvmlMeter { nvml })
     }
+
+    /// GPUs on the node.
+    pub fn device_count(&self) -> Result<u32, AgentError> {
+        self.nvml.device_count().map_err(|source| AgentError::Nvml {
+            what: "device_count",
+            source,
+        })
+    }
 }
 
 impl Utilization for NvmlMeter {

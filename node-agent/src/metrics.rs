@@ -39,6 +39,8 @@ pub const AGENT_REPORTS_RECEIVED_TOTAL: &str = "sair_agent_reports_received_tota
 pub const AGENT_REPORTS_INVALID_TOTAL: &str = "sair_agent_reports_invalid_total";
 /// Remote target updates refused by the commitment check (Σρ > 1, rate out of range).
 pub const AGENT_TARGETS_REFUSED_TOTAL: &str = "sair_agent_targets_refused_total";
+/// ρ decisions read from the mesh, by outcome (`admitted`, `stale`, `not_leader`, `malformed`).
+pub const AGENT_MESH_DECISIONS_TOTAL: &str = "sair_agent_mesh_decisions_total";
 /// Latest report: arrivals in its window.
 pub const STAGE_REPORT_ARRIVALS: &str = "sair_stage_report_arrivals";
 /// Latest report: completions in its window.
@@ -123,6 +125,11 @@ pub fn describe() {
         AGENT_TARGETS_REFUSED_TOTAL,
         Unit::Count,
         "Remote target updates refused by the commitment check"
+    );
+    describe_counter!(
+        AGENT_MESH_DECISIONS_TOTAL,
+        Unit::Count,
+        "Rho decisions read from the mesh, by outcome (admitted, stale, not_leader, malformed)"
     );
     for (name, unit, help) in [
         (

@@ -70,6 +70,11 @@ impl ReportStore {
         self.latest.get(key).map(|(_, r)| r)
     }
 
+    /// Every latest report held (the mesh publishes them).
+    pub fn iter(&self) -> impl Iterator<Item = &StageReport> {
+        self.latest.values().map(|(_, r)| r)
+    }
+
     /// Number of keys held.
     pub fn len(&self) -> usize {
         self.latest.len()

@@ -164,6 +164,11 @@ fn every_field_follows_the_overlay() {
         ("rate", "0.5"),
         ("gpu", "1"),
         ("owner_uid", "1000"),
+        ("mesh_listen", "127.0.0.1:7946"),
+        ("seeds", "127.0.0.1:7947"),
+        ("cert", "/tls/n1.pem"),
+        ("key", "/tls/n1.key"),
+        ("ca", "/tls/ca.pem"),
     ];
     let checked = check_every_field::<Cli>(&samples).unwrap_or_else(|e| panic!("{e}"));
     for name in [

@@ -21,6 +21,9 @@ pub struct Listeners {
     pub metrics: Option<tokio::net::TcpListener>,
     /// QUIC endpoint receiving `StageReport`s.
     pub reports: Option<quinn::Endpoint>,
+    /// The gossip mesh member (publishes the node's facts and reports, takes ρ targets);
+    /// it leaves the cluster on shutdown.
+    pub mesh: Option<crate::mesh::MeshMember>,
 }
 
 /// Runs the daemon until `shutdown` resolves.
@@ -43,6 +46,7 @@ pub async fn run(
     let store = Arc::new(Mutex::new(ReportStore::new(cfg.max_report_keys)));
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let period = cfg.period;
+    let shm_dir = cfg.shm_dir.clone();
     let mut ctl = ControlLoop::new(cfg, util, targets, metrics.clone());
     // `/readyz` answers 200 once the first tick has adopted the segments on disk, and then
     // while the loop can list and write the shm dir and read NVML (each tick says why not).
@@ -97,12 +101,15 @@ pub async fn run(
             http_stop_rx.clone(),
         ))
     });
+    let mesh = listeners
+        .mesh
+        .map(|m| tokio::spawn(m.run(store.clone(), shm_dir, http_stop_rx.clone())));
     shutdown.await;
     tracing::info!("shutting down");
     // Receivers gone means the tasks already ended: nothing to tell them.
     let _ = http_stop_tx.send(true);
     let _ = stop_tx.send(());
-    for (what, task) in [("http", http), ("ingest", ingest)] {
+    for (what, task) in [("http", http), ("ingest", ingest), ("mesh", mesh)] {
         if let Some(Err(e)) = match task {
             Some(h) => Some(h.await),
             None => None,
