@@ -6,12 +6,15 @@
 mod fixed;
 mod hpa;
 mod kpa;
+mod oracle;
 mod threshold;
 mod vpa;
 
 pub use fixed::Static;
 pub use hpa::{Hpa, HpaConfig, recommend};
 pub use kpa::{Kpa, KpaConfig, StageKpa};
+pub use oracle::Oracle;
+pub use oracle::target as oracle_target;
 pub use threshold::{Threshold, ThresholdConfig};
 pub use vpa::{Vpa, VpaConfig, percentile};
 

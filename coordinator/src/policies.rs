@@ -65,6 +65,16 @@ pub struct PolicyContext {
     pub state_dir: Option<PathBuf>,
     /// The LLM selector's server for the `sair*` policies; `None` uses the `model` selector.
     pub llm: Option<crate::sair::selector::llm::LlmConfig>,
+    /// The scenario's whole workload, future included. Only the `oracle` reads it: no policy
+    /// anyone can run may (live, it is `None`).
+    pub known_workload: Option<KnownWorkload>,
+}
+
+/// A workload known in advance (the simulator's scenario), for the `oracle` only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownWorkload {
+    pub pattern: sair_loadgen::pattern::Pattern,
+    pub duration_s: f64,
 }
 
 impl PolicyContext {
@@ -121,6 +131,16 @@ pub fn build(name: &str, ctx: &PolicyContext) -> Result<Box<dyn Policy>, Unknown
             ctx,
             baselines::KpaConfig::default(),
         ))),
+        name if baselines::oracle_target(name).is_some() => {
+            let target = baselines::oracle_target(name).unwrap_or(0.6);
+            match baselines::Oracle::new(name, ctx, target) {
+                Some(o) => Ok(Box::new(o)),
+                None => Err(UnknownPolicy::Failed {
+                    name: name.to_string(),
+                    reason: "the oracle needs the scenario's workload (sair eval only)".into(),
+                }),
+            }
+        }
         // Extension point: the SAIR policy and its ablations (crate::sair owns the names).
         name if name.starts_with("sair") => build_sair(name, ctx),
         _ => Err(UnknownPolicy::Unknown {

@@ -130,3 +130,205 @@ pub fn csv(records: &[&Record]) -> String {
     }
     s
 }
+
+/// Where a policy stands against the oracle frontier of its scenario.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FrontierGap {
+    /// Extra cost over the cheapest frontier point at this P99 or better (−0.1 = 10 % cheaper).
+    Cost(f64),
+    /// No frontier point is as fast: extra P99 over the fastest one at this cost or lower.
+    P99(f64),
+    /// Faster and cheaper than every frontier point.
+    Beyond,
+}
+
+impl FrontierGap {
+    /// The gap as one number (a fraction), for medians; `Beyond` is 0.
+    pub fn value(self) -> f64 {
+        match self {
+            FrontierGap::Cost(x) | FrontierGap::P99(x) => x,
+            FrontierGap::Beyond => 0.0,
+        }
+    }
+}
+
+/// Whether a policy reads the future: the `oracle*` runs, and `static`, sized for the known
+/// peak with the true service times.
+pub fn clairvoyant(policy: &str) -> bool {
+    policy.starts_with("oracle") || policy == "static"
+}
+
+/// The (P99, cost) points of one scenario's clairvoyant runs ([`clairvoyant`]) that no other
+/// such run dominates: the frontier. Only computed when some `oracle*` policy ran.
+pub fn oracle_frontier<'a>(rows: &'a [Summary], scenario: &str) -> Vec<&'a Summary> {
+    let here = |r: &&Summary| r.scenario == scenario;
+    if !rows
+        .iter()
+        .filter(here)
+        .any(|r| r.policy.starts_with("oracle"))
+    {
+        return Vec::new();
+    }
+    let pts: Vec<&Summary> = rows
+        .iter()
+        .filter(|r| here(r) && clairvoyant(&r.policy))
+        .collect();
+    pts.iter()
+        .copied()
+        .filter(|a| {
+            !pts.iter().any(|b| {
+                b.p99_ms <= a.p99_ms
+                    && b.cost_per_1k <= a.cost_per_1k
+                    && (b.p99_ms < a.p99_ms || b.cost_per_1k < a.cost_per_1k)
+            })
+        })
+        .collect()
+}
+
+/// A point's gap to a frontier: the extra cost at equal (or better) P99 when some frontier
+/// point is as fast; otherwise the extra P99 at equal (or lower) cost.
+pub fn frontier_gap(frontier: &[&Summary], p99_ms: f64, cost_per_1k: f64) -> Option<FrontierGap> {
+    if frontier.is_empty() {
+        return None;
+    }
+    let cheapest = frontier
+        .iter()
+        .filter(|f| f.p99_ms <= p99_ms)
+        .map(|f| f.cost_per_1k)
+        .fold(f64::INFINITY, f64::min);
+    if cheapest.is_finite() && cheapest > 0.0 {
+        return Some(FrontierGap::Cost(cost_per_1k / cheapest - 1.0));
+    }
+    let fastest = frontier
+        .iter()
+        .filter(|f| f.cost_per_1k <= cost_per_1k)
+        .map(|f| f.p99_ms)
+        .fold(f64::INFINITY, f64::min);
+    if fastest.is_finite() && fastest > 0.0 {
+        return Some(FrontierGap::P99(p99_ms / fastest - 1.0));
+    }
+    Some(FrontierGap::Beyond)
+}
+
+/// Markdown: every policy's distance to its scenario's oracle frontier (the clairvoyant ones
+/// excepted), then the median per policy. Empty when no `oracle*` policy ran.
+pub fn frontier_markdown(rows: &[Summary]) -> String {
+    let mut s = String::new();
+    let mut per_policy: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut scenarios: Vec<&str> = Vec::new();
+    for r in rows {
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
+        }
+    }
+    for sc in scenarios {
+        let frontier = oracle_frontier(rows, sc);
+        if frontier.is_empty() {
+            continue;
+        }
+        if s.is_empty() {
+            s.push_str("\n### Distance to the oracle frontier (means over seeds)\n\n");
+            s.push_str("Frontier: the non-dominated runs of the policies that read the future (`oracle-*`, `static`). Cost: extra cost over the cheapest frontier point at this P99 or better; P99: no frontier point is as fast, extra P99 over the fastest at this cost or lower.\n\n");
+            s.push_str(
+                "| scenario | frontier (P99 ms @ $/1k) | policy | P99 ms | $/1k req | gap |\n",
+            );
+            s.push_str("|---|---|---|---:|---:|---|\n");
+        }
+        let mut f: Vec<&&Summary> = frontier.iter().collect();
+        f.sort_by(|a, b| a.p99_ms.total_cmp(&b.p99_ms));
+        let shown = f
+            .iter()
+            .map(|p| format!("{:.0}@{:.5}", p.p99_ms, p.cost_per_1k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for r in rows
+            .iter()
+            .filter(|r| r.scenario == sc && !clairvoyant(&r.policy))
+        {
+            let Some(gap) = frontier_gap(&frontier, r.p99_ms, r.cost_per_1k) else {
+                continue;
+            };
+            let text = match gap {
+                FrontierGap::Cost(x) => format!("cost {:+.0}%", x * 100.0),
+                FrontierGap::P99(x) => format!("P99 {:+.0}%", x * 100.0),
+                FrontierGap::Beyond => "beyond".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {sc} | {shown} | {} | {:.1} | {:.5} | {text} |",
+                r.policy, r.p99_ms, r.cost_per_1k
+            );
+            match per_policy.iter_mut().find(|(p, _)| *p == r.policy) {
+                Some((_, v)) => v.push(gap.value()),
+                None => per_policy.push((r.policy.clone(), vec![gap.value()])),
+            }
+        }
+    }
+    if !per_policy.is_empty() {
+        s.push_str("\n| policy | median gap over scenarios |\n|---|---:|\n");
+        for (p, mut v) in per_policy {
+            v.sort_by(f64::total_cmp);
+            let m = if v.len() % 2 == 1 {
+                v[v.len() / 2]
+            } else {
+                (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+            };
+            let _ = writeln!(s, "| {p} | {:+.0}% |", m * 100.0);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(policy: &str, p99_ms: f64, cost_per_1k: f64) -> Summary {
+        Summary {
+            scenario: "s".into(),
+            pipeline: "p".into(),
+            slo_ms: 100.0,
+            policy: policy.into(),
+            runs: 1,
+            p99_ms,
+            p50_ms: 0.0,
+            slo_violation_rate: 0.0,
+            cost_per_1k,
+            whole_gpu_cost_per_1k: cost_per_1k,
+            actions: 0.0,
+            bottleneck_accuracy: None,
+            completed: 0.0,
+            dropped: 0.0,
+        }
+    }
+
+    #[test]
+    fn gaps_to_the_oracle_frontier() {
+        let rows = vec![
+            row("oracle-30", 20.0, 2.0),
+            row("oracle-60", 40.0, 1.0),
+            row("oracle-90", 50.0, 1.5), // dominated by oracle-60
+            row("sair", 45.0, 1.2),
+            row("hpa", 10.0, 3.0),
+            row("cheap", 5.0, 0.5),
+        ];
+        let f = oracle_frontier(&rows, "s");
+        assert_eq!(f.len(), 2);
+        // At P99 45 ms, the cheapest frontier point that fast costs 1.0: +20 %.
+        match frontier_gap(&f, 45.0, 1.2) {
+            Some(FrontierGap::Cost(x)) => assert!((x - 0.2).abs() < 1e-9),
+            g => panic!("{g:?}"),
+        }
+        // Faster than the frontier: extra P99 against the fastest point it can afford.
+        match frontier_gap(&f, 10.0, 3.0) {
+            Some(FrontierGap::P99(x)) => assert!((x + 0.5).abs() < 1e-9),
+            g => panic!("{g:?}"),
+        }
+        assert_eq!(frontier_gap(&f, 5.0, 0.5), Some(FrontierGap::Beyond));
+        let md = frontier_markdown(&rows);
+        assert!(
+            md.contains("| s | 20@2.00000, 40@1.00000 | sair | 45.0 | 1.20000 | cost +20% |"),
+            "{md}"
+        );
+    }
+}

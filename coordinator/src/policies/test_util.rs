@@ -35,6 +35,7 @@ pub fn context(bounds: &[(u32, u32)]) -> PolicyContext {
         seed: 1,
         state_dir: None,
         llm: None,
+        known_workload: None,
     }
 }
 
