@@ -89,8 +89,16 @@ impl RhoBook {
     }
 
     /// Evaluates the decisions under `ctl/rho/` whose value is new (or that were refused as
-    /// not the leader's) and returns the outcome of each one evaluated.
+    /// not the leader's) and returns the outcome of each one evaluated. `decisions` is every
+    /// decision the mesh holds now: what it no longer holds (a forgotten member's) is forgotten
+    /// here too, so the book stays bounded by the mesh's state.
     pub fn evaluate(&mut self, decisions: Vec<Entry>, leader: Option<&str>) -> Vec<Outcome> {
+        let held: std::collections::HashSet<(&str, &str)> = decisions
+            .iter()
+            .map(|(m, k, _)| (m.as_str(), k.as_str()))
+            .collect();
+        self.seen
+            .retain(|(m, k), _| held.contains(&(m.as_str(), k.as_str())));
         let mut fresh: Vec<(Option<Decision>, String, String, Vec<u8>)> = decisions
             .into_iter()
             .filter(|(m, k, v)| match self.seen.get(&(m.clone(), k.clone())) {
