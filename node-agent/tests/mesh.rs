@@ -157,7 +157,7 @@ fn agents_join_from_one_seed_see_each_other_and_detect_a_kill() {
     let c = Cluster::new("join");
     let a = c.agent("agent-a", &[]);
     let seed = mesh_addr(&a);
-    let b = c.agent("agent-b", &[seed]);
+    let mut b = c.agent("agent-b", &[seed]);
     let mut x = c.agent("agent-c", &[seed]);
     for m in [&a, &b, &x] {
         assert_eventually!(
@@ -182,6 +182,18 @@ fn agents_join_from_one_seed_see_each_other_and_detect_a_kill() {
     let text = metrics(&a);
     assert!(sample(&text, "sair_mesh_bytes_total", &["direction=\"in\""]) > 0.0);
     assert!(sample(&text, "sair_mesh_rounds_total", &[]) > 0.0);
+    // SIGTERM: agent-b leaves the cluster and exits 0; agent-a is alone.
+    let status = b.running.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}",
+        b.output()
+    );
+    assert_eventually!(
+        members(&a, "alive") == 1.0,
+        "agent-a sees agent-b gone: {}",
+        metrics(&a)
+    );
 }
 
 #[test]
