@@ -56,6 +56,7 @@ pub const NAMES: &[&str] = &[
     "sair-one-cap",
     "sair-no-p99-floor",
     "sair-short-sample",
+    "sair-no-burst-hold",
 ];
 
 /// Configuration of the SAIR policy.
@@ -90,6 +91,11 @@ pub struct SairConfig {
     /// Plan full decisions on the interval's mean arrival rate ([`History::plan_on_mean`]);
     /// the `sair-short-sample` ablation plans on the last 5 s sample.
     pub plan_on_mean: bool,
+    /// After the guard scales a stage up (a burst outran the plan), no move that sheds
+    /// capacity (fewer replicas or a lower ρ on any stage) for this long, seconds; 0 turns it
+    /// off (the `sair-no-burst-hold` ablation). Issue 15, item 3: the next burst should not
+    /// land on a pipeline that shed its replicas a minute after the last one.
+    pub burst_hold_s: f64,
 }
 
 impl Default for SairConfig {
@@ -113,6 +119,7 @@ impl Default for SairConfig {
             startup_s: Vec::new(),
             cpu_max_utilisation: ModelSelector::default().cpu_max_utilisation,
             plan_on_mean: true,
+            burst_hold_s: 300.0,
         }
     }
 }
@@ -131,6 +138,7 @@ impl SairConfig {
             "sair-tolerant-tiers" => self.reward.consistent_tiers = false,
             "sair-no-startup" => self.limits.startup_max_utilisation = None,
             "sair-short-sample" => self.plan_on_mean = false,
+            "sair-no-burst-hold" => self.burst_hold_s = 0.0,
             "sair-no-p99-floor" => self.reward.p99_floor_slo = 0.0,
             "sair-one-cap" => self.cpu_max_utilisation = ModelSelector::default().max_utilisation,
             _ => return None,
@@ -209,6 +217,9 @@ pub struct Sair {
     llm: Option<LlmSelector>,
     pending: Option<Pending>,
     last_full_t: Option<f64>,
+    /// When the guard last scaled up: burst evidence that holds scale-downs
+    /// ([`SairConfig::burst_hold_s`]).
+    last_guard_t: Option<f64>,
     observations: IntervalObservations,
     next_id: u64,
     log: Vec<DecisionLog>,
@@ -259,6 +270,7 @@ impl Sair {
             llm,
             pending: None,
             last_full_t: None,
+            last_guard_t: None,
             observations: IntervalObservations::default(),
             next_id: 0,
             log: Vec::new(),

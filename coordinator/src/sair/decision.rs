@@ -15,7 +15,7 @@
 //!
 //! Between full decisions, [`guard_decision`](Sair::guard_decision): only the guard may act.
 
-use crate::policy::{Action, Decision, PipelineState};
+use crate::policy::{Action, Decision, PipelineState, StageKind};
 
 use super::Sair;
 use super::calibration::CalibrationSample;
@@ -27,6 +27,15 @@ use super::reward::{self, Point};
 use super::selector::{Selection, SelectionInput, Selector};
 use super::store::{CandidateBrief, Episode, Source};
 use super::validator::{StartupWindow, startup_gap};
+
+/// Whether an action sheds capacity on some stage: fewer replicas than requested now, or a
+/// lower GPU share.
+pub(super) fn sheds(s: &PipelineState, a: &Action) -> bool {
+    s.stages.iter().enumerate().any(|(i, st)| {
+        a.replicas.get(i).is_some_and(|&r| r < st.replicas_desired)
+            || (st.kind == StageKind::Gpu && a.rho.get(i).is_some_and(|&r| r < st.rho - 1e-9))
+    })
+}
 
 /// What this interval offers the selector.
 #[derive(Debug)]
@@ -138,6 +147,9 @@ impl Sair {
             .collect();
         let slo_pressure =
             observed.p99_s > s.slo_p99_s || candidates.hold.predicted.p99_s > s.slo_p99_s;
+        let holding = self
+            .last_guard_t
+            .is_some_and(|t| s.t_s - t < self.cfg.burst_hold_s);
         let window = StartupWindow {
             demand: &planning.lambda,
             service_mean_1: &planning.service_mean_1,
@@ -154,6 +166,7 @@ impl Sair {
                         .limits
                         .startup_max_utilisation
                         .is_none_or(|u| startup_gap(s, &c.action, &window, u).is_ok())
+                    && !(holding && sheds(s, &c.action))
             })
             .collect();
         Offer {
@@ -266,6 +279,7 @@ impl Sair {
             tracing::warn!(stage = %s.stages[i].name, reason = %why, "guard cannot act: the validator rejects its scale-up");
             return Self::hold_decision(s, format!("guard breach, but no safe scale-up: {why}"));
         }
+        self.last_guard_t = Some(s.t_s);
         // The guard's move becomes an episode like any other: close the running one early.
         let now = self.observations.point();
         self.close_pending(now, s.slo_p99_s);
