@@ -462,6 +462,8 @@ impl MeshCore {
         if self.next_round <= now {
             self.next_round = now + self.config.gossip_interval;
             self.round();
+            // foca announces no suspicion, so the gauges are refreshed every round too.
+            self.publish_member_counts();
         }
         self.state.expire(now);
     }

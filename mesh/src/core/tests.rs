@@ -204,6 +204,20 @@ fn the_members_gauge_counts_each_state_itself_included() {
         .collect();
     let mut sim = Sim::new(3, |i| MeshMetrics::register(&recorders[i]));
     sim.run(Duration::from_secs(3));
+    // A member stalls: the others suspect it, and their gauges say so within a round.
+    sim.stalled[2] = true;
+    let mut suspected = false;
+    for _ in 0..200 {
+        sim.run(Duration::from_millis(10));
+        let text = recorders[0].handle().render();
+        if text.contains("sair_mesh_members{state=\"suspect\"} 1") {
+            suspected = true;
+            break;
+        }
+    }
+    assert!(suspected, "{}", recorders[0].handle().render());
+    sim.resume(2);
+    sim.run(Duration::from_secs(3));
     for r in &recorders {
         let text = r.handle().render();
         assert!(
@@ -211,6 +225,10 @@ fn the_members_gauge_counts_each_state_itself_included() {
             "{text}"
         );
         assert!(text.contains("sair_mesh_rounds_total"), "{text}");
+        assert!(
+            text.contains("sair_mesh_members{state=\"suspect\"} 0"),
+            "{text}"
+        );
         for name in crate::metrics::ALL {
             assert!(text.contains(name), "{name} missing:\n{text}");
         }
