@@ -132,6 +132,11 @@ impl Sim<'_> {
             arrival_rate: self.tl_arrivals as f64 / len,
             cost_per_hour: self.cost_rate,
             replicas: (0..k).map(|i| self.desired(i)).collect(),
+            serving: self
+                .stages
+                .iter()
+                .map(|st| st.count(RState::Serving))
+                .collect(),
             rho: self.stages.iter().map(|s| s.rho).collect(),
             bottleneck: self.true_bottleneck(t),
         });

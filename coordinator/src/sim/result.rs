@@ -12,6 +12,8 @@ pub struct TimelinePoint {
     pub cost_per_hour: f64,
     /// Replicas asked for (serving + starting) per stage.
     pub replicas: Vec<u32>,
+    /// Of those, the replicas serving (the rest are starting), per stage.
+    pub serving: Vec<u32>,
     pub rho: Vec<f64>,
     /// The ground-truth bottleneck stage at this time.
     pub bottleneck: usize,

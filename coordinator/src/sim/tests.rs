@@ -226,3 +226,18 @@ fn bottleneck_ground_truth_moves_with_allocation() {
     // 0.6/2 = 0.3 < pre 0.4 → pre.
     assert_eq!(sim.true_bottleneck(30.0), 0);
 }
+
+/// Issue 15, item 7: the timeline tells serving replicas from starting ones.
+#[test]
+fn timeline_separates_serving_from_starting() {
+    let sc = three_stage(2);
+    let mut sim = Sim::new(&sc, 1);
+    sim.apply(&Action {
+        replicas: vec![3, 1, 1],
+        rho: vec![1.0, 0.5, 1.0],
+    });
+    sim.timeline_tick(1.0);
+    let p = &sim.timeline[0];
+    assert_eq!(p.replicas[0], 3);
+    assert_eq!(p.serving[0], 1, "two replicas still starting");
+}
