@@ -32,8 +32,15 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-fn config() -> bincode::config::Configuration {
-    bincode::config::standard()
+/// The standard configuration with a decode limit: bincode trusts a collection's or string's
+/// length prefix when it reserves memory, so without a limit a 12-byte payload that claims a
+/// 2^40-byte string aborts the process on allocation. No message is larger than a frame.
+fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Varint,
+    bincode::config::Limit<MAX_FRAME_BYTES>,
+> {
+    bincode::config::standard().with_limit::<MAX_FRAME_BYTES>()
 }
 
 /// Encodes `envelope` as one frame (length prefix included).

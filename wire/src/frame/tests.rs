@@ -104,3 +104,20 @@ fn truncated_and_overlong_frames_are_told_apart() {
         Err(FrameError::TrailingBytes { trailing: 1 })
     ));
 }
+
+/// A payload whose string length prefix claims far more than any frame can hold is refused as a
+/// decode error, without reserving that much memory (this aborted the process before the limit).
+#[test]
+fn a_huge_claimed_length_is_refused_without_allocating() {
+    // version (varint u16 = 1 byte for small values), then the Message variant index, then the
+    // first field of the report: a string whose varint length is 2^40 (0xFD marks a u64 varint).
+    let mut payload = Vec::new();
+    payload.extend_from_slice(&bincode::encode_to_vec(PROTOCOL_VERSION, config()).unwrap());
+    payload.push(0); // Message::StageReport
+    payload.push(0xFD);
+    payload.extend_from_slice(&(1u64 << 40).to_le_bytes());
+    assert!(matches!(
+        decode_payload(&payload),
+        Err(FrameError::Decode(_))
+    ));
+}
