@@ -34,17 +34,7 @@ pub struct AgentBuilder {
 }
 
 impl AgentBuilder {
-    /// Use this binary (inside the agent's tests: `env!("CARGO_BIN_EXE_sair-node-agent")`).
-    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
-        self.launch = self.launch.with_program(path);
-        self
-    }
-
-    /// The name in logs and failure messages.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.launch = self.launch.name(name);
-        self
-    }
+    crate::launch_passthrough!();
 
     /// `--shm-dir` (default: a scratch directory).
     pub fn shm_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -66,24 +56,6 @@ impl AgentBuilder {
     /// `--node-name`.
     pub fn node_name(self, name: &str) -> Self {
         self.arg("--node-name").arg(name)
-    }
-
-    /// One more argument (after `run`).
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.launch = self.launch.arg(arg);
-        self
-    }
-
-    /// More arguments.
-    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
-        self.launch = self.launch.args(args);
-        self
-    }
-
-    /// An environment variable.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.launch = self.launch.env(key, value);
-        self
     }
 
     /// Starts it; panics with its output if it does not come up.

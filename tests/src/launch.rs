@@ -415,3 +415,49 @@ impl Running {
         self.proc.terminate(timeout)
     }
 }
+
+/// The pass-through methods every process builder has (`program`, `name`, `arg`, `args`, `env`),
+/// written once for a struct whose `launch` field is a [`Launch`]. The builder's own methods
+/// name the options it knows; everything else goes through `arg`.
+#[macro_export]
+macro_rules! launch_passthrough {
+    () => {
+        /// Use this binary instead of the one found in `target/` (inside a crate's own tests:
+        /// `env!("CARGO_BIN_EXE_<name>")`).
+        pub fn program(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.launch = self.launch.with_program(path);
+            self
+        }
+
+        /// The name in logs and failure messages.
+        pub fn name(mut self, name: impl Into<String>) -> Self {
+            self.launch = self.launch.name(name);
+            self
+        }
+
+        /// One more argument.
+        pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+            self.launch = self.launch.arg(arg);
+            self
+        }
+
+        /// More arguments.
+        pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(
+            mut self,
+            args: I,
+        ) -> Self {
+            self.launch = self.launch.args(args);
+            self
+        }
+
+        /// An environment variable (`LD_LIBRARY_PATH`, `LD_PRELOAD`, `SAIR_EMU_STATE`, …).
+        pub fn env(
+            mut self,
+            key: impl AsRef<std::ffi::OsStr>,
+            value: impl AsRef<std::ffi::OsStr>,
+        ) -> Self {
+            self.launch = self.launch.env(key, value);
+            self
+        }
+    };
+}

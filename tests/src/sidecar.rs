@@ -1,9 +1,7 @@
 //! `sidecar()`: a `sair-sidecar` in front of an upstream, in the manner of
 //! `sidecar().upstream(&stage).run()`.
 
-use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use crate::agent::Agent;
 use crate::launch::{Announce, Launch, LaunchError, Role, Running};
@@ -60,17 +58,7 @@ pub struct SidecarBuilder {
 }
 
 impl SidecarBuilder {
-    /// Use this binary (inside the sidecar's tests: `env!("CARGO_BIN_EXE_sair-sidecar")`).
-    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
-        self.launch = self.launch.with_program(path);
-        self
-    }
-
-    /// The name in logs and failure messages (`sidecar-pre`).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.launch = self.launch.name(name);
-        self
-    }
+    crate::launch_passthrough!();
 
     /// `--upstream http://ip:port`: the model server it fronts.
     pub fn upstream(self, upstream: &impl Upstream) -> Self {
@@ -107,24 +95,6 @@ impl SidecarBuilder {
             .arg(agent.report().to_string())
             .arg("--agent-ca")
             .arg(agent.cert())
-    }
-
-    /// One more argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.launch = self.launch.arg(arg);
-        self
-    }
-
-    /// More arguments.
-    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
-        self.launch = self.launch.args(args);
-        self
-    }
-
-    /// An environment variable.
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.launch = self.launch.env(key, value);
-        self
     }
 
     /// Starts it; panics with its output if it does not come up.

@@ -1,8 +1,6 @@
 //! `stage()`: a `sair-stage` synthetic model server on a loopback port 0.
 
-use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use crate::launch::{Launch, LaunchError, Role, Running};
 
@@ -23,17 +21,7 @@ pub struct StageBuilder {
 }
 
 impl StageBuilder {
-    /// Use this binary (inside sair-loadgen's tests: `env!("CARGO_BIN_EXE_sair-stage")`).
-    pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
-        self.launch = self.launch.with_program(path);
-        self
-    }
-
-    /// The name in logs and failure messages (`stage-pre`).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.launch = self.launch.name(name);
-        self
-    }
+    crate::launch_passthrough!();
 
     /// `--cpu-ms`: mean CPU milliseconds per request.
     pub fn cpu_ms(self, ms: f64) -> Self {
@@ -53,24 +41,6 @@ impl StageBuilder {
     /// `--echo`: answer with the request body.
     pub fn echo(self) -> Self {
         self.arg("--echo")
-    }
-
-    /// One more argument.
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
-        self.launch = self.launch.arg(arg);
-        self
-    }
-
-    /// More arguments.
-    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, args: I) -> Self {
-        self.launch = self.launch.args(args);
-        self
-    }
-
-    /// An environment variable (`LD_LIBRARY_PATH`, `LD_PRELOAD`, `SAIR_EMU_STATE`, …).
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.launch = self.launch.env(key, value);
-        self
     }
 
     /// Starts it; panics with its output if it does not come up.
