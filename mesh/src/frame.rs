@@ -79,28 +79,7 @@ pub fn encode(frame: &MeshFrame, max: usize) -> Result<Vec<u8>, FrameError> {
 
 /// Decodes one whole stream frame held in `bytes` (length prefix included).
 pub fn decode(bytes: &[u8], max: usize) -> Result<MeshFrame, FrameError> {
-    let Some((head, payload)) = bytes.split_first_chunk::<4>() else {
-        return Err(FrameError::Truncated {
-            len: 4,
-            got: bytes.len(),
-        });
-    };
-    let len = u32::from_be_bytes(*head) as usize;
-    if len > max {
-        return Err(FrameError::FrameTooLarge { len, max });
-    }
-    if payload.len() < len {
-        return Err(FrameError::Truncated {
-            len,
-            got: payload.len(),
-        });
-    }
-    if payload.len() > len {
-        return Err(FrameError::TrailingBytes {
-            trailing: payload.len() - len,
-        });
-    }
-    decode_payload(payload, max)
+    decode_payload(sair_wire::frame::frame_payload(bytes, max)?, max)
 }
 
 /// Writes one frame to a stream.

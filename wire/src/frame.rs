@@ -85,11 +85,18 @@ pub fn decode_payload(payload: &[u8]) -> Result<Envelope, FrameError> {
 
 /// Decodes one whole frame held in `bytes` (length prefix included).
 pub fn decode(bytes: &[u8], max: usize) -> Result<Envelope, FrameError> {
+    decode_payload(frame_payload(bytes, max)?)
+}
+
+/// The payload of one whole frame held in `bytes`: the length prefix is checked against `max`
+/// before anything else, and the rest must be exactly that long. Shared by every framed codec
+/// (the mesh's frames too), so the size check is written once.
+pub fn frame_payload(bytes: &[u8], max: usize) -> Result<&[u8], FrameError> {
     let Some((head, payload)) = bytes.split_first_chunk::<4>() else {
-        return Err(FrameError::Io(std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "frame shorter than its 4-byte length prefix",
-        )));
+        return Err(FrameError::Truncated {
+            len: 4,
+            got: bytes.len(),
+        });
     };
     let len = u32::from_be_bytes(*head) as usize;
     if len > max {
@@ -106,7 +113,7 @@ pub fn decode(bytes: &[u8], max: usize) -> Result<Envelope, FrameError> {
             trailing: payload.len() - len,
         });
     }
-    decode_payload(payload)
+    Ok(payload)
 }
 
 /// Writes one frame to `w`.
