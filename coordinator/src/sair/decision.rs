@@ -267,7 +267,7 @@ impl Sair {
         };
         if a == Action::hold(s) {
             let why = "guard breach, but no room: every breaching stage is at its replica bound or its GPUs are fully committed";
-            tracing::warn!(stage = %s.stages[i].name, reason = why, "guard cannot act");
+            tracing::info!(stage = %s.stages[i].name, reason = why, "guard cannot act");
             return Self::hold_decision(s, why.into());
         }
         if let Err(errs) = self.validator.check(s, &a, s.t_s, true) {
@@ -276,7 +276,7 @@ impl Sair {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ");
-            tracing::warn!(stage = %s.stages[i].name, reason = %why, "guard cannot act: the validator rejects its scale-up");
+            tracing::info!(stage = %s.stages[i].name, reason = %why, "guard cannot act: the validator rejects its scale-up");
             return Self::hold_decision(s, format!("guard breach, but no safe scale-up: {why}"));
         }
         self.last_guard_t = Some(s.t_s);
