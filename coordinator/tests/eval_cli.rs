@@ -8,6 +8,22 @@ fn sair(args: &[&str]) -> Output {
     sair_env(args, &[])
 }
 
+/// `sair eval --scenario SC --policy POLICY --out OUT --quiet EXTRA…`.
+fn eval_quiet(sc: &str, policy: &str, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "eval",
+        "--scenario",
+        sc,
+        "--policy",
+        policy,
+        "--out",
+        out,
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    sair(&args)
+}
+
 /// `sair ARGS` with the logging variables of the test's own environment removed and `env`
 /// set on the child only.
 fn sair_env(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -81,18 +97,12 @@ fn eval_writes_every_output() {
     let d = tmp("ok");
     let sc = write(&d, "short.toml", SHORT);
     let out = d.join("out");
-    let o = sair(&[
-        "eval",
-        "--scenario",
+    let o = eval_quiet(
         sc.to_str().unwrap(),
-        "--policy",
         "static,hpa,vpa,threshold,kpa,sair",
-        "--seeds",
-        "2",
-        "--out",
         out.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &["--seeds", "2"],
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
@@ -329,20 +339,12 @@ fn an_out_that_is_a_file_is_refused_before_any_simulation() {
     let sc = write(&d, "short.toml", SHORT);
     let out = write(&d, "results", "not a directory");
     let state = d.join("state");
-    let o = sair(&[
-        "eval",
-        "--scenario",
+    let o = eval_quiet(
         sc.to_str().unwrap(),
-        "--policy",
         "sair",
-        "--seeds",
-        "1",
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--out",
         out.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &["--seeds", "1", "--state-dir", state.to_str().unwrap()],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(73), "{err}");
     assert!(err.contains(out.to_str().unwrap()), "names --out: {err}");
@@ -432,18 +434,12 @@ fn a_zero_rate_is_a_clear_error_never_nan() {
         .replace("rate = 50", "rate = 0");
     let sc = write(&d, "zero.toml", &zero);
     let out = d.join("out");
-    let o = sair(&[
-        "eval",
-        "--scenario",
+    let o = eval_quiet(
         sc.to_str().unwrap(),
-        "--policy",
         "static",
-        "--seeds",
-        "1",
-        "--out",
         out.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &["--seeds", "1"],
+    );
     let (stdout, err) = (
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr),
@@ -456,18 +452,12 @@ fn a_zero_rate_is_a_clear_error_never_nan() {
     );
     // A ramp that starts at 0 has arrivals: it runs, with well-defined figures.
     let ramp = write(&d, "ramp0.toml", &SHORT.replace("rate = 50", "rate = 0"));
-    let o = sair(&[
-        "eval",
-        "--scenario",
+    let o = eval_quiet(
         ramp.to_str().unwrap(),
-        "--policy",
         "static",
-        "--seeds",
-        "1",
-        "--out",
         out.to_str().unwrap(),
-        "--quiet",
-    ]);
+        &["--seeds", "1"],
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!stdout.contains("NaN"), "{stdout}");
