@@ -1,0 +1,7 @@
+//! The live coordinator (`sair-coordinator`): reads the pipelines file ([`config`]), builds the
+//! [`crate::policy::PipelineState`] from what the agents publish on the mesh ([`observe`],
+//! sans-IO), runs the policy every interval and carries its decisions out ([`run`]): ρ targets
+//! on the mesh, replica counts through an actuator. docs/coordinator.md is the operator's
+//! guide.
+
+pub mod config;
