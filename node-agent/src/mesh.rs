@@ -3,7 +3,7 @@
 //!
 //! It publishes what the node knows — its GPUs (count, measured utilisation), its segments
 //! (GPU, mode, ρ target, measured share) and the latest StageReport per (pipeline, stage,
-//! replica) — as bulk keys ([`keys`]), and takes the leader's ρ targets (`ctl/rho/…`, control
+//! replica) — as bulk keys ([`sair_wire::keys`], shared with the coordinator), and takes the leader's ρ targets (`ctl/rho/…`, control
 //! keys) through the [`crate::target::TargetSource`] seam, fenced by epoch ([`rho`]), so the
 //! commitment check (Σρ ≤ 1) applies to them exactly as to `set-rate`.
 //!
@@ -28,6 +28,7 @@ use sair_mesh::transport::Transport;
 use sair_mesh::transport::quic::QuicTransport;
 use sair_mesh::{MemberId, Mesh, MeshConfig, Role};
 use sair_shm::Mode;
+use sair_wire::keys;
 use tokio::sync::{mpsc, watch};
 
 use crate::AgentError;
@@ -36,7 +37,6 @@ use crate::measure::{NvmlMeter, Utilization};
 use crate::reports::ReportStore;
 use crate::target::TargetUpdate;
 
-pub mod keys;
 pub mod rho;
 
 use rho::{Outcome, RhoBook};

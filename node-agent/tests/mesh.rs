@@ -21,8 +21,8 @@ use sair_mesh::metrics::MeshMetrics;
 use sair_mesh::transport::Transport;
 use sair_mesh::transport::quic::QuicTransport;
 use sair_mesh::{MemberId, Mesh, MeshConfig, Role};
-use sair_node_agent::mesh::keys::{self, RhoTarget};
 use sair_tests::{Agent, assert_eventually, run_bounded};
+use sair_wire::keys::{self, RhoTarget};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use sair_wire::{Percentiles, StageReport};
+use sair_wire::{LatencyHistogram, Percentiles, StageReport};
 
 /// Longest latency a window histogram can hold: one hour, in microseconds.
 const MAX_MICROS: u64 = 3_600_000_000;
@@ -155,6 +155,9 @@ impl ReportWindow {
             queue_depth,
             busy_fraction: (mean_inflight / slots).clamp(0.0, 1.0),
             max_concurrency: self.id.max_concurrency,
+            queue_wait_hist: LatencyHistogram::new(),
+            service_hist: LatencyHistogram::new(),
+            e2e_hist: LatencyHistogram::new(),
         };
         self.start = now;
         self.arrivals = 0;

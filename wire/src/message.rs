@@ -7,7 +7,10 @@ use crate::report::StageReport;
 
 /// Bumped on any incompatible change to [`Message`]; a peer with another version is refused
 /// with [`crate::FrameError::VersionMismatch`] rather than misread.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// - 1: the first `StageReport`.
+/// - 2: `StageReport` gains `queue_wait_hist`, `service_hist` and `e2e_hist`.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Everything that crosses a SAIR connection. New variants are appended at the end so that
 /// older decoders fail with a clear "unknown variant" instead of misinterpreting bytes.

@@ -1,7 +1,14 @@
 //! The windowed per-stage report a sidecar sends to its node agent.
+//!
+//! The percentiles are for reading one replica's window at a glance; anything that combines
+//! replicas or windows (the coordinator's stage and pipeline p99) merges the histograms
+//! instead, because percentiles cannot be averaged ([`crate::histogram`]).
 
 use bincode::{Decode, Encode};
 use serde::{Deserialize, Serialize};
+
+use crate::histogram::LatencyHistogram;
+use crate::keys::{MAX_KEY_BYTES, report_key};
 
 /// Latency percentiles over one window, in seconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, Encode, Decode)]
@@ -48,6 +55,17 @@ pub struct StageReport {
     pub busy_fraction: f64,
     /// Configured concurrency limit (0 = unlimited).
     pub max_concurrency: u32,
+    /// Queue wait of requests dispatched in the window: the samples of `queue_wait`.
+    #[serde(default)]
+    pub queue_wait_hist: LatencyHistogram,
+    /// Service time of requests completed in the window: the samples of `service`.
+    #[serde(default)]
+    pub service_hist: LatencyHistogram,
+    /// End-to-end latency of the pipeline's requests that finished in the window, as the entry
+    /// sidecar observes them for `sair_pipeline_request_seconds`; empty at every other
+    /// sidecar. The pipeline's p99 is the quantile of these merged over the entry replicas.
+    #[serde(default)]
+    pub e2e_hist: LatencyHistogram,
 }
 
 impl StageReport {
@@ -83,6 +101,33 @@ impl StageReport {
         if self.pipeline.is_empty() || self.stage.is_empty() {
             return Err("pipeline and stage must be non-empty".into());
         }
+        // The names become a mesh key (`report/<pipeline>/<stage>/<replica>`): a `/` in one
+        // would make the key name another report, and the mesh refuses a longer key.
+        for (name, v) in [
+            ("pipeline", &self.pipeline),
+            ("stage", &self.stage),
+            ("replica", &self.replica),
+        ] {
+            if v.contains('/') {
+                return Err(format!("{name} {v:?} must not contain '/'"));
+            }
+        }
+        let key = report_key(self).len();
+        if key > MAX_KEY_BYTES {
+            return Err(format!(
+                "pipeline, stage and replica make a report key of {key} bytes, over {MAX_KEY_BYTES}"
+            ));
+        }
+        for (name, h) in [
+            ("queue_wait_hist", &self.queue_wait_hist),
+            ("service_hist", &self.service_hist),
+            ("e2e_hist", &self.e2e_hist),
+        ] {
+            h.validate().map_err(|e| format!("{name}: {e}"))?;
+        }
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

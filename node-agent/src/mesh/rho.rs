@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use sair_mesh::leader::{Admission, Decision, Epoch, Fence};
 use sair_shm::Mode;
 
-use super::keys::{self, RhoTarget};
 use crate::target::TargetUpdate;
+use sair_wire::keys::{self, RhoTarget};
 
 /// What became of one decision read from the mesh (the `outcome` metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

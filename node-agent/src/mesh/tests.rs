@@ -1,7 +1,7 @@
-use super::keys::{self, RhoTarget};
 use super::rho::{Outcome, RhoBook};
 use super::*;
 use sair_mesh::leader::{Decision, Epoch};
+use sair_wire::keys::{self, RhoTarget};
 
 fn epoch(term: u64, leader: &str) -> Epoch {
     Epoch {
@@ -20,48 +20,6 @@ fn decision(term: u64, leader: &str, rho: f64) -> Vec<u8> {
 
 fn entry(member: &str, key: &str, value: Vec<u8>) -> rho::Entry {
     (member.to_owned(), key.to_owned(), value)
-}
-
-#[test]
-fn values_round_trip_and_garbage_is_refused() {
-    let s = keys::SegmentFacts {
-        gpu: 1,
-        mode: "cap".into(),
-        target: 0.25,
-        measured: Some(0.24),
-    };
-    assert_eq!(keys::decode(&keys::encode(&s)), Some(s));
-    let g = keys::GpuFacts {
-        count: 2,
-        utilization: None,
-    };
-    assert_eq!(keys::decode(&keys::encode(&g)), Some(g));
-    assert_eq!(keys::decode::<RhoTarget>(b"\xff\xff"), None);
-    let mut long = keys::encode(&RhoTarget { rho: 0.5 });
-    long.push(0);
-    assert_eq!(keys::decode::<RhoTarget>(&long), None, "trailing bytes");
-}
-
-#[test]
-fn keys_name_their_stage() {
-    assert_eq!(
-        keys::parse_rho_key("ctl/rho/demo/infer"),
-        Some(("demo", "infer"))
-    );
-    assert_eq!(
-        keys::parse_rho_key(&keys::rho_key("a", "b")),
-        Some(("a", "b"))
-    );
-    for bad in ["ctl/rho/demo", "ctl/rho//x", "ctl/rho/a/b/c", "ctl/epoch"] {
-        assert_eq!(keys::parse_rho_key(bad), None, "{bad}");
-    }
-    assert_eq!(
-        keys::stage_of_segment("demo.infer.0b4e-uid"),
-        Some(("demo", "infer"))
-    );
-    for bad in ["demo", "demo.infer", ".infer.x", "demo..x"] {
-        assert_eq!(keys::stage_of_segment(bad), None, "{bad}");
-    }
 }
 
 #[test]

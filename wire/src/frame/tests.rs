@@ -1,41 +1,59 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::histogram::LatencyHistogram;
 use crate::message::Message;
 use crate::report::{Percentiles, StageReport};
+
+fn hist_strategy() -> impl Strategy<Value = LatencyHistogram> {
+    proptest::collection::vec((-6.0f64..4.0, 1u64..1000), 0..40).prop_map(|samples| {
+        let mut h = LatencyHistogram::new();
+        for (e, n) in samples {
+            h.record_n(10f64.powf(e), n);
+        }
+        h
+    })
+}
 
 fn report_strategy() -> impl Strategy<Value = StageReport> {
     (
         ("[a-z]{1,12}", "[a-z]{1,12}", "[a-z0-9-]{0,20}"),
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
         (0.0f64..1e6, 0.0f64..1.0, any::<u32>()),
+        (hist_strategy(), hist_strategy(), hist_strategy()),
     )
-        .prop_map(|((p, s, r), (a, c, rej, e), (x, busy, mc))| StageReport {
-            pipeline: p,
-            stage: s,
-            replica: r,
-            window_end_unix_ms: a,
-            window_seconds: 1.0 + x,
-            arrivals: a,
-            completions: c,
-            rejections: rej,
-            errors: e,
-            queue_wait: Percentiles {
-                p50: x,
-                p95: x * 2.0,
-                p99: x * 3.0,
+        .prop_map(
+            |((p, s, r), (a, c, rej, e), (x, busy, mc), (qh, sh, eh))| StageReport {
+                pipeline: p,
+                stage: s,
+                replica: r,
+                window_end_unix_ms: a,
+                window_seconds: 1.0 + x,
+                arrivals: a,
+                completions: c,
+                rejections: rej,
+                errors: e,
+                queue_wait: Percentiles {
+                    p50: x,
+                    p95: x * 2.0,
+                    p99: x * 3.0,
+                },
+                service: Percentiles::default(),
+                mean_inflight: x,
+                queue_depth: c,
+                busy_fraction: busy,
+                max_concurrency: mc,
+                queue_wait_hist: qh,
+                service_hist: sh,
+                e2e_hist: eh,
             },
-            service: Percentiles::default(),
-            mean_inflight: x,
-            queue_depth: c,
-            busy_fraction: busy,
-            max_concurrency: mc,
-        })
+        )
 }
 
 proptest! {
     #[test]
     fn round_trip(report in report_strategy()) {
+        prop_assert_eq!(report.validate(), Ok(()));
         let env = Envelope::new(Message::StageReport(report));
         let bytes = encode(&env, MAX_FRAME_BYTES).unwrap();
         prop_assert_eq!(decode(&bytes, MAX_FRAME_BYTES).unwrap(), env);
