@@ -18,15 +18,13 @@ pub use oracle::target as oracle_target;
 pub use threshold::{Threshold, ThresholdConfig};
 pub use vpa::{Vpa, VpaConfig, percentile};
 
-use crate::policy::{Action, Decision, PipelineState, StageSpec};
+use crate::policy::{Action, Decision, DecisionSource, Explanation, PipelineState, StageSpec};
 
-/// A decision without a named bottleneck.
+/// A decision without a named bottleneck, explained as a baseline's (no candidates: a
+/// baseline computes its action, it does not choose among predicted ones).
 fn decision(action: Action, rationale: String) -> Decision {
-    Decision {
-        action,
-        bottleneck: None,
-        rationale,
-    }
+    Decision::new(action, None, rationale)
+        .explained(Explanation::from_source(DecisionSource::Baseline))
 }
 
 /// Clamps a replica count to a stage's bounds.

@@ -10,8 +10,10 @@
 pub mod baselines;
 pub mod eval;
 pub mod inject;
+pub mod live;
 pub mod policies;
 pub mod policy;
+pub mod record;
 pub mod sair;
 pub mod scenario;
 pub mod sim;

@@ -105,6 +105,128 @@ pub struct Decision {
     /// Index of the stage the policy names as the bottleneck, if it names one.
     pub bottleneck: Option<usize>,
     pub rationale: String,
+    /// Why this action: who chose it and what else was on offer, with predictions. `None`
+    /// when the call decided nothing (SAIR between full decisions, when the guard finds no
+    /// breach): a decision log ([`crate::record`]) skips those calls.
+    #[serde(default)]
+    pub explain: Option<Explanation>,
+}
+
+impl Decision {
+    /// A decision without an explanation (add one with [`Decision::explained`]).
+    pub fn new(action: Action, bottleneck: Option<usize>, rationale: impl Into<String>) -> Self {
+        Self {
+            action,
+            bottleneck,
+            rationale: rationale.into(),
+            explain: None,
+        }
+    }
+
+    /// The same decision with `explain` attached.
+    pub fn explained(mut self, explain: Explanation) -> Self {
+        self.explain = Some(explain);
+        self
+    }
+}
+
+/// Who or what chose a decision's action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionSource {
+    /// SAIR's `model` selector (queueing model plus retrieved episodes).
+    Model,
+    /// SAIR's `llm` selector.
+    Llm,
+    /// SAIR's guard: a queue breached its SLO share between (or at) full decisions. Guard
+    /// no-ops (a breach it could not act on) carry this source too, with the reason.
+    Guard,
+    /// SAIR's forced exploration, among safe candidates.
+    Explore,
+    /// The selector's choice was rejected (or the state was malformed) and SAIR fell back to
+    /// the `model` selector's choice, or to holding.
+    Fallback,
+    /// A baseline policy (static, HPA, VPA, threshold, KPA, oracle).
+    Baseline,
+}
+
+impl DecisionSource {
+    /// The lowercase name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionSource::Model => "model",
+            DecisionSource::Llm => "llm",
+            DecisionSource::Guard => "guard",
+            DecisionSource::Explore => "explore",
+            DecisionSource::Fallback => "fallback",
+            DecisionSource::Baseline => "baseline",
+        }
+    }
+}
+
+impl std::fmt::Display for DecisionSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A predicted outcome of an action over the next interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Predicted end-to-end P99, seconds.
+    pub p99_s: f64,
+    /// Predicted cost rate, per hour.
+    pub cost_per_hour: f64,
+    /// The policy's predicted reward for it, when the policy has a reward.
+    pub reward: Option<f64>,
+}
+
+/// One candidate action that was on offer, as the policy predicted it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateView {
+    /// Human-readable description (`scale asr 2 -> 3`, …).
+    #[serde(default)]
+    pub label: String,
+    pub action: Action,
+    pub predicted_p99_s: f64,
+    pub predicted_cost_per_hour: f64,
+    pub predicted_reward: f64,
+    /// Whether the validator accepted it when the choice was made.
+    pub safe: bool,
+    /// Whether it is the action taken.
+    pub chosen: bool,
+}
+
+/// Why a decision's action was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    pub source: DecisionSource,
+    /// What was on offer (empty for the guard and the baselines, which choose from no set).
+    #[serde(default)]
+    pub candidates: Vec<CandidateView>,
+    /// The policy's prediction for the chosen action, when it makes one.
+    #[serde(default)]
+    pub predicted: Option<Prediction>,
+    /// A short description of the chosen action, when the policy names it.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The policy's own index of this decision, the one [`Policy::last_reward`] names when
+    /// the decision's reward becomes known; `None` when the policy does not score decisions.
+    #[serde(default)]
+    pub id: Option<u64>,
+}
+
+impl Explanation {
+    /// An explanation with only a source (what the baselines give).
+    pub fn from_source(source: DecisionSource) -> Self {
+        Self {
+            source,
+            candidates: Vec::new(),
+            predicted: None,
+            label: None,
+            id: None,
+        }
+    }
 }
 
 /// A scaling policy: the SAIR controller or a baseline.
@@ -124,6 +246,16 @@ pub trait Policy: Send {
     /// The allocation the policy wants in place when the run starts (the `static` plan);
     /// `None` keeps the scenario's initial allocation. Added for the simulator; optional.
     fn initial_action(&self) -> Option<Action> {
+        None
+    }
+
+    /// The reward of the most recent decision whose outcome is known, as
+    /// `(Explanation::id, reward)`. SAIR learns a decision's reward one interval later (or
+    /// when the guard acts first): right after a `decide` call, this names the decision before
+    /// it. A decision log polls it after each call and fills that record's `reward`
+    /// ([`crate::record::Recorder::observe`]). `None` for policies without a reward (the
+    /// baselines) and before the first reward.
+    fn last_reward(&self) -> Option<(u64, f64)> {
         None
     }
 }

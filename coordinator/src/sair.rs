@@ -29,7 +29,7 @@ pub mod validator;
 use std::path::PathBuf;
 
 use crate::policies::Prices;
-use crate::policy::{Action, Decision, PipelineState, Policy};
+use crate::policy::{Action, Decision, DecisionSource, Explanation, PipelineState, Policy};
 
 use calibration::Calibration;
 use candidates::CandidateConfig;
@@ -221,6 +221,8 @@ pub struct Sair {
     /// ([`SairConfig::burst_hold_s`]).
     last_guard_t: Option<f64>,
     observations: IntervalObservations,
+    /// The last closed episode's decision id and reward ([`Policy::last_reward`]).
+    last_reward: Option<(u64, f64)>,
     next_id: u64,
     log: Vec<DecisionLog>,
 }
@@ -272,6 +274,7 @@ impl Sair {
             last_full_t: None,
             last_guard_t: None,
             observations: IntervalObservations::default(),
+            last_reward: None,
             next_id: 0,
             log: Vec::new(),
             cfg,
@@ -296,11 +299,17 @@ impl Sair {
         }
     }
 
-    fn hold_decision(s: &PipelineState, why: String) -> Decision {
-        Decision {
-            action: Action::hold(s),
-            bottleneck: None,
-            rationale: why,
+    /// Holds the allocation without opening an episode. `source` is who decided to hold
+    /// (`None`: nothing was decided, a guard check without a breach; such calls carry no
+    /// explanation, so decision logs skip them).
+    fn hold_decision(s: &PipelineState, source: Option<DecisionSource>, why: String) -> Decision {
+        let d = Decision::new(Action::hold(s), None, why);
+        match source {
+            Some(src) => d.explained(Explanation {
+                label: Some("hold".into()),
+                ..Explanation::from_source(src)
+            }),
+            None => d,
         }
     }
 
@@ -330,7 +339,11 @@ impl Policy for Sair {
     fn decide(&mut self, s: &PipelineState) -> Decision {
         if let Err(e) = validate_state(s) {
             tracing::warn!(policy = %self.cfg.name, error = %e, "malformed state rejected; holding");
-            return Self::hold_decision(s, format!("malformed state rejected: {e}"));
+            return Self::hold_decision(
+                s,
+                Some(DecisionSource::Fallback),
+                format!("malformed state rejected: {e}"),
+            );
         }
         self.observations.add(s);
         let full = self.last_full_t.is_none_or(|t| {
@@ -342,6 +355,10 @@ impl Policy for Sair {
         } else {
             self.guard_decision(s)
         }
+    }
+
+    fn last_reward(&self) -> Option<(u64, f64)> {
+        self.last_reward
     }
 
     fn period_s(&self) -> Option<f64> {

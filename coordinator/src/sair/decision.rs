@@ -15,7 +15,7 @@
 //!
 //! Between full decisions, [`guard_decision`](Sair::guard_decision): only the guard may act.
 
-use crate::policy::{Action, Decision, PipelineState, StageKind};
+use crate::policy::{Action, CandidateView, Decision, DecisionSource, PipelineState, StageKind};
 
 use super::Sair;
 use super::calibration::CalibrationSample;
@@ -85,6 +85,20 @@ impl Sair {
                 })
                 .collect(),
             bottleneck: selection.bottleneck,
+            views: offer
+                .candidates
+                .iter()
+                .enumerate()
+                .map(|(i, c)| CandidateView {
+                    label: c.label.clone(),
+                    action: c.action.clone(),
+                    predicted_p99_s: c.predicted.p99_s,
+                    predicted_cost_per_hour: c.predicted.cost_per_hour,
+                    predicted_reward: offer.predicted_reward.get(i).copied().unwrap_or(0.0),
+                    safe: offer.safe.get(i).copied().unwrap_or(false),
+                    chosen: i == selection.index,
+                })
+                .collect(),
             features: offer.features,
         };
         self.apply(s, start, selection.rationale)
@@ -263,12 +277,12 @@ impl Sair {
     /// of the SLO is scaled up at once, as an episode of its own.
     pub(super) fn guard_decision(&mut self, s: &PipelineState) -> Decision {
         let Some((i, a)) = self.guard.check(s, &self.cfg.limits) else {
-            return Self::hold_decision(s, "between decisions; no guard breach".into());
+            return Self::hold_decision(s, None, "between decisions; no guard breach".into());
         };
         if a == Action::hold(s) {
             let why = "guard breach, but no room: every breaching stage is at its replica bound or its GPUs are fully committed";
             tracing::info!(stage = %s.stages[i].name, reason = why, "guard cannot act");
-            return Self::hold_decision(s, why.into());
+            return Self::hold_decision(s, Some(DecisionSource::Guard), why.into());
         }
         if let Err(errs) = self.validator.check(s, &a, s.t_s, true) {
             let why = errs
@@ -277,7 +291,11 @@ impl Sair {
                 .collect::<Vec<_>>()
                 .join("; ");
             tracing::info!(stage = %s.stages[i].name, reason = %why, "guard cannot act: the validator rejects its scale-up");
-            return Self::hold_decision(s, format!("guard breach, but no safe scale-up: {why}"));
+            return Self::hold_decision(
+                s,
+                Some(DecisionSource::Guard),
+                format!("guard breach, but no safe scale-up: {why}"),
+            );
         }
         self.last_guard_t = Some(s.t_s);
         // The guard's move becomes an episode like any other: close the running one early.
@@ -302,6 +320,7 @@ impl Sair {
             before: now,
             predicted: model.predict(&a).point(),
             candidates: Vec::new(),
+            views: Vec::new(),
             bottleneck: Some(i),
             features: feature_vector(s, &planning, &self.history),
             action: a,

@@ -2,7 +2,7 @@
 //! ([`IntervalObservations`]), the episode a decision opens ([`EpisodeStart`]), and closing it
 //! one interval later with its realised reward and surprisal, into the experience store.
 
-use crate::policy::{Action, Decision, PipelineState};
+use crate::policy::{Action, CandidateView, Decision, Explanation, PipelineState, Prediction};
 
 use super::candidates::MoveKind;
 use super::reward::{self, Point};
@@ -82,6 +82,9 @@ pub(super) struct EpisodeStart {
     pub predicted: Point,
     /// The candidates that were offered (none for a guard move).
     pub candidates: Vec<CandidateBrief>,
+    /// The same candidates as the decision's explanation shows them (with actions, predicted
+    /// rewards, safety and which was chosen).
+    pub views: Vec<CandidateView>,
     pub bottleneck: Option<usize>,
     pub features: Vec<f64>,
 }
@@ -99,6 +102,17 @@ impl Sair {
         self.next_id += 1;
         let predicted_reward = reward::reward(e.before, e.predicted, s.slo_p99_s, &self.cfg.reward);
         let (action, bottleneck, source, label) = (e.action, e.bottleneck, e.source, e.label);
+        let explain = Explanation {
+            source: source.into(),
+            candidates: e.views,
+            predicted: Some(Prediction {
+                p99_s: e.predicted.p99_s,
+                cost_per_hour: e.predicted.cost_per_hour,
+                reward: Some(predicted_reward),
+            }),
+            label: Some(label.clone()),
+            id: Some(id),
+        };
         self.pending = Some(Pending {
             decision_id: id,
             episode: Episode {
@@ -129,11 +143,7 @@ impl Sair {
             rationale: rationale.clone(),
             reward: None,
         });
-        Decision {
-            action,
-            bottleneck,
-            rationale,
-        }
+        Decision::new(action, bottleneck, rationale).explained(explain)
     }
 
     /// Closes the pending episode with the outcome observed since it was taken: its reward and
@@ -160,6 +170,7 @@ impl Sair {
             cost_per_hour = realised.cost_per_hour,
             "decision reward"
         );
+        self.last_reward = Some((p.decision_id, r));
         if let Some(l) = self.log.iter_mut().rev().find(|l| l.id == p.decision_id) {
             l.reward = Some(r);
         }

@@ -53,6 +53,19 @@ impl Source {
     }
 }
 
+impl From<Source> for crate::policy::DecisionSource {
+    fn from(s: Source) -> Self {
+        use crate::policy::DecisionSource as D;
+        match s {
+            Source::Llm => D::Llm,
+            Source::Model => D::Model,
+            Source::Fallback => D::Fallback,
+            Source::Explore => D::Explore,
+            Source::Guard => D::Guard,
+        }
+    }
+}
+
 /// A candidate as remembered in an episode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CandidateBrief {

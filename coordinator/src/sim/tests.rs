@@ -12,11 +12,7 @@ impl Policy for Hold {
         "hold"
     }
     fn decide(&mut self, s: &PipelineState) -> Decision {
-        Decision {
-            action: Action::hold(s),
-            bottleneck: None,
-            rationale: String::new(),
-        }
+        Decision::new(Action::hold(s), None, "")
     }
 }
 
