@@ -53,6 +53,9 @@ enum Command {
     Inject(sair_coordinator::inject::cli::InjectArgs),
     /// Make the mesh's cluster CA (`init`) and member certificates (`issue`).
     Certs(certs::CertsArgs),
+    /// Run a whole SAIR deployment on loopback (node agent, coordinator, replicas, load),
+    /// watch it live and write a report (docs/demo.md).
+    Demo(sair_demo::DemoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,11 +110,15 @@ fn main() -> ExitCode {
     };
     init_tracing(&loaded.value.log, DEFAULT_LOG);
     loaded.log_sources();
+    let verbose = loaded.value.log.verbose;
     let result = match loaded.value.command {
         Command::Eval(a) => run_eval(a),
         // Prints its own errors: bad input exits 2 (docs/kubernetes.md).
         Command::Inject(a) => return sair_coordinator::inject::cli::run(a),
         Command::Certs(a) => certs::run(a),
+        Command::Demo(a) => sair_demo::run(a, verbose)
+            .map(|_| ())
+            .map_err(|e| (e.exit(), anyhow!(e))),
     };
     match result {
         Ok(()) => Exit::Ok.into(),
