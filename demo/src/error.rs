@@ -11,7 +11,7 @@ pub enum DemoError {
     #[error("{0}")]
     Usage(String),
     /// The report folder cannot be written (exit 73); nothing was started.
-    #[error("--out {path} cannot be written ({source}); nothing was started")]
+    #[error("--out {path} cannot be written, nothing was started")]
     Out {
         path: PathBuf,
         #[source]
@@ -28,7 +28,7 @@ pub enum DemoError {
         path: PathBuf,
     },
     /// The pipelines file cannot be read (exit 66).
-    #[error("--pipeline {path}: {source}")]
+    #[error("--pipeline {path} cannot be read")]
     Pipeline {
         path: PathBuf,
         #[source]
@@ -45,14 +45,14 @@ pub enum DemoError {
         usage: bool,
     },
     /// The mesh certificates could not be made (exit 73).
-    #[error("mesh certificates in {dir}: {source}")]
+    #[error("cannot make the mesh certificates in {dir}")]
     Certs {
         dir: PathBuf,
         #[source]
         source: sair_mesh::certs::CertError,
     },
     /// Writing the report or a working file failed (exit 74).
-    #[error("{what} {path}: {source}")]
+    #[error("cannot write the {what} {path}")]
     Io {
         what: &'static str,
         path: PathBuf,
