@@ -37,6 +37,12 @@ pub enum ConfigError {
     /// An old `*-seconds` option that is not a positive number of seconds up to 30 days.
     #[error("--{name} must be a number of seconds within (0, 2592000] (30 days), got {value}")]
     SecondsOutOfRange { name: &'static str, value: f64 },
+    /// The buffer budget cannot hold one body of the largest size.
+    #[error(
+        "--max-buffered-bytes ({buffered}) must be at least --max-body-bytes ({body}): a body \
+         of the largest allowed size must fit the budget"
+    )]
+    BudgetBelowBody { buffered: u64, body: u64 },
     #[error("--{name} must be a positive duration, got {value:?}")]
     NotPositiveDuration { name: &'static str, value: Duration },
     #[error("--histogram-buckets-seconds must be strictly increasing positive numbers, got {0:?}")]
@@ -68,6 +74,12 @@ pub mod bounds {
     pub const RETRY_AFTER_SECONDS: (u64, u64) = (0, 86_400);
     /// `--max-body-bytes`: at most 4 GiB (bodies are buffered).
     pub const MAX_BODY_BYTES: (u64, u64) = (1, 4 << 30);
+    /// `--max-buffered-bytes`: all buffered bodies together, at most 1 TiB (and at least
+    /// `--max-body-bytes`, checked separately).
+    pub const MAX_BUFFERED_BYTES: (u64, u64) = (1, 1 << 40);
+    /// `--max-connections` (0 = the descriptor limit less a reserve): each connection holds a
+    /// descriptor and its buffers.
+    pub const MAX_CONNECTIONS: (u64, u64) = (0, 1_000_000);
     /// `--max-header-bytes`: hyper refuses an HTTP/1 read buffer under 8 KiB; 16 MiB is far
     /// above any real head.
     pub const MAX_HEADER_BYTES: (u64, u64) = (8192, 16 << 20);
@@ -159,6 +171,21 @@ pub struct Config {
     /// Largest request or upstream response body, in bytes (413 / 502 beyond it).
     #[arg(long, env = "SAIR_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// All buffered bodies together, in bytes: request bodies being read or waiting in the
+    /// queue, and buffered answers. A body that does not fit is answered 503.
+    #[arg(long, env = "SAIR_MAX_BUFFERED_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_buffered_bytes: u64,
+
+    /// A request body must arrive whole within this time of the request head; 408 beyond.
+    #[arg(long, env = "SAIR_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Client connections open at once; at the limit, new connections wait in the listen
+    /// backlog until one closes. 0 = the process's open-file limit less 128 (unlimited when
+    /// that limit is).
+    #[arg(long, env = "SAIR_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: u32,
 
     /// Largest request head (request line plus headers), in bytes (HTTP/1 buffer, h2 header
     /// list); 431 beyond. At least 8192 (hyper's smallest HTTP/1 read buffer).
@@ -384,6 +411,7 @@ impl Config {
         for (name, value) in [
             ("queue-timeout", self.queue_timeout),
             ("header-read-timeout", self.header_read_timeout),
+            ("body-read-timeout", self.body_read_timeout),
             ("upstream-timeout", self.upstream_timeout),
             ("drain-timeout", self.drain_timeout),
             ("report-interval", self.report_interval),
@@ -450,6 +478,18 @@ impl Config {
                 "bodies are buffered",
             ),
             (
+                "max-buffered-bytes",
+                self.max_buffered_bytes,
+                MAX_BUFFERED_BYTES,
+                "all buffered bodies together",
+            ),
+            (
+                "max-connections",
+                u64::from(self.max_connections),
+                MAX_CONNECTIONS,
+                "0 = the open-file limit less 128",
+            ),
+            (
                 "max-header-bytes",
                 wide(self.max_header_bytes),
                 MAX_HEADER_BYTES,
@@ -489,6 +529,12 @@ impl Config {
                     why,
                 });
             }
+        }
+        if self.max_buffered_bytes < wide(self.max_body_bytes) {
+            return Err(ConfigError::BudgetBelowBody {
+                buffered: self.max_buffered_bytes,
+                body: wide(self.max_body_bytes),
+            });
         }
         Ok(())
     }
@@ -540,6 +586,29 @@ impl Config {
     pub fn discovery_interval(&self) -> Duration {
         either(self.discovery_interval_seconds, self.discovery_interval)
     }
+    /// The buffer budget in bytes (call after [`Config::validate`]).
+    pub fn max_buffered_bytes(&self) -> usize {
+        usize::try_from(self.max_buffered_bytes).unwrap_or(usize::MAX)
+    }
+
+    /// The connection limit: `--max-connections`, or for 0 the soft open-file limit less 128
+    /// descriptors kept for upstream connections, the admin server and the agent (`None`:
+    /// unlimited, when the open-file limit is, or cannot be read).
+    pub fn connection_limit(&self) -> Option<usize> {
+        if self.max_connections > 0 {
+            return usize::try_from(self.max_connections).ok();
+        }
+        let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+        let soft: usize = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))?
+            .split_whitespace()
+            .nth(3)?
+            .parse()
+            .ok()?;
+        Some(soft.saturating_sub(128).max(16))
+    }
+
     /// The replica id used in reports.
     pub fn replica_id(&self) -> String {
         self.replica.clone().unwrap_or_else(|| {

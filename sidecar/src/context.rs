@@ -3,11 +3,13 @@
 //! holds the whole context.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderValue;
 
 use crate::admission::Admission;
 use crate::balance::Balancer;
+use crate::budget::Budget;
 use crate::headers::number_value;
 use crate::tally::Tally;
 use crate::upstream::UpstreamPool;
@@ -32,6 +34,10 @@ pub struct StageContext {
     pub balancer: Option<Arc<Balancer>>,
     /// Request body limit (413 beyond).
     pub max_body_bytes: usize,
+    /// Every buffered body's bytes together (`--max-buffered-bytes`; 503 beyond).
+    pub budget: Arc<Budget>,
+    /// A request body must arrive whole within this of its head (408 beyond).
+    pub body_timeout: Duration,
     /// `Retry-After` on a 503 from admission.
     pub retry_after: HeaderValue,
 }

@@ -1,27 +1,31 @@
 //! The HTTP edge: the hyper-facing service in front of the stack. It stamps the request
-//! head, reads the body, calls the stack and turns its answer (or its error) into a response
-//! with Server-Timing and the pipeline context headers. It never fails.
+//! head, reads the body (under the size limit, the buffer budget and the body read timeout),
+//! calls the stack and turns its answer (or its error) into a response with Server-Timing and
+//! the pipeline context headers. It never fails.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use tower::{Service, ServiceExt};
 
-use crate::body::read_to_end;
+use crate::body::{BodyError, read_buffered};
+use crate::budget::Budget;
 use crate::context::StageContext;
 use crate::error::ProxyError;
-use crate::headers::{PipelineContext, SERVER_TIMING, server_timing};
+use crate::headers::{
+    PipelineContext, SERVER_TIMING, accepts_trailers, server_timing, timing_value,
+};
 use crate::layer::ProxyResponse;
 use crate::stack::{self, ProxyService};
+use crate::stream::ProxyBody;
 use crate::tally::Tally;
-use crate::timing::{RequestHead, StageTiming};
+use crate::timing::{Dispatch, RequestHead, StageTiming};
 
 /// What the edge itself uses.
 #[derive(Debug)]
@@ -29,6 +33,10 @@ struct EdgeParts {
     stage: Arc<str>,
     next_stage: Arc<str>,
     max_body_bytes: usize,
+    /// Every buffered body's bytes (`--max-buffered-bytes`).
+    budget: Arc<Budget>,
+    /// The whole request body must arrive within this of the head (`--body-read-timeout`).
+    body_timeout: Duration,
     retry_after: HeaderValue,
     /// For requests that fail before the stack (an unreadable or oversized body).
     tally: Arc<Tally>,
@@ -49,6 +57,8 @@ impl Edge {
                 stage: ctx.stage.clone(),
                 next_stage: ctx.next_stage.clone(),
                 max_body_bytes: ctx.max_body_bytes,
+                budget: ctx.budget.clone(),
+                body_timeout: ctx.body_timeout,
                 retry_after: ctx.retry_after.clone(),
                 tally: ctx.tally.clone(),
             }),
@@ -57,7 +67,7 @@ impl Edge {
 }
 
 impl Service<Request<Incoming>> for Edge {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<ProxyBody>;
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
 
@@ -74,9 +84,20 @@ impl Service<Request<Incoming>> for Edge {
             let (ctx, entry) = PipelineContext::stamp(&mut parts.headers);
             let head = RequestHead { at, entry };
             parts.extensions.insert(head);
+            let trailers = accepts_trailers(&parts.headers);
 
-            let result = match read_to_end(body, edge.max_body_bytes).await {
-                Ok(bytes) => inner.oneshot(Request::from_parts(parts, bytes)).await,
+            // The body's bytes stay in the budget until the answer's head is back (the
+            // request has been written to the model server by then).
+            let mut hold = edge.budget.reserve();
+            let read = read_buffered(body, edge.max_body_bytes, &mut hold);
+            // Counted from the head, so a body trickled at a byte a second is cut at the same
+            // moment as one that stalls (issue 13).
+            let read = tokio::time::timeout_at((at + edge.body_timeout).into(), read).await;
+            let read = read.unwrap_or(Err(BodyError::Timeout {
+                after: edge.body_timeout,
+            }));
+            let result = match read {
+                Ok(body) => inner.oneshot(Request::from_parts(parts, body.bytes)).await,
                 Err(e) => {
                     // Never reached the stack: counted here, as the metrics layer would.
                     let e = ProxyError::Body(e);
@@ -85,6 +106,7 @@ impl Service<Request<Incoming>> for Edge {
                     Err(e)
                 }
             };
+            drop(hold);
             let (mut resp, timing) = match result {
                 Ok(resp) => {
                     let timing = resp.extensions().get::<StageTiming>().copied();
@@ -92,16 +114,30 @@ impl Service<Request<Incoming>> for Edge {
                 }
                 Err(e) => (error_response(&edge, &e), e.timing()),
             };
-            let h = resp.headers_mut();
-            if let Some(t) = timing
-                && let Some(v) = server_timing(&edge.stage, t, h)
+            // A stream from this stage's own model server: the queue wait goes in the head,
+            // time to first byte and service time in the trailers when the client takes them.
+            let streaming_from = resp.extensions().get::<Dispatch>().copied();
+            if timing.is_none()
+                && trailers
+                && let Some(s) = resp.body_mut().streamed_mut()
+                && s.is_timed()
             {
+                s.trailer_timing(edge.stage.clone());
+                resp.headers_mut()
+                    .append(header::TRAILER, HeaderValue::from_static("server-timing"));
+            }
+            let h = resp.headers_mut();
+            let value = match (timing, streaming_from) {
+                (Some(t), _) => server_timing(&edge.stage, t, h),
+                (None, Some(d)) => timing_value(&edge.stage, &[("queue", d.queue_wait)], h),
+                (None, None) => None,
+            };
+            if let Some(v) = value {
                 h.insert(SERVER_TIMING, v);
             }
             ctx.apply(h);
             h.remove(header::CONTENT_LENGTH);
-            let (parts, body) = resp.into_parts();
-            Ok(Response::from_parts(parts, Full::new(body)))
+            Ok(resp)
         })
     }
 }
@@ -113,7 +149,7 @@ fn error_response(edge: &EdgeParts, e: &ProxyError) -> ProxyResponse {
     };
     let body = serde_json::json!({ "error": e.to_string(), "stage": stage });
     tracing::debug!(stage, error = %e, source = e.source_kind().as_str(), "request failed");
-    let mut resp = Response::new(Bytes::from(body.to_string()));
+    let mut resp = Response::new(ProxyBody::full(Bytes::from(body.to_string())));
     *resp.status_mut() = e.status();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -47,6 +47,8 @@ impl ProxyError {
             ProxyError::Body(BodyError::TooLarge { .. }) => Failure::BodyTooLarge,
             ProxyError::Body(BodyError::Read(_)) => Failure::BodyUnreadable,
             ProxyError::Body(BodyError::Malformed(_)) => Failure::BodyMalformed,
+            ProxyError::Body(BodyError::Timeout { .. }) => Failure::BodyTimeout,
+            ProxyError::Body(BodyError::OverBudget { .. }) => Failure::BufferFull,
             ProxyError::Refused(Refusal::QueueFull { .. }) => Failure::QueueFull,
             ProxyError::Refused(Refusal::QueueTimeout { .. }) => Failure::QueueTimeout,
             ProxyError::Upstream { source, .. } => match source.kind() {
@@ -55,6 +57,7 @@ impl ProxyError {
                 K::Timeout => Failure::UpstreamTimeout,
                 K::Oversized => Failure::UpstreamOversized,
                 K::Broken => Failure::UpstreamBroken,
+                K::OverBudget => Failure::BufferFull,
             },
             ProxyError::Downstream { source, .. } => match source.kind() {
                 K::Refused => Failure::DownstreamRefused,
@@ -62,6 +65,7 @@ impl ProxyError {
                 K::Timeout => Failure::DownstreamTimeout,
                 K::Oversized => Failure::DownstreamOversized,
                 K::Broken => Failure::DownstreamBroken,
+                K::OverBudget => Failure::BufferFull,
             },
             ProxyError::NoNextEndpoint { .. } => Failure::NoNextEndpoint,
         }
@@ -73,12 +77,20 @@ impl ProxyError {
     }
 
     pub fn status(&self) -> StatusCode {
+        // Out of buffer memory is the sidecar's own overload, wherever the body came from:
+        // 503 with Retry-After, like a full queue.
+        if self.failure() == Failure::BufferFull {
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
         match self {
             ProxyError::Body(BodyError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Body(BodyError::Read(_) | BodyError::Malformed(_)) => {
                 StatusCode::BAD_REQUEST
             }
-            ProxyError::Refused(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Body(BodyError::Timeout { .. }) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::Refused(_) | ProxyError::Body(BodyError::OverBudget { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::Upstream { .. }
             | ProxyError::Downstream { .. }
             | ProxyError::NoNextEndpoint { .. } => StatusCode::BAD_GATEWAY,
@@ -89,10 +101,15 @@ impl ProxyError {
     /// reached the queue. A malformed body is the client's error too; only a client that went
     /// away mid-body is `canceled`.
     pub fn outcome(&self) -> RequestOutcome {
+        // Shed for memory: the same to the autoscaler as a full queue (load it cannot take).
+        if self.failure() == Failure::BufferFull {
+            return RequestOutcome::Rejected;
+        }
         match self {
-            ProxyError::Body(BodyError::TooLarge { .. } | BodyError::Malformed(_)) => {
-                RequestOutcome::ClientError
-            }
+            ProxyError::Body(
+                BodyError::TooLarge { .. } | BodyError::Malformed(_) | BodyError::Timeout { .. },
+            ) => RequestOutcome::ClientError,
+            ProxyError::Body(BodyError::OverBudget { .. }) => RequestOutcome::Rejected,
             ProxyError::Body(BodyError::Read(_)) => RequestOutcome::Canceled,
             ProxyError::Refused(Refusal::QueueFull { .. }) => RequestOutcome::Rejected,
             ProxyError::Refused(Refusal::QueueTimeout { .. }) => RequestOutcome::Timeout,

@@ -65,7 +65,7 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     // Most messages carry none of them, or just `Connection: keep-alive`: one pass over the
     // few names present, then removals of only those (removing an absent name is a no-op, so
     // this removes exactly what removing the whole list would).
-    let mut present = [None, None, None, None, None, None, None, None, None];
+    let mut present = [None, None, None, None, None, None, None, None];
     let mut n = 0;
     for name in h.keys().filter(|name| is_hop_by_hop(name)) {
         if n < present.len() {
@@ -88,11 +88,13 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-const HOP_BY_HOP: [HeaderName; 7] = [
+// `Trailer` is not here: it announces end-to-end trailer fields (RFC 9110 §6.6.2), and
+// hyper's HTTP/1 encoder sends only the trailer fields a response's `Trailer` lists, so a
+// proxy that dropped it would drop the model server's trailers (gRPC's `grpc-status`).
+const HOP_BY_HOP: [HeaderName; 6] = [
     header::CONNECTION,
     header::TRANSFER_ENCODING,
     header::TE,
-    header::TRAILER,
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
     header::PROXY_AUTHENTICATE,
@@ -157,23 +159,52 @@ fn push_millis(s: &mut String, d: Duration) {
 
 /// `<stage>-queue;dur=<ms>, <stage>-service;dur=<ms>`, then the later stages' entries.
 pub fn server_timing(stage: &str, t: StageTiming, later: &HeaderMap) -> Option<HeaderValue> {
+    timing_value(stage, &[("queue", t.queue), ("service", t.service)], later)
+}
+
+/// `<stage>-<kind>;dur=<ms>` for each entry, then the entries of the later stages found in
+/// `later` (ours first: pipeline order).
+pub fn timing_value(
+    stage: &str,
+    entries: &[(&str, Duration)],
+    later: &HeaderMap,
+) -> Option<HeaderValue> {
     let later = later.get_all(&SERVER_TIMING);
     let mut all = String::with_capacity(
-        2 * stage.len() + 48 + later.iter().map(|v| v.len() + 2).sum::<usize>(),
+        entries.len() * (stage.len() + 24) + later.iter().map(|v| v.len() + 2).sum::<usize>(),
     );
-    all.push_str(stage);
-    all.push_str("-queue;dur=");
-    push_millis(&mut all, t.queue);
-    all.push_str(", ");
-    all.push_str(stage);
-    all.push_str("-service;dur=");
-    push_millis(&mut all, t.service);
-    // Ours first, then the entries of later stages: pipeline order.
+    for (i, (kind, d)) in entries.iter().enumerate() {
+        if i > 0 {
+            all.push_str(", ");
+        }
+        all.push_str(stage);
+        all.push('-');
+        all.push_str(kind);
+        all.push_str(";dur=");
+        push_millis(&mut all, *d);
+    }
     for l in later.iter().filter_map(|v| v.to_str().ok()) {
-        all.push_str(", ");
+        if !all.is_empty() {
+            all.push_str(", ");
+        }
         all.push_str(l);
     }
     HeaderValue::from_maybe_shared(Bytes::from(all)).ok()
+}
+
+/// Whether the peer that sent `h` accepts trailers (`TE: trailers`, RFC 9110 §10.1.4): only
+/// then does a streamed answer carry Server-Timing in its trailers, and only then may the
+/// sidecar ask the model server for them.
+pub fn accepts_trailers(h: &HeaderMap) -> bool {
+    h.get_all(header::TE).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            })
+        })
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The tower layers of the request stack. [`crate::stack::build`] assembles them; each one does
 //! one thing, holds only what it uses, and passes `Request<Bytes>` in and
-//! `Result<Response<Bytes>, ProxyError>` out.
+//! `Result<Response<ProxyBody>, ProxyError>` out. A streamed answer ([`ProxyBody::Streamed`])
+//! leaves the stack at its head: a layer whose work is due at the end of the request hands
+//! that work to the stream instead (see `stream.rs`).
 //!
 //! Every service is always ready: back-pressure is the admission queue's job, and it must be
 //! per-request (FIFO, capacity, timeout), which `poll_ready` cannot express.
@@ -20,9 +22,10 @@ pub use self::metrics::MetricsLayer;
 pub use self::timing::TimingLayer;
 pub use self::upstream::UpstreamService;
 use crate::error::ProxyError;
+use crate::stream::ProxyBody;
 
 pub type ProxyRequest = Request<Bytes>;
-pub type ProxyResponse = Response<Bytes>;
+pub type ProxyResponse = Response<ProxyBody>;
 pub type ProxyResult = Result<ProxyResponse, ProxyError>;
 
 /// The `Service` items shared by every layer: always ready, a boxed future.

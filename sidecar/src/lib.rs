@@ -12,12 +12,14 @@
 //! - [`metrics`] names, label enums and handles; [`timing`] the instants of one request and
 //!   the one place queue wait is computed; [`window`] the sans-IO report window;
 //!   [`display`] error formatting.
+//! - [`budget`] the one memory budget of buffered bodies.
 //! - [`body`] reading a body under a limit ([`body::BodyError`]); [`upstream`] the connection
 //!   pool to the model server and the next stage ([`upstream::UpstreamError`]);
 //!   [`admission`] the request queue; [`headers`] pipeline context, hop-by-hop, Server-Timing;
 //!   [`config`] the configuration; [`balance`] next-stage discovery and P2C.
 //! - [`error`] [`error::ProxyError`], which picks status, body and metric labels;
-//!   [`tally`] how a request ended, written to Prometheus and the window at once.
+//!   [`tally`] how a request ended, written to Prometheus and the window at once;
+//!   [`stream`] the response body, and a streamed answer's end-of-request work.
 //! - [`layer`] the tower layers; [`context`] the parts they are built from; [`stack`] builds
 //!   them bottom-up; [`edge`] the hyper-facing service.
 //! - [`report`] (the StageReport sender) and [`server`] (listeners, tasks, shutdown) drive it.
@@ -27,6 +29,7 @@
 pub mod admission;
 pub mod balance;
 pub mod body;
+pub mod budget;
 pub mod config;
 pub mod context;
 pub mod display;
@@ -38,6 +41,7 @@ pub mod metrics;
 pub mod report;
 pub mod server;
 pub mod stack;
+pub mod stream;
 pub mod tally;
 pub mod timing;
 pub mod upstream;

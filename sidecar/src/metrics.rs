@@ -17,9 +17,12 @@ pub const INFLIGHT: &str = "sair_stage_inflight";
 pub const QUEUE_DEPTH: &str = "sair_stage_queue_depth";
 pub const PIPELINE_REQUEST_SECONDS: &str = "sair_pipeline_request_seconds";
 pub const REPORTS_DROPPED_TOTAL: &str = "sair_sidecar_reports_dropped_total";
+pub const TTFB_SECONDS: &str = "sair_stage_ttfb_seconds";
+pub const CONNECTIONS: &str = "sair_sidecar_connections";
+pub const CONNECTIONS_WAITED_TOTAL: &str = "sair_sidecar_connection_limit_waits_total";
 
 /// Every family name, for tests and docs.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 12] = [
     REQUESTS_TOTAL,
     FAILURES_TOTAL,
     QUEUE_WAIT_SECONDS,
@@ -29,6 +32,9 @@ pub const ALL: [&str; 9] = [
     QUEUE_DEPTH,
     PIPELINE_REQUEST_SECONDS,
     REPORTS_DROPPED_TOTAL,
+    TTFB_SECONDS,
+    CONNECTIONS,
+    CONNECTIONS_WAITED_TOTAL,
 ];
 
 /// How a request ended; the bounded value set of the `outcome` label of
@@ -142,6 +148,10 @@ failures! {
     BodyUnreadable => Client, "unreadable";
     /// The request body's framing is invalid, e.g. a bad chunk size line (400, `client_error`).
     BodyMalformed => Client, "malformed";
+    /// The request body did not arrive within `--body-read-timeout` (408, `client_error`).
+    BodyTimeout => Client, "timeout";
+    /// A body did not fit the buffer budget, `--max-buffered-bytes` (503, `rejected`).
+    BufferFull => Admission, "buffer_full";
     /// The admission queue was full (503).
     QueueFull => Admission, "queue_full";
     /// The request waited longer than the queue timeout (503).
@@ -182,6 +192,12 @@ pub struct StageMetrics {
     pub queue_depth: Gauge,
     pub pipeline_request: Histogram,
     pub reports_dropped: Counter,
+    /// Dispatch to the first byte of the model server's answer body.
+    pub ttfb: Histogram,
+    /// Client connections open now.
+    pub connections: Gauge,
+    /// Connections that had to wait for `--max-connections`.
+    pub connections_waited: Counter,
 }
 
 impl StageMetrics {
@@ -226,12 +242,17 @@ impl StageMetrics {
                 queue_depth: metrics::gauge!(QUEUE_DEPTH, &labels),
                 pipeline_request: metrics::histogram!(PIPELINE_REQUEST_SECONDS, &labels),
                 reports_dropped: metrics::counter!(REPORTS_DROPPED_TOTAL, &labels),
+                ttfb: metrics::histogram!(TTFB_SECONDS, &labels),
+                connections: metrics::gauge!(CONNECTIONS, &labels),
+                connections_waited: metrics::counter!(CONNECTIONS_WAITED_TOTAL, &labels),
             };
             // Touch every series so each family is exported from the first scrape on.
             for c in m.requests.iter().chain(&m.failures) {
                 c.increment(0);
             }
             m.reports_dropped.increment(0);
+            m.connections_waited.increment(0);
+            m.connections.set(0.0);
             m.inflight.set(0.0);
             m.queue_depth.set(0.0);
             m
@@ -288,6 +309,18 @@ pub fn describe() {
         PIPELINE_REQUEST_SECONDS,
         Unit::Seconds,
         "End-to-end pipeline latency, recorded by the entry sidecar only"
+    );
+    metrics::describe_histogram!(
+        TTFB_SECONDS,
+        Unit::Seconds,
+        "Time from dispatch to the first byte of the model server's response body \
+         (the time to first token of a streamed answer)"
+    );
+    metrics::describe_gauge!(CONNECTIONS, "Client connections open now");
+    metrics::describe_counter!(
+        CONNECTIONS_WAITED_TOTAL,
+        Unit::Count,
+        "Times the accept loop waited because --max-connections were open"
     );
     metrics::describe_counter!(
         REPORTS_DROPPED_TOTAL,

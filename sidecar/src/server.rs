@@ -20,10 +20,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sair_service::admin::{self, Admin};
 use sair_wire::transport::{Identity, Trust};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::Admission;
 use crate::balance::{self, Balancer};
+use crate::budget::Budget;
 use crate::config::{Config, ConfigError, DEFAULT_MAX_HEADERS, NextTarget};
 use crate::context::StageContext;
 use crate::edge::Edge;
@@ -55,6 +57,8 @@ pub struct Sidecar {
     next: Option<NextTarget>,
     agent: Option<AgentTarget>,
     buffer: Option<Arc<ReportBuffer>>,
+    /// The connection gauge and the limit-wait counter (the accept loop's metrics).
+    metrics: StageMetrics,
 }
 
 impl Sidecar {
@@ -101,19 +105,21 @@ impl Sidecar {
         let buffer = agent
             .as_ref()
             .map(|_| ReportBuffer::new(config.report_buffer, metrics.reports_dropped.clone()));
+        let budget = Budget::new(config.max_buffered_bytes());
         let ctx = StageContext {
             stage: config.stage.as_str().into(),
             next_stage: config.next_stage.as_str().into(),
-            pool: Arc::new(UpstreamPool::new(
-                upstream,
-                config.max_body_bytes,
-                config.upstream_timeout(),
-            )),
-            tally: Tally::new(metrics, window.clone()),
+            pool: Arc::new(
+                UpstreamPool::new(upstream, config.max_body_bytes, config.upstream_timeout())
+                    .with_budget(budget.clone()),
+            ),
+            tally: Tally::new(metrics.clone(), window.clone()),
             window,
             admission,
             balancer: next.as_ref().map(|_| Balancer::new()),
             max_body_bytes: config.max_body_bytes,
+            budget,
+            body_timeout: config.body_read_timeout,
             retry_after: StageContext::retry_after(config.retry_after_seconds),
         };
         Ok(Sidecar {
@@ -123,6 +129,7 @@ impl Sidecar {
             next,
             agent,
             buffer,
+            metrics,
         })
     }
 
@@ -205,8 +212,31 @@ impl Sidecar {
             upstream = %self.config.upstream,
             "sidecar serving"
         );
+        // At the limit the loop stops accepting: new connections wait in the kernel's listen
+        // backlog (as behind any saturated server) instead of being accepted and reset, and
+        // are served as soon as a connection closes. Slow clients cannot hold connections for
+        // long: heads are cut at --header-read-timeout, bodies at --body-read-timeout.
+        let limit = self.config.connection_limit();
+        let open = limit.map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+        tracing::debug!(?limit, "connection limit");
         tokio::pin!(shutdown);
         loop {
+            let permit = match &open {
+                None => None,
+                Some(sem) => match sem.clone().try_acquire_owned() {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        self.metrics.connections_waited.increment(1);
+                        tracing::debug!(
+                            "connection limit reached; waiting for a connection to close"
+                        );
+                        tokio::select! {
+                            p = sem.clone().acquire_owned() => p.ok(),
+                            () = &mut shutdown => break,
+                        }
+                    }
+                },
+            };
             // Accept errors (out of file descriptors and the like) back off inside `accept`.
             let (stream, peer) = tokio::select! {
                 accepted = sair_service::accept::accept(&listener) => accepted,
@@ -219,10 +249,14 @@ impl Sidecar {
                 .serve_connection(TokioIo::new(stream), service.clone())
                 .into_owned();
             let conn = graceful.watch(conn);
+            let gauge = self.metrics.connections.clone();
+            gauge.increment(1.0);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
+                gauge.decrement(1.0);
+                drop(permit);
             });
         }
         drop(listener);

@@ -33,6 +33,11 @@ impl Tally {
         self.window.record(WindowEvent::Served { service });
     }
 
+    /// The model server's first body byte arrived `ttfb` after dispatch.
+    pub fn first_byte(&self, ttfb: Duration) {
+        self.metrics.ttfb.record(ttfb.as_secs_f64());
+    }
+
     /// Records a request the sidecar answered with an error of its own: its failure reason,
     /// then its outcome.
     pub fn finish_failed(&self, e: &ProxyError, head: RequestHead) {
@@ -47,6 +52,8 @@ impl Tally {
         self.metrics.request.record(elapsed);
         if head.entry && outcome == RequestOutcome::Ok {
             self.metrics.pipeline_request.record(elapsed);
+            self.window
+                .record(WindowEvent::PipelineRequest { seconds: elapsed });
         }
         self.window.record(WindowEvent::Finished {
             rejected: outcome.is_admission_refusal(),

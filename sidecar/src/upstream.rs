@@ -17,16 +17,66 @@ mod conn;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::Authority;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
 
+use hyper::body::Incoming;
+
 use self::conn::{Conn, Failure};
 use crate::body::BodyError;
+use crate::budget::{Budget, Reservation};
 use crate::display::ErrorChain;
+
+/// Whether an answer may be forwarded as a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Always read the whole body (a chained stage posts it on to the next stage).
+    Buffer,
+    /// Stream an answer that streams (see [`streams`]); buffer the rest.
+    Auto,
+}
+
+/// An answer read whole, or one whose body is still to come.
+#[derive(Debug)]
+pub enum Answer {
+    Whole {
+        resp: Response<Bytes>,
+        /// When the first body byte arrived (`None`: empty body).
+        first_byte: Option<Instant>,
+        /// The body's bytes in the buffer budget.
+        hold: Reservation,
+    },
+    /// The head; the body streams (its connection is driven by a task of its own).
+    Streaming(Response<Incoming>),
+}
+
+/// Whether an answer streams: an event stream or gRPC (whatever its framing), or a body of
+/// unknown length (chunked, or delimited by the connection's close). Sized answers are
+/// buffered — up to `--max-body-bytes`, 502 beyond, as before — because model servers' sized
+/// answers are small JSON documents, and buffering them is what puts the exact service time in
+/// the Server-Timing *header*, which every client reads; a streamed answer can carry it only in
+/// trailers, which most HTTP/1 clients never ask for.
+pub fn streams<B: http_body::Body>(resp: &Response<B>) -> bool {
+    let streaming_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            let ct = ct.trim_start();
+            starts_with_ignore_case(ct, "text/event-stream")
+                || starts_with_ignore_case(ct, "application/grpc")
+        });
+    streaming_type || resp.body().size_hint().exact().is_none()
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
 
 /// Why an exchange with the model server or a next-stage replica failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +118,8 @@ pub enum UpstreamErrorKind {
     Oversized,
     /// The connection failed mid-exchange.
     Broken,
+    /// The answer did not fit the sidecar's buffer budget (`--max-buffered-bytes`).
+    OverBudget,
 }
 
 impl UpstreamError {
@@ -79,15 +131,16 @@ impl UpstreamError {
                 UpstreamErrorKind::Refused
             }
             UpstreamError::Connect { .. } => UpstreamErrorKind::Unreachable,
-            UpstreamError::ConnectTimeout { .. } | UpstreamError::Timeout { .. } => {
-                UpstreamErrorKind::Timeout
-            }
+            UpstreamError::ConnectTimeout { .. }
+            | UpstreamError::Timeout { .. }
+            | UpstreamError::Body(BodyError::Timeout { .. }) => UpstreamErrorKind::Timeout,
             UpstreamError::Connection(e) if e.is_timeout() => UpstreamErrorKind::Timeout,
             UpstreamError::Connection(_)
             | UpstreamError::Body(BodyError::Read(_) | BodyError::Malformed(_)) => {
                 UpstreamErrorKind::Broken
             }
             UpstreamError::Body(BodyError::TooLarge { .. }) => UpstreamErrorKind::Oversized,
+            UpstreamError::Body(BodyError::OverBudget { .. }) => UpstreamErrorKind::OverBudget,
         }
     }
 }
@@ -145,6 +198,7 @@ pub struct UpstreamPool {
     connect_timeout: Duration,
     exchange_timeout: Duration,
     max_body_bytes: usize,
+    budget: Arc<Budget>,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -170,7 +224,24 @@ impl UpstreamPool {
             connect_timeout: Duration::from_secs(5),
             exchange_timeout,
             max_body_bytes,
+            budget: Budget::new(usize::MAX),
         }
+    }
+
+    /// Buffered answers take their bytes from `budget` (`--max-buffered-bytes`).
+    pub fn with_budget(mut self, budget: Arc<Budget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The response body limit of buffered answers.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// How long an exchange may take: a buffered answer whole, a streamed one to its end.
+    pub fn exchange_timeout(&self) -> Duration {
+        self.exchange_timeout
     }
 
     /// The model server's `host:port`.
@@ -190,21 +261,43 @@ impl UpstreamPool {
     pub async fn send(
         &self,
         peer: Peer<'_>,
-        mut req: Request<Full<Bytes>>,
+        req: Request<Full<Bytes>>,
     ) -> Result<Response<Bytes>, UpstreamError> {
+        match self.fetch(peer, req, Mode::Buffer).await? {
+            Answer::Whole { resp, .. } => Ok(resp),
+            // Mode::Buffer never streams; read it whole anyway rather than fail.
+            Answer::Streaming(resp) => {
+                let (parts, body) = resp.into_parts();
+                let body = crate::body::read_to_end(body, self.max_body_bytes)
+                    .await
+                    .map_err(UpstreamError::Body)?;
+                Ok(Response::from_parts(parts, body))
+            }
+        }
+    }
+
+    /// Sends `req` (origin-form URI) to `peer`; the answer's head (and, unless it streams
+    /// under `mode`, its whole body) must come within the exchange timeout.
+    pub async fn fetch(
+        &self,
+        peer: Peer<'_>,
+        mut req: Request<Full<Bytes>>,
+        mode: Mode,
+    ) -> Result<Answer, UpstreamError> {
         let exchange = async {
             match peer {
                 Peer::Model => {
                     req.headers_mut()
                         .insert(header::HOST, self.upstream_host.clone());
-                    self.send_on(&self.upstream_idle, &self.upstream, req).await
+                    self.send_on(&self.upstream_idle, &self.upstream, req, mode)
+                        .await
                 }
                 Peer::Next(authority) => {
                     if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
                         req.headers_mut().insert(header::HOST, host);
                     }
                     let pool = self.host_pool(authority);
-                    self.send_on(&pool, authority, req).await
+                    self.send_on(&pool, authority, req, mode).await
                 }
             }
         };
@@ -222,13 +315,17 @@ impl UpstreamPool {
         pool: &HostPool,
         authority: &Authority,
         mut req: Request<Full<Bytes>>,
-    ) -> Result<Response<Bytes>, UpstreamError> {
+        mode: Mode,
+    ) -> Result<Answer, UpstreamError> {
         loop {
             let (mut conn, reused) = match pool.take(self.idle_timeout) {
                 Some(c) => (c, true),
                 None => (Conn::connect(authority, self.connect_timeout).await?, false),
             };
-            match conn.exchange(req, self.max_body_bytes).await {
+            match conn
+                .exchange(req, self.max_body_bytes, &self.budget, mode)
+                .await
+            {
                 Ok(resp) => {
                     if conn.is_open() {
                         pool.put(conn);

@@ -19,5 +19,7 @@ mod metrics;
 mod report;
 #[path = "it/shutdown.rs"]
 mod shutdown;
+#[path = "it/streaming.rs"]
+mod streaming;
 #[path = "it/timing.rs"]
 mod timing;

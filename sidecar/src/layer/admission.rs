@@ -1,4 +1,5 @@
-//! Admission: FIFO wait for a concurrency slot, held until the model server's body has ended.
+//! Admission: FIFO wait for a concurrency slot, held until the model server's body has ended
+//! (for a streamed answer, the stream holds it to its last byte).
 
 use std::sync::Arc;
 
@@ -56,8 +57,14 @@ where
             // The layer below reads the queue wait from here: it is computed once, by
             // admission, when the slot is granted.
             req.extensions_mut().insert(slot.dispatch());
-            let result = inner.call(req).await;
-            drop(slot);
+            let mut result = inner.call(req).await;
+            if let Ok(resp) = &mut result
+                && let Some(s) = resp.body_mut().streamed_mut()
+            {
+                s.hold(slot);
+            } else {
+                drop(slot);
+            }
             result
         })
     }

@@ -1,17 +1,24 @@
 //! Chain: send this stage's answer on to the next stage, return the last stage's answer.
+//!
+//! This stage's own answer is always read whole (the upstream layer is built in
+//! [`Mode::Buffer`] on a chained stage): it is the next stage's request body, and a request
+//! body is buffered. The next stage's answer streams back through here when it streams.
 
 use std::sync::Arc;
 
-use http::{Method, Request, Response, Uri, header};
+use http::{HeaderValue, Method, Request, Uri, header};
 use http_body_util::Full;
 use tower::{Layer, Service};
 
+use super::upstream::into_response;
 use super::{ProxyRequest, ProxyResponse, always_ready};
 use crate::balance::Balancer;
+use crate::body::read_to_end;
 use crate::error::ProxyError;
-use crate::headers::{PipelineContext, strip_hop_by_hop};
+use crate::headers::{PipelineContext, accepts_trailers};
+use crate::stream::{Origin, ProxyBody};
 use crate::timing::StageTiming;
-use crate::upstream::{Peer, UpstreamPool};
+use crate::upstream::{Mode, Peer, UpstreamPool};
 
 /// Where answers go next: the replicas to pick from and the connections to them.
 #[derive(Debug)]
@@ -64,6 +71,7 @@ where
             .cloned()
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         let ctx = PipelineContext::of(req.headers());
+        let trailers = accepts_trailers(req.headers());
         let fut = self.inner.call(req);
         Box::pin(async move {
             let ours = fut.await?;
@@ -71,30 +79,44 @@ where
                 return Ok(ours);
             }
             let timing = ours.extensions().get::<StageTiming>().copied();
+            let (head, body) = ours.into_parts();
+            let body = match body {
+                ProxyBody::Full { data, .. } => data.unwrap_or_default(),
+                // Not built this way (see the module docs); read it whole rather than fail.
+                stream @ ProxyBody::Streamed(_) => read_to_end(stream, next.pool.max_body_bytes())
+                    .await
+                    .map_err(|e| ProxyError::Upstream {
+                        source: crate::upstream::UpstreamError::Body(e),
+                        timing,
+                    })?,
+            };
             let Some(pick) = next.balancer.pick() else {
                 return Err(ProxyError::NoNextEndpoint { timing });
             };
             let target = pick.endpoint().authority.clone();
-            let mut req = Request::new(Full::new(ours.body().clone()));
+            let mut req = Request::new(Full::new(body));
             *req.method_mut() = Method::POST;
             *req.uri_mut() = Uri::from(path);
-            if let Some(ct) = ours.headers().get(header::CONTENT_TYPE) {
+            if let Some(ct) = head.headers.get(header::CONTENT_TYPE) {
                 req.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
             }
             if let Some(ctx) = &ctx {
                 ctx.apply(req.headers_mut());
             }
-            let answer = next.pool.send(Peer::Next(&target), req).await;
+            if trailers {
+                // The client takes trailers, so the next stage may send them (its
+                // Server-Timing of a streamed answer) and they are passed back.
+                req.headers_mut()
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+            let answer = next.pool.fetch(Peer::Next(&target), req, Mode::Auto).await;
             drop(pick);
-            let (parts, body) = answer
-                .map_err(|source| ProxyError::Downstream {
-                    target,
-                    source,
-                    timing,
-                })?
-                .into_parts();
-            let mut resp = Response::from_parts(parts, body);
-            strip_hop_by_hop(resp.headers_mut());
+            let answer = answer.map_err(|source| ProxyError::Downstream {
+                target: target.clone(),
+                source,
+                timing,
+            })?;
+            let mut resp = into_response(answer, Origin::Next(target), &next.pool);
             if let Some(t) = timing {
                 resp.extensions_mut().insert(t);
             }

@@ -69,8 +69,16 @@ where
         self.tally.arrival();
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let result = fut.await;
+            let mut result = fut.await;
             finish.done = true;
+            if let Ok(resp) = &mut result
+                && let Some(s) = resp.body_mut().streamed_mut()
+            {
+                // The request ends with the stream: it counts then (or `canceled` when the
+                // client drops it).
+                s.finish_with(finish.tally.clone(), finish.head);
+                return result;
+            }
             match &result {
                 Ok(resp) if resp.status().is_server_error() => finish
                     .tally

@@ -1,5 +1,6 @@
-//! Timing: service = dispatch → end of the upstream body; the queue wait comes with the
-//! dispatch from admission.
+//! Timing: service = dispatch → end of the upstream body, time to first byte = dispatch → its
+//! first byte; the queue wait comes with the dispatch from admission. A streamed answer
+//! measures both itself, when its bytes arrive.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use tower::{Layer, Service};
 use super::{ProxyRequest, ProxyResponse, always_ready};
 use crate::error::ProxyError;
 use crate::tally::Tally;
-use crate::timing::{Dispatch, RequestHead, StageTiming};
+use crate::timing::{Dispatch, FirstByte, RequestHead, StageTiming};
 
 #[derive(Debug, Clone)]
 pub struct TimingLayer {
@@ -54,10 +55,23 @@ where
         let tally = self.tally.clone();
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let result = fut.await;
+            let mut result = fut.await;
+            if let Ok(resp) = &mut result
+                && let Some(s) = resp.body_mut().streamed_mut()
+            {
+                s.time_from(dispatch, tally);
+                // The edge puts the queue wait in the head's Server-Timing.
+                resp.extensions_mut().insert(dispatch);
+                return result;
+            }
             let timing = StageTiming::ended(dispatch);
             match result {
                 Ok(mut resp) => {
+                    let ttfb = match resp.extensions().get::<FirstByte>() {
+                        Some(FirstByte(at)) => at.saturating_duration_since(dispatch.at),
+                        None => timing.service,
+                    };
+                    tally.first_byte(ttfb);
                     tally.served(timing.service);
                     resp.extensions_mut().insert(timing);
                     Ok(resp)

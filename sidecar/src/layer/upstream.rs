@@ -1,25 +1,67 @@
-//! Upstream: the model server itself; the body is read to its end so service time is exact.
+//! Upstream: the model server itself. A sized answer is read to its end so service time is
+//! exact and goes in a header; a streaming one (see [`crate::upstream::streams`]) is handed up
+//! at its head, unless `mode` says the whole body is needed (a chained stage).
 
 use std::sync::Arc;
 
-use http::{Request, Response, header};
+use http::{HeaderValue, Request, Response, header};
 use http_body_util::Full;
 use tower::Service;
 
 use super::{ProxyRequest, always_ready};
 use crate::error::ProxyError;
-use crate::headers::strip_hop_by_hop;
-use crate::upstream::{Peer, UpstreamPool};
+use crate::headers::{accepts_trailers, strip_hop_by_hop};
+use crate::stream::{Origin, ProxyBody, Streamed};
+use crate::timing::FirstByte;
+use crate::upstream::{Answer, Mode, Peer, UpstreamPool};
 
 /// The innermost service: forwards to `--upstream`.
 #[derive(Debug, Clone)]
 pub struct UpstreamService {
     pool: Arc<UpstreamPool>,
+    mode: Mode,
 }
 
 impl UpstreamService {
-    pub fn new(pool: Arc<UpstreamPool>) -> Self {
-        UpstreamService { pool }
+    pub fn new(pool: Arc<UpstreamPool>, mode: Mode) -> Self {
+        UpstreamService { pool, mode }
+    }
+}
+
+/// Turns an answer into the stack's response: hop-by-hop fields removed, a buffered body
+/// keeping its budget reservation, a stream wrapped to do the request's end-of-life work.
+pub(crate) fn into_response(
+    answer: Answer,
+    origin: Origin,
+    pool: &UpstreamPool,
+) -> Response<ProxyBody> {
+    match answer {
+        Answer::Whole {
+            resp,
+            first_byte,
+            hold,
+        } => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            if let Some(at) = first_byte {
+                parts.extensions.insert(FirstByte(at));
+            }
+            Response::from_parts(
+                parts,
+                ProxyBody::Full {
+                    data: Some(body),
+                    hold: Some(hold),
+                },
+            )
+        }
+        Answer::Streaming(resp) => {
+            let (mut parts, body) = resp.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            // Forwarded chunked (HTTP/1) or as DATA frames (h2), whatever length it announced.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let s = Streamed::new(body, origin, parts.status, pool.exchange_timeout());
+            Response::from_parts(parts, ProxyBody::Streamed(Box::new(s)))
+        }
     }
 }
 
@@ -28,8 +70,12 @@ impl Service<ProxyRequest> for UpstreamService {
 
     fn call(&mut self, req: ProxyRequest) -> Self::Future {
         let pool = self.pool.clone();
+        let mode = self.mode;
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
+            // `TE` is hop-by-hop, but "trailers" is also true of this hop: the sidecar passes
+            // trailers on (gRPC servers need to be told).
+            let trailers = accepts_trailers(&parts.headers);
             // Origin form: the pool's connection is to the model server already.
             if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
                 parts.uri = parts
@@ -43,17 +89,19 @@ impl Service<ProxyRequest> for UpstreamService {
             strip_hop_by_hop(&mut parts.headers);
             parts.headers.remove(header::HOST);
             parts.headers.remove(header::CONTENT_LENGTH);
+            if trailers {
+                parts
+                    .headers
+                    .insert(header::TE, HeaderValue::from_static("trailers"));
+            }
             let req = Request::from_parts(parts, Full::new(body));
-            let resp =
-                pool.send(Peer::Model, req)
-                    .await
-                    .map_err(|source| ProxyError::Upstream {
-                        source,
-                        timing: None,
-                    })?;
-            let (mut parts, body) = resp.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            Ok(Response::from_parts(parts, body))
+            let answer = pool.fetch(Peer::Model, req, mode).await.map_err(|source| {
+                ProxyError::Upstream {
+                    source,
+                    timing: None,
+                }
+            })?;
+            Ok(into_response(answer, Origin::Model, &pool))
         })
     }
 }

@@ -2,6 +2,7 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,9 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::UpstreamError;
-use crate::body::read_to_end;
+use super::{Answer, Mode, UpstreamError};
+use crate::body::read_buffered;
+use crate::budget::Budget;
 
 type Driver = Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>;
 
@@ -91,13 +93,16 @@ impl Conn {
         .await
     }
 
-    /// Sends `req`, reads the whole response body (at most `max_body` bytes).
+    /// Sends `req`; reads the whole response body (at most `max_body` bytes, taken from
+    /// `budget`), or — in [`Mode::Auto`], for an answer that streams — returns at its head.
     pub(super) async fn exchange(
         &mut self,
         req: Request<Full<Bytes>>,
         max_body: usize,
-    ) -> Result<Response<Bytes>, Failure> {
-        let Conn { sender, driver, .. } = self;
+        budget: &Arc<Budget>,
+        mode: Mode,
+    ) -> Result<Answer, Failure> {
+        let Conn { sender, driver, .. } = &mut *self;
         let exchange = async move {
             if let Err(e) = poll_fn(|cx| sender.poll_ready(cx)).await {
                 return Err(Failure::NotSent(
@@ -116,12 +121,34 @@ impl Conn {
                         ),
                         None => Failure::Failed(UpstreamError::Connection(e.into_error())),
                     })?;
+            if mode == Mode::Auto && super::streams(&resp) {
+                return Ok(Answer::Streaming(resp));
+            }
             let (parts, body) = resp.into_parts();
-            let body = read_to_end(body, max_body)
+            let mut hold = budget.reserve();
+            let body = read_buffered(body, max_body, &mut hold)
                 .await
                 .map_err(|e| Failure::Failed(UpstreamError::Body(e)))?;
-            Ok(Response::from_parts(parts, body))
+            Ok(Answer::Whole {
+                resp: Response::from_parts(parts, body.bytes),
+                first_byte: body.first_byte,
+                hold,
+            })
         };
-        Self::drive(driver, exchange).await
+        let answer = Self::drive(driver, exchange).await;
+        if let Ok(Answer::Streaming(_)) = &answer
+            && let Some(d) = self.driver.take()
+        {
+            // The body is read by the client connection long after this request's future has
+            // returned, so from here the connection needs a task of its own (as hyper-util's
+            // pool gives every connection). It is not reused: it closes after this answer,
+            // a cost a long stream does not notice.
+            tokio::spawn(async move {
+                if let Err(e) = d.await {
+                    tracing::debug!(error = %e, "streamed upstream connection ended with an error");
+                }
+            });
+        }
+        answer
     }
 }
