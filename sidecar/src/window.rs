@@ -1,7 +1,11 @@
 //! Per-window statistics behind a `StageReport` (sans-IO: every method takes `now`).
 //!
 //! Percentiles come from an HDR histogram per window (microsecond resolution, 3 significant
-//! digits), reset when the window is taken. The busy fraction is the time integral of busy
+//! digits), reset when the window is taken. The same samples also go into the report's
+//! mergeable [`LatencyHistogram`]s (`queue_wait_hist`, `service_hist`), which the coordinator
+//! adds across replicas and windows (percentiles cannot be averaged); `e2e_hist` holds the
+//! `sair_pipeline_request_seconds` observations, so it is filled only where requests enter the
+//! pipeline (the entry sidecar). The busy fraction is the time integral of busy
 //! concurrency slots divided by `slots × window`; with unlimited concurrency the denominator is
 //! the window's peak in-flight count (documented in the `StageReport` field).
 
@@ -35,6 +39,11 @@ pub struct ReportWindow {
     errors: u64,
     queue_wait: Histogram<u64>,
     service: Histogram<u64>,
+    // The mergeable histograms of the same samples (and of the pipeline's requests), handed to
+    // the report whole when the window closes.
+    queue_wait_hist: LatencyHistogram,
+    service_hist: LatencyHistogram,
+    e2e_hist: LatencyHistogram,
     inflight: u64,
     peak_inflight: u64,
     last_change: Instant,
@@ -75,6 +84,9 @@ impl ReportWindow {
             errors: 0,
             queue_wait: new_hist(),
             service: new_hist(),
+            queue_wait_hist: LatencyHistogram::new(),
+            service_hist: LatencyHistogram::new(),
+            e2e_hist: LatencyHistogram::new(),
             inflight: 0,
             peak_inflight: 0,
             last_change: now,
@@ -101,6 +113,7 @@ impl ReportWindow {
         self.inflight += 1;
         self.peak_inflight = self.peak_inflight.max(self.inflight);
         let _ = self.queue_wait.record(micros(queue_wait));
+        self.queue_wait_hist.record_duration(queue_wait);
     }
 
     /// The model server finished one request (its slot is free again).
@@ -112,6 +125,13 @@ impl ReportWindow {
     /// The model server's response body ended after `service`.
     pub fn served(&mut self, service: Duration) {
         let _ = self.service.record(micros(service));
+        self.service_hist.record_duration(service);
+    }
+
+    /// A request that entered the pipeline here finished `seconds` after it arrived, end to
+    /// end: the value `sair_pipeline_request_seconds` observes.
+    pub fn pipeline_request(&mut self, seconds: f64) {
+        self.e2e_hist.record(seconds);
     }
 
     /// A request finished: `rejected` for admission refusals, `error` for failures.
@@ -155,9 +175,10 @@ impl ReportWindow {
             queue_depth,
             busy_fraction: (mean_inflight / slots).clamp(0.0, 1.0),
             max_concurrency: self.id.max_concurrency,
-            queue_wait_hist: LatencyHistogram::new(),
-            service_hist: LatencyHistogram::new(),
-            e2e_hist: LatencyHistogram::new(),
+            // Taken, not cloned: the next window starts empty.
+            queue_wait_hist: std::mem::take(&mut self.queue_wait_hist),
+            service_hist: std::mem::take(&mut self.service_hist),
+            e2e_hist: std::mem::take(&mut self.e2e_hist),
         };
         self.start = now;
         self.arrivals = 0;
@@ -176,10 +197,26 @@ impl ReportWindow {
 #[derive(Debug, Clone, Copy)]
 pub enum WindowEvent {
     Arrival,
-    Dispatched { at: Instant, queue_wait: Duration },
-    SlotReleased { at: Instant },
-    Served { service: Duration },
-    Finished { rejected: bool, error: bool },
+    Dispatched {
+        at: Instant,
+        queue_wait: Duration,
+    },
+    SlotReleased {
+        at: Instant,
+    },
+    Served {
+        service: Duration,
+    },
+    Finished {
+        rejected: bool,
+        error: bool,
+    },
+    /// A request that entered the pipeline at this sidecar finished, `seconds` end to end (the
+    /// same `f64` as the `sair_pipeline_request_seconds` observation, so the two agree).
+    /// Recorded before its `Finished`, so a report that counts a completion holds its sample.
+    PipelineRequest {
+        seconds: f64,
+    },
 }
 
 impl ReportWindow {
@@ -191,6 +228,7 @@ impl ReportWindow {
             WindowEvent::SlotReleased { at } => self.slot_released(at),
             WindowEvent::Served { service } => self.served(service),
             WindowEvent::Finished { rejected, error } => self.finished(rejected, error),
+            WindowEvent::PipelineRequest { seconds } => self.pipeline_request(seconds),
         }
     }
 }

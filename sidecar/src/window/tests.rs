@@ -106,3 +106,50 @@ fn feed_applies_events_from_many_threads_before_closing() {
     let r2 = feed.take(Instant::now(), 0, 0).unwrap();
     assert_eq!((r2.arrivals, r2.completions), (0, 0));
 }
+
+/// The report's mergeable histograms hold the window's samples: the same counts as the
+/// percentiles were computed from, quantiles that agree with them, and nothing left over for
+/// the next window.
+#[test]
+fn histograms_carry_the_windows_samples() {
+    let t0 = Instant::now();
+    let mut w = ReportWindow::new(id(0), t0);
+    for i in 1..=100u64 {
+        w.arrival();
+        w.dispatched(t0, Duration::from_millis(i));
+        w.served(Duration::from_millis(20));
+        w.slot_released(t0);
+        w.finished(false, false);
+    }
+    // One dispatched request still in service when the window closes.
+    w.dispatched(t0, Duration::from_millis(1));
+    let (queued, served) = (w.queue_wait.len(), w.service.len());
+    let r = w.take(t0 + Duration::from_secs(1), 0, 0);
+    assert_eq!(r.queue_wait_hist.count(), 101);
+    assert_eq!(r.queue_wait_hist.count(), queued);
+    assert_eq!(r.service_hist.count(), served);
+    assert_eq!(r.service_hist.count(), r.completions);
+    let close = |a: f64, b: f64| (a - b).abs() <= b * 0.025;
+    assert!(close(r.queue_wait_hist.quantile(0.99), r.queue_wait.p99));
+    assert!(close(r.service_hist.quantile(0.5), 0.020));
+    assert!((r.service_hist.mean() - 0.020).abs() < 1e-9);
+    // No request entered the pipeline here.
+    assert!(r.e2e_hist.is_empty());
+    r.validate().unwrap();
+    let r2 = w.take(t0 + Duration::from_secs(2), 0, 0);
+    assert!(r2.queue_wait_hist.is_empty() && r2.service_hist.is_empty());
+}
+
+#[test]
+fn pipeline_requests_fill_the_e2e_histogram_through_the_feed() {
+    let t0 = Instant::now();
+    let feed = WindowFeed::new(ReportWindow::new(id(1), t0));
+    for seconds in [0.010, 0.020, 0.030] {
+        feed.record(WindowEvent::PipelineRequest { seconds });
+    }
+    let r = feed.take(t0 + Duration::from_secs(1), 0, 0).unwrap();
+    assert_eq!(r.e2e_hist.count(), 3);
+    assert!((r.e2e_hist.sum_seconds() - 0.060).abs() < 1e-9);
+    let r2 = feed.take(t0 + Duration::from_secs(2), 0, 0).unwrap();
+    assert!(r2.e2e_hist.is_empty());
+}

@@ -207,3 +207,110 @@ async fn an_oversized_body_is_not_an_admission_rejection() {
     );
     sc.stop().await;
 }
+
+/// What one stage's reports add up to over several windows.
+#[derive(Debug, Default)]
+struct Summed {
+    completions: u64,
+    queue_wait: sair_wire::LatencyHistogram,
+    service: sair_wire::LatencyHistogram,
+    e2e: sair_wire::LatencyHistogram,
+}
+
+/// Through a two-stage chain, each stage's reports carry histograms with the window's counts
+/// (merged over windows, as the coordinator merges them), and only the entry stage's carry
+/// end-to-end samples, one per pipeline request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_histograms_match_the_windows_and_e2e_is_the_entrys() {
+    let identity = Identity::self_signed(&["localhost"]).unwrap();
+    let (addr, mut rx, _ep) = receiver(&identity);
+    let (ua, ub) = (
+        upstream("a", Duration::from_millis(2)).await,
+        upstream("b", Duration::from_millis(5)).await,
+    );
+    let agent = addr.to_string();
+    let report_flags = [
+        "--agent",
+        agent.as_str(),
+        "--agent-insecure-skip-verify",
+        "--report-interval-seconds",
+        "0.1",
+    ];
+    let sb = sidecar(
+        &[
+            &["--stage", "b", "--upstream", &ub.url()][..],
+            &report_flags,
+        ]
+        .concat(),
+    )
+    .await;
+    let next = sb.addr.to_string();
+    let sa = sidecar(
+        &[
+            &["--stage", "a", "--upstream", &ua.url(), "--next", &next][..],
+            &report_flags,
+        ]
+        .concat(),
+    )
+    .await;
+    const N: u64 = 12;
+    for _ in 0..N {
+        assert_eq!(post(&sa.url(), "x").await.unwrap().0, 200);
+    }
+    let mut stages: std::collections::BTreeMap<String, Summed> = Default::default();
+    let deadline = tokio::time::Instant::now() + patience();
+    // Every sample of a request is queued before its completion is, so once a stage's reports
+    // count N completions they hold all N requests' samples.
+    while !["a", "b"]
+        .iter()
+        .all(|s| stages.get(*s).is_some_and(|x| x.completions >= N))
+    {
+        let r = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("the reports never counted every request")
+            .expect("receiver closed");
+        r.validate().unwrap();
+        let s = stages.entry(r.stage.clone()).or_default();
+        s.completions += r.completions;
+        s.queue_wait.merge(&r.queue_wait_hist);
+        s.service.merge(&r.service_hist);
+        s.e2e.merge(&r.e2e_hist);
+    }
+    tracing::info!(?stages, "summed reports");
+    for (name, s) in &stages {
+        assert_eq!(s.completions, N, "{name}");
+        assert_eq!(
+            s.queue_wait.count(),
+            N,
+            "{name}: one queue wait per request"
+        );
+        assert_eq!(s.service.count(), N, "{name}: one service time per request");
+    }
+    let (a, b) = (&stages["a"], &stages["b"]);
+    assert_eq!(a.e2e.count(), N, "the entry sees every pipeline request");
+    assert!(
+        b.e2e.is_empty(),
+        "a later stage records no e2e: {:?}",
+        b.e2e
+    );
+    // End to end covers both model servers, and is what Prometheus observed.
+    assert!(a.e2e.quantile(0.5) >= 0.007 * (1.0 - 0.025), "{:?}", a.e2e);
+    assert!(b.service.quantile(0.5) >= 0.005 * (1.0 - 0.025));
+    let prom = sa
+        .sample("sair_pipeline_request_seconds_count", &[])
+        .await
+        .unwrap_or(0.0);
+    assert_eq!(prom, N as f64);
+    let prom_sum = sa
+        .sample("sair_pipeline_request_seconds_sum", &[])
+        .await
+        .unwrap_or(0.0);
+    assert!(
+        (prom_sum - a.e2e.sum_seconds()).abs() < 1e-6,
+        "{prom_sum} vs {:?}",
+        a.e2e
+    );
+    for s in [sa, sb] {
+        s.stop().await;
+    }
+}
