@@ -7,6 +7,8 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[path = "it/bounds.rs"]
+mod bounds;
 #[path = "it/chain.rs"]
 mod chain;
 #[path = "it/faults.rs"]

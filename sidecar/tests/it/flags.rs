@@ -49,6 +49,13 @@ fn every_numeric_flag_out_of_range_exits_64_naming_the_flag() {
         ("--worker-threads", "1025"),
         ("--histogram-buckets-seconds", "0"),
         ("--histogram-buckets-seconds", "inf"),
+        ("--max-buffered-bytes", "0"),
+        ("--max-buffered-bytes", "1099511627777"),
+        // Below the largest body (16 MiB by default): no body of that size could ever fit.
+        ("--max-buffered-bytes", "1000"),
+        ("--max-connections", "1000001"),
+        ("--body-read-timeout", "0s"),
+        ("--body-read-timeout", "31d"),
     ];
     for (flag, value) in cases {
         let out = start(&[flag, value]);
