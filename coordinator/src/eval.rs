@@ -1,9 +1,11 @@
 //! `sair eval`: every (scenario, policy, seed) through the simulator, in parallel, summarised
-//! as tables, `results.json`/`results.csv`/`results.md` and SVG plots.
+//! as tables, `results.json`/`results.csv`/`results.md` and SVG plots, with every decision in
+//! `decisions.jsonl` (one [`DecisionRecord`] per line, keyed by scenario, policy and seed).
 
 mod plots;
 mod report;
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,6 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::policies::{self, UnknownPolicy};
+use crate::record::{DecisionRecord, Recorder, Recording};
 use crate::scenario::Scenario;
 use crate::sim::{self, TimelinePoint};
 
@@ -39,11 +42,24 @@ pub struct Record {
     pub wall_s: f64,
 }
 
-/// A run's record and its timeline (for the plots).
+/// A run's record, its timeline (for the plots) and its decisions, rewards filled in.
 #[derive(Debug, Clone)]
 pub struct RunOutput {
     pub record: Record,
     pub timeline: Vec<TimelinePoint>,
+    pub decisions: Vec<DecisionRecord>,
+}
+
+/// The file `sair eval` writes the decisions to, in its output folder.
+pub const DECISIONS_FILE: &str = "decisions.jsonl";
+
+/// One line of `decisions.jsonl`: the run's keys, then the decision record's fields.
+#[derive(Serialize)]
+struct DecisionLine<'a> {
+    scenario: &'a str,
+    seed: u64,
+    #[serde(flatten)]
+    record: &'a DecisionRecord,
 }
 
 /// What to evaluate.
@@ -86,9 +102,11 @@ pub fn run_one(
     let dir = state_dir.map(|d| d.join(&sc.name).join(policy).join(seed.to_string()));
     let mut ctx = sc.context(seed, dir);
     ctx.llm = llm.cloned();
-    let mut p = policies::build(policy, &ctx)?;
+    let p = policies::build(policy, &ctx)?;
+    // A run's length bounds its decisions, so the recorder need not.
+    let mut p = Recording::new(p, Recorder::unbounded());
     let start = Instant::now();
-    let r = sim::run(sc, p.as_mut(), seed);
+    let r = sim::run(sc, &mut p, seed);
     let wall_s = start.elapsed().as_secs_f64();
     Ok(RunOutput {
         record: Record {
@@ -111,6 +129,7 @@ pub fn run_one(
             wall_s,
         },
         timeline: r.timeline,
+        decisions: p.into_recorder().into_records(),
     })
 }
 
@@ -217,11 +236,54 @@ pub fn prepare_out(out: &Path) -> Result<(), OutputError> {
     std::fs::remove_file(&probe).map_err(|source| OutputError::Io {
         path: probe.clone(),
         source,
-    })
+    })?;
+    // The decisions file is the one output a directory or a read-only file could already
+    // occupy in a reused folder: open it for writing now (without truncating what is there),
+    // and leave no empty file behind if there was none.
+    let decisions = out.join(DECISIONS_FILE);
+    let existed = decisions.exists();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&decisions)
+        .map_err(|source| OutputError::Io {
+            path: decisions.clone(),
+            source,
+        })?;
+    if !existed {
+        std::fs::remove_file(&decisions).map_err(|source| OutputError::Io {
+            path: decisions.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
-/// Writes results.json, results.csv, results.md, timelines.json (seed 1) and the plots into
-/// `out`; returns the markdown table.
+/// Writes every run's decisions to `path`, one JSON object per line, runs in the order given
+/// ((scenario, policy, seed) from [`run_all`]), each run's decisions oldest first.
+pub fn write_decisions(path: &Path, runs: &[RunOutput]) -> Result<(), OutputError> {
+    let io = |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    for run in runs {
+        for record in &run.decisions {
+            let line = DecisionLine {
+                scenario: &run.record.scenario,
+                seed: run.record.seed,
+                record,
+            };
+            serde_json::to_writer(&mut w, &line)?;
+            w.write_all(b"\n").map_err(io)?;
+        }
+    }
+    w.flush().map_err(io)
+}
+
+/// Writes results.json, results.csv, results.md, timelines.json (seed 1), decisions.jsonl
+/// (every run) and the plots into `out`; returns the markdown table.
 pub fn write_outputs(
     out: &Path,
     scenarios: &[Scenario],
@@ -257,6 +319,7 @@ pub fn write_outputs(
         &out.join("timelines.json"),
         &serde_json::to_string(&timelines)?,
     )?;
+    write_decisions(&out.join(DECISIONS_FILE), runs)?;
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).map_err(|source| OutputError::Io {
         path: plots.clone(),

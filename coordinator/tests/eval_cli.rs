@@ -493,3 +493,105 @@ fn a_seed_count_too_large_to_run_is_a_flag_error() {
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// Every decision of every run lands in `decisions.jsonl`, one JSON object per line, keyed by
+/// scenario, policy and seed, with its source and rationale; SAIR's carry candidates and, all
+/// but each run's last, the reward they earned.
+#[test]
+fn eval_writes_every_decision_to_decisions_jsonl() {
+    let d = tmp("decisions");
+    let sc = write(&d, "short.toml", SHORT);
+    let out = d.join("out");
+    let o = eval_quiet(
+        sc.to_str().unwrap(),
+        "hpa,sair",
+        out.to_str().unwrap(),
+        &["--seeds", "2"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("decisions.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        for k in [
+            "scenario",
+            "policy",
+            "seed",
+            "time",
+            "pipeline",
+            "state",
+            "action",
+            "source",
+            "bottleneck",
+            "rationale",
+            "candidates",
+            "reward",
+        ] {
+            assert!(l.get(k).is_some(), "{k} missing in {l}");
+        }
+        assert_eq!(l["scenario"], "short");
+        assert!(!l["rationale"].as_str().unwrap().is_empty(), "{l}");
+        let source = l["source"].as_str().unwrap();
+        if l["policy"] == "hpa" {
+            assert_eq!(source, "baseline", "{l}");
+            assert!(l["reward"].is_null(), "{l}");
+        } else {
+            assert!(
+                ["model", "guard", "explore", "fallback"].contains(&source),
+                "{l}"
+            );
+        }
+    }
+    for (policy, seed) in [("hpa", 1), ("hpa", 2), ("sair", 1), ("sair", 2)] {
+        let run: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["policy"] == policy && l["seed"] == seed)
+            .collect();
+        assert!(run.len() >= 4, "{policy} seed {seed}: {} lines", run.len());
+        let times: Vec<f64> = run.iter().map(|l| l["time"].as_f64().unwrap()).collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+        if policy == "sair" {
+            let (last, earlier) = run.split_last().unwrap();
+            assert!(
+                earlier.iter().all(|l| l["reward"].is_f64()),
+                "every SAIR decision but the last has its reward"
+            );
+            assert!(last["reward"].is_null());
+            assert!(
+                run.iter()
+                    .any(|l| l["source"] == "model"
+                        && !l["candidates"].as_array().unwrap().is_empty())
+            );
+        }
+    }
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+/// A `decisions.jsonl` that cannot be written (here a directory in its place) is refused
+/// before any simulation, naming the path.
+#[test]
+fn an_unwritable_decisions_file_is_refused_before_any_simulation() {
+    let d = tmp("decisions-dir");
+    let sc = write(&d, "short.toml", SHORT);
+    let out = d.join("out");
+    std::fs::create_dir_all(out.join("decisions.jsonl")).unwrap();
+    let state = d.join("state");
+    let o = eval_quiet(
+        sc.to_str().unwrap(),
+        "sair",
+        out.to_str().unwrap(),
+        &["--seeds", "1", "--state-dir", state.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(73), "{err}");
+    assert!(err.contains("decisions.jsonl"), "names the file: {err}");
+    assert!(
+        !state.join("short").exists(),
+        "a simulation ran before the decisions file was checked"
+    );
+    assert!(!out.join("results.json").exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}
