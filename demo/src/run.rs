@@ -262,8 +262,16 @@ impl Demo {
             self.path("state").into(),
             "--seeds".into(),
             agent_mesh.to_string().into(),
+            "--work-dir".into(),
+            self.path("local").into(),
             "--agent-report".into(),
             agent_report.to_string().into(),
+            "--agent-ca".into(),
+            self.path("tls").join("agent-cert.pem").into(),
+            "--shm-dir".into(),
+            self.path("shm").into(),
+            "--intercept-lib".into(),
+            self.bins.path("libsair_intercept.so").into(),
         ];
         s.args.extend(self.member_args(COORDINATOR_NODE));
         if let Some(url) = &self.args.llm_url {
@@ -362,9 +370,8 @@ impl Demo {
     /// The endpoints file the local actuator writes for the entry stage (what the load
     /// generator targets).
     fn entry_endpoints(&self, first_stage: &str) -> PathBuf {
-        self.path("state")
-            .join("endpoints")
-            .join(format!("{}.{first_stage}", self.pipeline_name))
+        self.path("local")
+            .join(format!("{}.{first_stage}.endpoints", self.pipeline_name))
     }
 
     fn write_pids(&self, procs: &Procs) {
@@ -512,6 +519,20 @@ impl Demo {
                 a.addr("report").ok_or_else(|| internal("agent report"))?,
             )
         };
+        // The sidecars the coordinator starts trust the certificate the agent writes at start.
+        let cert = self.path("tls").join("agent-cert.pem");
+        let deadline = Instant::now() + START_PATIENCE;
+        while !cert.is_file() {
+            if Instant::now() > deadline {
+                return Err(DemoError::Start {
+                    name: "agent".into(),
+                    why: format!("{} did not appear", cert.display()),
+                    log: self.logs.join("agent.log"),
+                    usage: false,
+                });
+            }
+            wait_or_stop(&mut stop, Duration::from_millis(100)).await;
+        }
         procs.coordinator = Some(
             Supervised::start(
                 self.coordinator_spec(agent_mesh, agent_report),
@@ -540,7 +561,12 @@ impl Demo {
                 && pv.stages.iter().all(|s| s.replicas.unwrap_or(0) >= 1)
             {
                 let entry = self.entry_endpoints(&pv.stages[0].name);
-                if std::fs::read_to_string(&entry).is_ok_and(|t| !t.trim().is_empty()) {
+                // The file starts with a `#` header; an entry is any other non-empty line.
+                let listed = std::fs::read_to_string(&entry).is_ok_and(|t| {
+                    t.lines()
+                        .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                });
+                if listed {
                     break entry;
                 }
             }

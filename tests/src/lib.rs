@@ -8,7 +8,7 @@
 //! let r = sair_tests::http::request(sidecar.listen(), "GET", "/", b"");
 //! ```
 //!
-//! plus binary lookup ([`binary()`]), a bounded runner ([`run_bounded`], [`loadgen()`]), a
+//! plus `sair demo` runs ([`demo`]), binary lookup ([`binary()`]), a bounded runner ([`run_bounded`], [`loadgen()`]), a
 //! scripted misbehaving HTTP server ([`scripted`]), a tiny HTTP client ([`http`]), the GPU
 //! emulator's driver folder ([`emulator`]) and an [`assert_eventually!`] whose patience is set
 //! by `SAIR_TEST_PATIENCE_SECONDS`.
@@ -23,6 +23,7 @@
 pub mod agent;
 pub mod binary;
 pub mod bound;
+pub mod demo;
 pub mod emulator;
 pub mod http;
 pub mod launch;
