@@ -6,7 +6,14 @@
 //! periods, suspicion), not this machine's CPU. Bytes are mesh frame bytes (datagram payloads
 //! and stream frames); QUIC, UDP and IP headers come on top (see the packet counts).
 //!
+//! Each N runs twice in the same process: sair-mesh, then chitchat (crates.io, Quickwit's
+//! scuttlebutt gossip, see `mesh_bench/chitchat.rs`) with the same gossip interval, seeding,
+//! writes and kill, on the same paused clock. `--no-chitchat` skips the second.
+//!
 //!     cargo run -p sair-mesh --example mesh_bench -- 8 32 128
+
+#[path = "mesh_bench/chitchat.rs"]
+mod chitchat;
 
 use std::time::{Duration, Instant};
 
@@ -156,11 +163,31 @@ async fn bench(n: usize) -> Row {
     }
 }
 
+fn print_row(system: &str, r: &Row) {
+    let exchanges = if r.exchanges_per_member_s.is_nan() {
+        "-".to_string()
+    } else {
+        format!("{:.1}", r.exchanges_per_member_s)
+    };
+    println!(
+        "| {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.0} | {:.1} | {} | {:.1} s |",
+        r.n,
+        system,
+        r.join.as_secs_f64(),
+        r.control.as_secs_f64(),
+        r.bulk.as_secs_f64(),
+        r.detect.as_secs_f64(),
+        r.bytes_per_member_s,
+        r.datagrams_per_member_s,
+        exchanges,
+        r.wall.as_secs_f64()
+    );
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let with_chitchat = !args.iter().any(|a| a == "--no-chitchat");
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() {
         vec![8, 32, 128]
     } else {
@@ -172,27 +199,23 @@ fn main() {
         c.gossip_interval, c.gossip_fanout, c.probe_period, c.probe_rtt, c.suspect_to_down
     );
     println!(
-        "| N | join (all see N alive) | control key to all | bulk key to all | kill to dead on all | bytes/member/s at rest | datagrams/member/s | exchanges started/member/s | wall time |"
+        "| N | system | join (all see N alive) | 1-byte key to all | 300-byte key to all | kill to dead on all | bytes/member/s at rest | messages/member/s at rest | exchanges started/member/s | wall time |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for n in sizes {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
             .build()
-            .unwrap_or_else(|e| panic!("runtime: {e}"));
-        let r = rt.block_on(bench(n));
-        println!(
-            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.0} | {:.1} | {:.1} | {:.1} s |",
-            r.n,
-            r.join.as_secs_f64(),
-            r.control.as_secs_f64(),
-            r.bulk.as_secs_f64(),
-            r.detect.as_secs_f64(),
-            r.bytes_per_member_s,
-            r.datagrams_per_member_s,
-            r.exchanges_per_member_s,
-            r.wall.as_secs_f64()
-        );
+            .unwrap_or_else(|e| panic!("runtime: {e}"))
+    };
+    for n in sizes {
+        // A fresh runtime per run, so no task of one run (or of the other system) is left.
+        let r = runtime().block_on(bench(n));
+        print_row("sair-mesh (ctl/ key; bulk key)", &r);
+        if with_chitchat {
+            let r = runtime().block_on(chitchat::bench(n, c.gossip_interval));
+            print_row("chitchat 0.13", &r);
+        }
     }
 }
