@@ -451,8 +451,19 @@ fn without_mesh_flags_there_is_no_mesh() {
     assert!(!metrics(&a).contains("sair_mesh_members"));
 }
 
-/// A report as a sidecar sends it.
+/// A report as a sidecar sends it, its histograms as large as they get (a sample in every
+/// bucket, counts of 2^33), so that publishing it shows the largest report fits a mesh value.
 fn report(replica: &str) -> sair_wire::StageReport {
+    let mut full = sair_wire::LatencyHistogram::new();
+    for index in 0..=sair_wire::histogram::BUCKETS {
+        let (lo, hi) = sair_wire::LatencyHistogram::bucket_bounds(index);
+        let mid = if hi.is_finite() {
+            (lo * hi).sqrt()
+        } else {
+            lo * 2.0
+        };
+        full.record_n(mid, 1 << 33);
+    }
     sair_wire::StageReport {
         pipeline: "pipe".into(),
         stage: "infer".into(),
@@ -461,6 +472,9 @@ fn report(replica: &str) -> sair_wire::StageReport {
         arrivals: 42,
         completions: 40,
         busy_fraction: 0.5,
+        queue_wait_hist: full.clone(),
+        service_hist: full.clone(),
+        e2e_hist: full,
         ..sair_wire::StageReport::default()
     }
 }

@@ -22,6 +22,16 @@ fn entry(member: &str, key: &str, value: Vec<u8>) -> rho::Entry {
     (member.to_owned(), key.to_owned(), value)
 }
 
+/// The wire's mesh-value bounds are the mesh's: a report that validates has a key and a value
+/// the mesh accepts (the agent publishes every report it holds).
+#[test]
+fn the_wires_key_and_value_bounds_are_the_meshs() {
+    let limits = sair_mesh::state::StateLimits::default();
+    assert_eq!(keys::VALUE_LIMIT, limits.max_value_bytes);
+    assert_eq!(keys::MAX_KEY_BYTES, limits.max_key_bytes);
+    assert!(keys::MAX_REPORT_VALUE_BYTES <= limits.max_value_bytes);
+}
+
 #[test]
 fn the_leaders_decision_reaches_the_segments_of_its_stage_once() {
     let mut book = RhoBook::default();

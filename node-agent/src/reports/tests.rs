@@ -59,3 +59,25 @@ fn capacity_bounds_the_label_sets_by_evicting_the_stalest() {
     );
     assert_eq!(store.len(), 2);
 }
+
+#[test]
+fn reports_with_inconsistent_histograms_are_refused() {
+    let mut store = ReportStore::new(8);
+    let mut ok = report("p", "s", "r", 1);
+    ok.service_hist.record(0.01);
+    ok.e2e_hist.record_n(0.05, 3);
+    assert_eq!(
+        store.accept(ok, Instant::now()),
+        Accepted::Stored { evicted: None }
+    );
+    // A count that is not the sum of the buckets (what a hostile or buggy sender can write).
+    let bad: sair_wire::LatencyHistogram =
+        serde_json::from_str(r#"{"count":7,"sum_seconds":0.1,"buckets":[[40,1]]}"#).unwrap();
+    let mut r = report("p", "s", "r2", 1);
+    r.queue_wait_hist = bad;
+    match store.accept(r, Instant::now()) {
+        Accepted::Invalid(why) => assert!(why.contains("queue_wait_hist"), "{why}"),
+        other => panic!("accepted: {other:?}"),
+    }
+    assert_eq!(store.len(), 1);
+}
