@@ -1,0 +1,540 @@
+//! One replica's life: start the model server, wait for its readiness check, start the
+//! sidecar in front, wait for its `/readyz`, list it; then watch both processes until told to
+//! stop (unlist, wait for upstream sidecars to notice, drain the sidecar, stop the server) or
+//! until one dies (unlist, stop the other, restart after a backoff).
+
+use std::ffi::OsStr;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{LocalOptions, LocalStage, Placeholders, expand};
+use super::endpoints::ServingSet;
+use super::process::{Group, free_port, http_ok, read_bound_line, stop, supervised};
+use crate::metrics::ACTUATOR_RESTARTS_TOTAL;
+
+/// A replica that has served at least this long before it died starts its restart backoff
+/// afresh: it was not crash-looping.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// Bound on `sair-node-agent set-rate` / `remove`.
+const AGENT_COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Readiness probe: each attempt's bound, and the pause between attempts.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+const PROBE_EVERY: Duration = Duration::from_millis(100);
+
+/// Everything a stage's replicas are started from, resolved once by `LocalActuator::new`.
+#[derive(Debug)]
+pub(crate) struct StagePlan {
+    pub spec: LocalStage,
+    pub options: Arc<LocalOptions>,
+    pub program: PathBuf,
+    pub sidecar: PathBuf,
+    /// `sair-node-agent`, for GPU stages with a shm dir (creates and removes segments).
+    pub node_agent: Option<PathBuf>,
+    /// The next stage's endpoints file (sidecar `--next file:`).
+    pub next_file: Option<PathBuf>,
+    pub log_dir: PathBuf,
+    pub serving: Arc<ServingSet>,
+    pub restarts: AtomicU64,
+}
+
+/// Where a replica is in its life (`LocalActuator::replicas`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Processes starting, not yet ready.
+    Starting,
+    /// Ready and listed in the endpoints file.
+    Serving,
+    /// Died or failed to start; waiting out the backoff before the next start.
+    Restarting,
+    /// Unlisted and draining.
+    Stopping,
+    /// Every process of it has exited.
+    Stopped,
+}
+
+/// A replica as the supervisor sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaView {
+    pub replica: u32,
+    pub phase: Phase,
+    /// The sidecar's request address while serving.
+    pub address: Option<SocketAddr>,
+    /// Times it was restarted after dying or failing to start.
+    pub restarts: u64,
+    /// Why it last failed.
+    pub last_error: Option<String>,
+    /// Process ids of the current model server and sidecar (for operators and fault tests).
+    pub server_pid: Option<u32>,
+    pub sidecar_pid: Option<u32>,
+}
+
+pub(crate) type SharedView = Arc<Mutex<ReplicaView>>;
+
+pub(crate) fn update(view: &SharedView, f: impl FnOnce(&mut ReplicaView)) {
+    // Each update is a field assignment: a poisoned lock still holds a consistent view.
+    let mut v = view.lock().unwrap_or_else(|p| p.into_inner());
+    f(&mut v);
+}
+
+enum Outcome {
+    Stopped,
+    Failed { reason: String, served: Duration },
+}
+
+/// The replica's task: start, watch, restart with backoff, until `stop` is cancelled.
+pub(crate) async fn supervise(
+    plan: Arc<StagePlan>,
+    replica: u32,
+    stop: CancellationToken,
+    view: SharedView,
+) {
+    let stage = &plan.spec.stage;
+    let segment = format!("{}.{}.{replica}", stage.pipeline, stage.stage);
+    let mut failures: u32 = 0;
+    loop {
+        update(&view, |v| v.phase = Phase::Starting);
+        match run_once(&plan, replica, &segment, &stop, &view).await {
+            Outcome::Stopped => break,
+            Outcome::Failed { reason, served } => {
+                if let Err(e) = plan.serving.remove(replica) {
+                    tracing::error!(%stage, replica, error = %e, "cannot unlist a failed replica");
+                }
+                if served >= STABLE_AFTER {
+                    failures = 0;
+                }
+                failures = failures.saturating_add(1);
+                let o = &plan.options;
+                let wait = o
+                    .restart_initial
+                    .saturating_mul(1u32 << (failures - 1).min(16))
+                    .min(o.restart_max);
+                plan.restarts.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(ACTUATOR_RESTARTS_TOTAL,
+                    "pipeline" => stage.pipeline.clone(), "stage" => stage.stage.clone())
+                .increment(1);
+                tracing::warn!(%stage, replica, failures, %reason,
+                    restart_in_ms = wait.as_millis() as u64, "replica failed; restarting");
+                update(&view, |v| {
+                    v.phase = Phase::Restarting;
+                    v.address = None;
+                    v.restarts += 1;
+                    v.last_error = Some(reason);
+                });
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
+    if plan.spec.gpu {
+        remove_segment(&plan, &segment).await;
+    }
+    update(&view, |v| {
+        v.phase = Phase::Stopped;
+        v.address = None;
+        v.server_pid = None;
+        v.sidecar_pid = None;
+    });
+    tracing::info!(%stage, replica, "replica stopped");
+}
+
+/// One start of the replica and its watch, until it stops or fails.
+async fn run_once(
+    plan: &StagePlan,
+    replica: u32,
+    segment: &str,
+    stop_token: &CancellationToken,
+    view: &SharedView,
+) -> Outcome {
+    let failed = |reason: String| Outcome::Failed {
+        reason,
+        served: Duration::ZERO,
+    };
+    let spec = &plan.spec;
+    let stage = &spec.stage;
+    let o = &plan.options;
+    if spec.gpu
+        && let Err(reason) = ensure_segment(plan, segment).await
+    {
+        return failed(reason);
+    }
+
+    // The model server.
+    let port = match free_port() {
+        Ok(p) => p,
+        Err(e) => return failed(format!("no free port on 127.0.0.1: {e}")),
+    };
+    let vars = Placeholders {
+        port,
+        replica,
+        segment,
+        pipeline: &stage.pipeline,
+        stage: &stage.stage,
+    };
+    let server_log = plan.log_dir.join(format!("{segment}.server.log"));
+    let mut cmd = Command::new(&plan.program);
+    cmd.args(spec.run.command[1..].iter().map(|a| expand(a, &vars)));
+    server_env(&mut cmd, plan, segment, &vars);
+    if let Err(e) = supervised(&mut cmd, &server_log) {
+        return failed(format!("cannot open {}: {e}", server_log.display()));
+    }
+    let mut server = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot start {}: {e}", plan.program.display())),
+    };
+    let server_group = Group::of(&server);
+    update(view, |v| v.server_pid = server.id());
+    let server_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    tracing::info!(%stage, replica, pid = server.id(), %server_addr, "model server started");
+    let ready_by = Instant::now() + spec.run.startup_timeout;
+    let ready = tokio::select! {
+        () = stop_token.cancelled() => None,
+        status = server.wait() => Some(Err(format!(
+            "model server exited during start-up ({}); see {}",
+            describe(status), server_log.display()))),
+        ok = wait_ready(server_addr, &spec.run.ready_path, ready_by) => Some(if ok {
+            Ok(())
+        } else {
+            Err(format!("model server not ready on {}{} within {:?}; see {}",
+                server_addr, spec.run.ready_path, spec.run.startup_timeout, server_log.display()))
+        }),
+    };
+    match ready {
+        None => {
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            return Outcome::Stopped;
+        }
+        Some(Err(reason)) => {
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            return failed(reason);
+        }
+        Some(Ok(())) => {}
+    }
+
+    // The sidecar in front of it.
+    let sidecar_log = plan.log_dir.join(format!("{segment}.sidecar.log"));
+    let mut cmd = Command::new(&plan.sidecar);
+    cmd.args(sidecar_args(plan, replica, server_addr));
+    strip_sair_env(&mut cmd);
+    if let Err(e) = supervised(&mut cmd, &sidecar_log) {
+        stop(&mut server, server_group, o.stop_grace, "model server").await;
+        return failed(format!("cannot open {}: {e}", sidecar_log.display()));
+    }
+    cmd.stdout(std::process::Stdio::piped());
+    let mut sidecar = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            return failed(format!("cannot start {}: {e}", plan.sidecar.display()));
+        }
+    };
+    let sidecar_group = Group::of(&sidecar);
+    update(view, |v| v.sidecar_pid = sidecar.id());
+    let sidecar_by = Instant::now() + o.sidecar_start_timeout;
+    let started = match sidecar.stdout.take() {
+        None => Some(Err("the sidecar's stdout was not captured".to_owned())),
+        Some(stdout) => tokio::select! {
+            () = stop_token.cancelled() => None,
+            status = sidecar.wait() => Some(Err(format!(
+                "sidecar exited during start-up ({}); see {}", describe(status), sidecar_log.display()))),
+            status = server.wait() => Some(Err(format!(
+                "model server exited while its sidecar started ({}); see {}",
+                describe(status), server_log.display()))),
+            r = sidecar_ready(stdout, sidecar_by) => Some(r.map_err(|e| format!(
+                "sidecar did not start: {e}; see {}", sidecar_log.display()))),
+        },
+    };
+    let listen = match started {
+        Some(Ok(listen)) => listen,
+        other => {
+            stop(&mut sidecar, sidecar_group, o.stop_grace, "sidecar").await;
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            return match other {
+                Some(Err(reason)) => failed(reason),
+                _ => Outcome::Stopped,
+            };
+        }
+    };
+
+    // Serving: listed only now that both answered their readiness checks.
+    if let Err(e) = plan.serving.insert(replica, listen) {
+        stop(&mut sidecar, sidecar_group, o.stop_grace, "sidecar").await;
+        stop(&mut server, server_group, o.stop_grace, "model server").await;
+        return failed(e.to_string());
+    }
+    let serving_since = Instant::now();
+    update(view, |v| {
+        v.phase = Phase::Serving;
+        v.address = Some(listen);
+    });
+    tracing::info!(%stage, replica, %listen, "replica serving");
+
+    enum Event {
+        Stop,
+        ServerDied(String),
+        SidecarDied(String),
+    }
+    let event = tokio::select! {
+        () = stop_token.cancelled() => Event::Stop,
+        status = server.wait() => Event::ServerDied(describe(status)),
+        status = sidecar.wait() => Event::SidecarDied(describe(status)),
+    };
+    // Out of the list first, whatever happened: upstream must stop picking it.
+    if let Err(e) = plan.serving.remove(replica) {
+        tracing::error!(%stage, replica, error = %e, "cannot unlist a replica");
+    }
+    update(view, |v| {
+        v.phase = Phase::Stopping;
+        v.address = None;
+    });
+    let drain_bound = o.drain_timeout.saturating_add(o.stop_grace);
+    match event {
+        Event::Stop => {
+            // Upstream sidecars re-read the list every discovery interval; until they have,
+            // they may still pick this replica, so it keeps serving that long.
+            tokio::time::sleep(o.deregister_delay).await;
+            stop(&mut sidecar, sidecar_group, drain_bound, "sidecar").await;
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            Outcome::Stopped
+        }
+        Event::ServerDied(status) => {
+            stop(&mut sidecar, sidecar_group, drain_bound, "sidecar").await;
+            server_group.signal(nix::sys::signal::Signal::SIGKILL);
+            Outcome::Failed {
+                reason: format!(
+                    "model server exited ({status}); see {}",
+                    server_log.display()
+                ),
+                served: serving_since.elapsed(),
+            }
+        }
+        Event::SidecarDied(status) => {
+            sidecar_group.signal(nix::sys::signal::Signal::SIGKILL);
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            Outcome::Failed {
+                reason: format!("sidecar exited ({status}); see {}", sidecar_log.display()),
+                served: serving_since.elapsed(),
+            }
+        }
+    }
+}
+
+fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
+    match status {
+        Ok(s) => s.to_string(),
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+/// Polls `GET path` until it answers 200 or `deadline` passes.
+async fn wait_ready(addr: SocketAddr, path: &str, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if http_ok(addr, path, PROBE_TIMEOUT.min(left)).await {
+            return true;
+        }
+        if Instant::now() + PROBE_EVERY >= deadline {
+            return false;
+        }
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+}
+
+/// The sidecar's bound line, then its `/readyz` on the admin address: its request address.
+async fn sidecar_ready(
+    stdout: tokio::process::ChildStdout,
+    deadline: Instant,
+) -> Result<SocketAddr, String> {
+    let addrs = read_bound_line(stdout, deadline).await?;
+    let find = |role: &str| addrs.iter().find(|(r, _)| r == role).map(|(_, a)| *a);
+    let (Some(listen), Some(admin)) = (find("listen"), find("admin")) else {
+        return Err(format!("bound line lacks listen/admin: {addrs:?}"));
+    };
+    if wait_ready(admin, "/readyz", deadline).await {
+        Ok(listen)
+    } else {
+        Err(format!("{admin}/readyz did not answer 200 in time"))
+    }
+}
+
+fn sidecar_args(plan: &StagePlan, replica: u32, upstream: SocketAddr) -> Vec<String> {
+    let spec = &plan.spec;
+    let run = &spec.run;
+    let o = &plan.options;
+    let mut a: Vec<String> = vec![
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--metrics-listen".into(),
+        "127.0.0.1:0".into(),
+        "--upstream".into(),
+        format!("http://{upstream}"),
+        "--pipeline".into(),
+        spec.stage.pipeline.clone(),
+        "--stage".into(),
+        spec.stage.stage.clone(),
+        "--replica".into(),
+        replica.to_string(),
+        "--max-concurrency".into(),
+        run.max_concurrency.unwrap_or(spec.concurrency).to_string(),
+        "--drain-timeout".into(),
+        sair_service::duration::format_duration(o.drain_timeout),
+    ];
+    if let Some(c) = run.queue_capacity {
+        a.extend(["--queue-capacity".into(), c.to_string()]);
+    }
+    if let Some(t) = run.queue_timeout {
+        a.extend([
+            "--queue-timeout".into(),
+            sair_service::duration::format_duration(t),
+        ]);
+    }
+    if let (Some(file), Some(next)) = (&plan.next_file, &spec.next) {
+        a.extend([
+            "--next".into(),
+            format!("file:{}", file.display()),
+            "--next-stage".into(),
+            next.clone(),
+        ]);
+    }
+    if let Some(agent) = &o.agent {
+        a.extend(["--agent".into(), agent.addr.clone()]);
+        match &agent.trust {
+            super::config::AgentTrust::Ca(ca) => {
+                a.extend(["--agent-ca".into(), ca.display().to_string()]);
+            }
+            super::config::AgentTrust::InsecureSkipVerify => {
+                a.push("--agent-insecure-skip-verify".into());
+            }
+        }
+        if let Some(name) = &agent.server_name {
+            a.extend(["--agent-server-name".into(), name.clone()]);
+        }
+    }
+    a.extend(run.sidecar_args.iter().cloned());
+    a
+}
+
+/// The sidecar and the node agent read `SAIR_*` variables as configuration: one meant for the
+/// coordinator (`SAIR_CONFIG`, `SAIR_LISTEN`, …) must not reach them.
+fn strip_sair_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SAIR_") {
+            cmd.env_remove(&key);
+        }
+    }
+}
+
+/// The model server inherits the supervisor's environment minus what the supervisor decides
+/// per replica (segment variables) and `sair-stage`'s own configuration variables, then gets
+/// the stage's `env` and, for a GPU stage, its segment and the interception library.
+fn server_env(cmd: &mut Command, plan: &StagePlan, segment: &str, vars: &Placeholders<'_>) {
+    for (key, _) in std::env::vars_os() {
+        let k = key.to_string_lossy();
+        if k.starts_with("SAIR_STAGE_")
+            || matches!(
+                &*k,
+                "SAIR_SEGMENT" | "SAIR_SHM_DIR" | "SAIR_SHM_PATH" | "SAIR_CONFIG"
+            )
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    for (k, v) in &plan.spec.run.env {
+        cmd.env(k, expand(v, vars));
+    }
+    if plan.spec.gpu {
+        cmd.env("SAIR_SEGMENT", segment);
+        if let Some(dir) = &plan.options.shm_dir {
+            cmd.env("SAIR_SHM_DIR", dir);
+        }
+        if let Some(lib) = &plan.options.intercept_lib {
+            // Keep a preload the stage asked for, after ours.
+            let preload = match plan.spec.run.env.get("LD_PRELOAD") {
+                Some(theirs) if !theirs.is_empty() => {
+                    format!("{}:{}", lib.display(), expand(theirs, vars))
+                }
+                _ => lib.display().to_string(),
+            };
+            cmd.env("LD_PRELOAD", preload);
+        }
+    }
+}
+
+/// Creates the replica's segment, mode `off` (counted, not limited), unless it exists: the
+/// node agent applies a stage's ρ only to segments that exist, and a new segment picks up the
+/// stage's admitted ρ on the agent's next period. A segment left from an earlier start of this
+/// replica keeps the rate the agent gave it.
+async fn ensure_segment(plan: &StagePlan, segment: &str) -> Result<(), String> {
+    let (Some(dir), Some(agent)) = (&plan.options.shm_dir, &plan.node_agent) else {
+        return Ok(()); // no shm dir: the replica runs unmanaged (docs/actuator.md)
+    };
+    if dir.join(format!("{segment}.seg")).exists() {
+        return Ok(());
+    }
+    let gpu = plan.spec.run.gpu.to_string();
+    let args = [
+        OsStr::new("set-rate"),
+        OsStr::new("--shm-dir"),
+        dir.as_os_str(),
+        OsStr::new("--segment"),
+        OsStr::new(segment),
+        OsStr::new("--rate"),
+        OsStr::new("1"),
+        OsStr::new("--mode"),
+        OsStr::new("off"),
+        OsStr::new("--gpu"),
+        OsStr::new(&gpu),
+        OsStr::new("--create-parents"),
+    ];
+    agent_command(agent, &args)
+        .await
+        .map_err(|e| format!("cannot create segment {segment}: {e}"))
+}
+
+/// Removes the replica's segment once its processes are gone, so its share stops counting
+/// towards the GPU's Σρ at once rather than after the agent's idle GC.
+async fn remove_segment(plan: &StagePlan, segment: &str) {
+    let (Some(dir), Some(agent)) = (&plan.options.shm_dir, &plan.node_agent) else {
+        return;
+    };
+    if !dir.join(format!("{segment}.seg")).exists() {
+        return;
+    }
+    let args = [
+        OsStr::new("remove"),
+        OsStr::new("--shm-dir"),
+        dir.as_os_str(),
+        OsStr::new("--segment"),
+        OsStr::new(segment),
+    ];
+    if let Err(e) = agent_command(agent, &args).await {
+        tracing::warn!(segment, error = %e, "cannot remove segment; the agent's GC will");
+    }
+}
+
+async fn agent_command(program: &std::path::Path, args: &[&OsStr]) -> Result<(), String> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    strip_sair_env(&mut cmd);
+    match tokio::time::timeout(AGENT_COMMAND_TIMEOUT, cmd.output()).await {
+        Err(_) => Err(format!("{} timed out", program.display())),
+        Ok(Err(e)) => Err(format!("cannot run {}: {e}", program.display())),
+        Ok(Ok(out)) if out.status.success() => Ok(()),
+        Ok(Ok(out)) => Err(format!(
+            "{} {}: {}",
+            program.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}

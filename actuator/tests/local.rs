@@ -1,0 +1,442 @@
+//! The local supervisor with real processes: `sair-stage` model servers behind `sair-sidecar`s,
+//! both from the workspace target dir (`cargo build -p sair-sidecar -p sair-loadgen` first).
+//! Every wait is bounded by `sair_tests::patience()`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sair_actuator::local::{LocalActuator, LocalOptions, LocalStage, LocalStageRun, Phase};
+use sair_actuator::{Actuator, ActuatorError, ReplicaStatus, StageRef};
+
+fn options(tag: &str) -> LocalOptions {
+    let mut o = LocalOptions::new(sair_tests::scratch(tag));
+    o.bin_dir = Some(sair_tests::binary::target_dir());
+    o.deregister_delay = Duration::from_millis(1500);
+    o.drain_timeout = Duration::from_secs(3);
+    o.stop_grace = Duration::from_secs(3);
+    o.restart_initial = Duration::from_millis(200);
+    o
+}
+
+fn run(extra: &[&str]) -> LocalStageRun {
+    let mut command: Vec<String> = [
+        "sair-stage",
+        "--cpu-ms",
+        "1",
+        "--listen",
+        "127.0.0.1:{port}",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    command.extend(extra.iter().map(|s| s.to_string()));
+    toml::from_str::<LocalStageRun>(&format!("command = {command:?}\nstartup_timeout = \"30s\""))
+        .expect("a valid run table")
+}
+
+fn stage(pipeline: &str, name: &str, next: Option<&str>, run: LocalStageRun) -> LocalStage {
+    LocalStage {
+        stage: StageRef::new(pipeline, name),
+        gpu: false,
+        concurrency: 2,
+        next: next.map(str::to_owned),
+        run,
+    }
+}
+
+/// The endpoints file's entries.
+fn listed(path: &Path) -> Vec<SocketAddr> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+async fn status(a: &mut LocalActuator, s: &StageRef) -> ReplicaStatus {
+    a.status(s).await.expect("a configured stage")
+}
+
+/// Polls until `cond` holds, within the harness's patience.
+async fn eventually<F: FnMut(&mut LocalActuator) -> bool>(
+    a: &mut LocalActuator,
+    what: &str,
+    mut cond: F,
+) {
+    let deadline = Instant::now() + sair_tests::patience();
+    while !cond(a) {
+        assert!(
+            Instant::now() < deadline,
+            "not within {:?}: {what}",
+            sair_tests::patience()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether `pid` runs: it exists and is not a zombie (a process whose supervisor was killed is
+/// reaped by whoever adopted it, possibly later than it exits).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => false,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next())
+            .is_some_and(|state| state != 'Z' && state != 'X'),
+    }
+}
+
+fn get(addr: SocketAddr) -> Option<u16> {
+    sair_tests::http::request(addr, "POST", "/", b"x")
+        .ok()
+        .map(|r| r.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_1_2_1_lists_only_ready_replicas_and_unlists_before_stopping() {
+    let pre = StageRef::new("p", "pre");
+    let post = StageRef::new("p", "post");
+    let mut a = LocalActuator::new(
+        options("act-scale"),
+        vec![
+            // The entry stage loads for 1.5 s: listed only once ready.
+            stage("p", "pre", Some("post"), run(&["--startup", "1500ms"])),
+            stage("p", "post", None, run(&[])),
+        ],
+    )
+    .expect("valid stages");
+    let file = a.endpoints_file(&pre).expect("a file").to_path_buf();
+    assert!(
+        listed(&file).is_empty(),
+        "written empty before anything starts"
+    );
+
+    a.scale(&post, 1).await.expect("scale post");
+    a.scale(&pre, 1).await.expect("scale pre");
+    let s = status(&mut a, &pre).await;
+    assert_eq!(
+        (s.desired, s.serving),
+        (1, 0),
+        "loading: desired but not serving"
+    );
+    let t0 = Instant::now();
+    eventually(&mut a, "pre serving", |a| {
+        a.replicas(&pre).iter().any(|r| r.phase == Phase::Serving)
+    })
+    .await;
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1400),
+        "served before --startup elapsed"
+    );
+    eventually(&mut a, "post serving", |a| {
+        a.replicas(&post).iter().any(|r| r.phase == Phase::Serving)
+    })
+    .await;
+    assert_eq!(
+        status(&mut a, &pre).await,
+        ReplicaStatus {
+            desired: 1,
+            serving: 1
+        }
+    );
+    let first = listed(&file);
+    assert_eq!(first.len(), 1);
+    // Through the chain: pre's sidecar calls post through post's endpoints file.
+    let mut ok = false;
+    for _ in 0..50 {
+        if get(first[0]) == Some(200) {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "a request through pre → post answered 200");
+
+    a.scale(&pre, 2).await.expect("scale up");
+    assert_eq!(status(&mut a, &pre).await.desired, 2);
+    eventually(&mut a, "two listed", |a| {
+        a.endpoints_file(&pre).map(listed).map(|l| l.len()) == Some(2)
+    })
+    .await;
+    assert_eq!(
+        status(&mut a, &pre).await,
+        ReplicaStatus {
+            desired: 2,
+            serving: 2
+        }
+    );
+    let views = a.replicas(&pre);
+    let newest = views
+        .iter()
+        .max_by_key(|r| r.replica)
+        .expect("two replicas")
+        .clone();
+    let removed = newest.address.expect("serving has an address");
+
+    a.scale(&pre, 1).await.expect("scale down");
+    // Out of the list the moment scale returns...
+    assert_eq!(listed(&file), vec![first[0]]);
+    assert_eq!(
+        status(&mut a, &pre).await,
+        ReplicaStatus {
+            desired: 1,
+            serving: 1
+        }
+    );
+    // ...while it still serves during the deregistration delay (upstream may still pick it).
+    assert_eq!(
+        get(removed),
+        Some(200),
+        "drains after leaving the list, not before"
+    );
+    // Then it stops: its processes exit.
+    let pids = [newest.server_pid, newest.sidecar_pid];
+    let deadline = Instant::now() + sair_tests::patience();
+    while pids.iter().flatten().any(|&p| alive(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "the removed replica's processes did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        get(first[0]),
+        Some(200),
+        "the remaining replica still serves"
+    );
+    Box::new(a).shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replica_is_restarted_and_counted() {
+    let s = StageRef::new("p", "s");
+    let mut a = LocalActuator::new(
+        options("act-restart"),
+        vec![stage("p", "s", None, run(&[]))],
+    )
+    .expect("valid");
+    a.scale(&s, 1).await.expect("scale");
+    eventually(&mut a, "serving", |a| {
+        a.replicas(&s).iter().any(|r| r.phase == Phase::Serving)
+    })
+    .await;
+    let before = a.replicas(&s)[0].clone();
+    let pid = before.server_pid.expect("a model server pid");
+    tracing::info!(pid, "killing the model server");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill");
+    eventually(&mut a, "restarted", |a| {
+        a.replicas(&s).first().is_some_and(|r| {
+            r.restarts == 1 && r.phase == Phase::Serving && r.server_pid != Some(pid)
+        })
+    })
+    .await;
+    assert_eq!(a.restarts(&s), 1);
+    let after = a.replicas(&s)[0].clone();
+    assert!(
+        after
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("model server exited")),
+        "{after:?}"
+    );
+    assert_eq!(
+        status(&mut a, &s).await,
+        ReplicaStatus {
+            desired: 1,
+            serving: 1
+        }
+    );
+    let file = a.endpoints_file(&s).expect("file").to_path_buf();
+    assert_eq!(listed(&file), vec![after.address.expect("address")]);
+    // The old sidecar went with its server.
+    if let Some(old) = before.sidecar_pid {
+        let deadline = Instant::now() + sair_tests::patience();
+        while alive(old) {
+            assert!(
+                Instant::now() < deadline,
+                "the dead server's sidecar kept running"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Box::new(a).shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_leaves_nothing_running() {
+    let s = StageRef::new("p", "s");
+    let mut a = LocalActuator::new(
+        options("act-shutdown"),
+        vec![stage("p", "s", None, run(&[]))],
+    )
+    .expect("valid");
+    a.scale(&s, 2).await.expect("scale");
+    eventually(&mut a, "two serving", |a| {
+        a.replicas(&s)
+            .iter()
+            .filter(|r| r.phase == Phase::Serving)
+            .count()
+            == 2
+    })
+    .await;
+    let pids: Vec<u32> = a
+        .replicas(&s)
+        .iter()
+        .flat_map(|r| [r.server_pid, r.sidecar_pid])
+        .flatten()
+        .collect();
+    assert_eq!(pids.len(), 4);
+    let file = a.endpoints_file(&s).expect("file").to_path_buf();
+    let t0 = Instant::now();
+    Box::new(a).shutdown().await;
+    tracing::info!(took_ms = t0.elapsed().as_millis() as u64, "shutdown");
+    for p in pids {
+        assert!(!alive(p), "pid {p} still running after shutdown");
+    }
+    assert!(listed(&file).is_empty(), "the list is emptied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_command_is_a_clear_error() {
+    let missing = LocalActuator::new(
+        options("act-bad"),
+        vec![stage("p", "s", None, {
+            let mut r = run(&[]);
+            r.command[0] = "no-such-model-server".into();
+            r
+        })],
+    )
+    .expect_err("the program does not exist");
+    assert!(
+        matches!(missing, ActuatorError::ProgramNotFound { .. }),
+        "{missing}"
+    );
+    assert!(
+        missing.to_string().contains("no-such-model-server"),
+        "{missing}"
+    );
+
+    // A program that exists but exits at once (a bad flag): retried, never listed, and the
+    // reason is visible.
+    let s = StageRef::new("p", "s");
+    let mut a = LocalActuator::new(
+        options("act-bad2"),
+        vec![stage("p", "s", None, run(&["--no-such-flag"]))],
+    )
+    .expect("valid config");
+    a.scale(&s, 1).await.expect("scale starts");
+    eventually(&mut a, "a failed start recorded", |a| {
+        a.replicas(&s).first().is_some_and(|r| r.restarts >= 1)
+    })
+    .await;
+    let r = a.replicas(&s)[0].clone();
+    let why = r.last_error.unwrap_or_default();
+    assert!(
+        why.contains("exited during start-up") && why.contains(".server.log"),
+        "{why}"
+    );
+    assert_eq!(
+        status(&mut a, &s).await,
+        ReplicaStatus {
+            desired: 1,
+            serving: 0
+        }
+    );
+    let err = a.scale(&s, 1000).await.expect_err("over the guard");
+    assert!(
+        matches!(err, ActuatorError::TooManyReplicas { .. }),
+        "{err}"
+    );
+    let err = a
+        .status(&StageRef::new("p", "nope"))
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, ActuatorError::UnknownStage { .. }), "{err}");
+    Box::new(a).shutdown().await;
+}
+
+/// The supervisor half of `killing_the_supervisor_leaves_nothing_running`: run only when that
+/// test starts this executable again with `SAIR_ACT_CHILD_DIR` set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "started by killing_the_supervisor_leaves_nothing_running"]
+async fn child_supervisor() {
+    let Some(dir) = std::env::var_os("SAIR_ACT_CHILD_DIR").map(PathBuf::from) else {
+        return;
+    };
+    let s = StageRef::new("p", "s");
+    let mut o = LocalOptions::new(&dir);
+    o.bin_dir = Some(sair_tests::binary::target_dir());
+    let mut a = LocalActuator::new(o, vec![stage("p", "s", None, run(&[]))]).expect("valid");
+    a.scale(&s, 2).await.expect("scale");
+    eventually(&mut a, "two serving", |a| {
+        a.replicas(&s)
+            .iter()
+            .filter(|r| r.phase == Phase::Serving)
+            .count()
+            == 2
+    })
+    .await;
+    let pids: Vec<String> = a
+        .replicas(&s)
+        .iter()
+        .flat_map(|r| [r.server_pid, r.sidecar_pid])
+        .flatten()
+        .map(|p| p.to_string())
+        .collect();
+    std::fs::write(dir.join("pids.tmp"), pids.join("\n")).expect("write pids");
+    std::fs::rename(dir.join("pids.tmp"), dir.join("pids")).expect("publish pids");
+    // Wait to be killed (bounded, in case the parent died first).
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+#[test]
+fn killing_the_supervisor_leaves_nothing_running() {
+    let dir = sair_tests::scratch("act-orphans");
+    let exe = std::env::current_exe().expect("test executable");
+    let mut child = std::process::Command::new(exe)
+        .args(["child_supervisor", "--exact", "--ignored", "--nocapture"])
+        .env("SAIR_ACT_CHILD_DIR", &dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the supervisor process");
+    let deadline = Instant::now() + sair_tests::patience();
+    let pids: Vec<u32> = loop {
+        if let Ok(text) = std::fs::read_to_string(dir.join("pids")) {
+            break text.lines().filter_map(|l| l.parse().ok()).collect();
+        }
+        if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            panic!("the supervisor process did not get two replicas serving");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(pids.len(), 4);
+    tracing::info!(?pids, "SIGKILL to the supervisor");
+    child.kill().expect("SIGKILL the supervisor");
+    let _ = child.wait();
+    // PR_SET_PDEATHSIG: every replica process gets SIGTERM and drains out.
+    let deadline = Instant::now() + sair_tests::patience();
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            for p in &left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*p as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            panic!("processes {left:?} outlived their supervisor");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
