@@ -73,7 +73,7 @@ fn the_shipped_pipeline_names_its_slo_and_placeholders() {
         std::path::Path::new("/bin"),
     );
     assert!(!r.contains("@RUN@") && !r.contains("@BIN@"));
-    assert!(r.contains(r#"/tmp/a \"b\"/shm"#));
+    assert!(r.contains(r#"/tmp/a \"b\"/lib"#));
 }
 
 #[test]

@@ -80,7 +80,7 @@ fn draw(p: &Plot<'_>) -> Result<String, DemoError> {
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED));
         }
         for (i, (label, pts)) in p.series.iter().enumerate() {
-            let c = color(i);
+            let c = color(i + 1);
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
                 .map_err(|e| err(p.name, e))?
