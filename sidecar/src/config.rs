@@ -122,6 +122,11 @@ pub struct Config {
     #[arg(long, env = "SAIR_UPSTREAM", default_value = "http://127.0.0.1:8000")]
     pub upstream: String,
 
+    /// Protocol toward the model server: http1, h2c, or auto (h2c for gRPC requests, HTTP/1.1
+    /// otherwise).
+    #[arg(long, env = "SAIR_UPSTREAM_PROTOCOL", value_enum, default_value_t = UpstreamProtocol::Auto)]
+    pub upstream_protocol: UpstreamProtocol,
+
     /// Next stage: "host:port[,host:port…]", "dns:NAME:PORT" (re-resolved) or "file:PATH"
     /// (one host:port per line, re-read on change). Empty: this is the last stage.
     #[arg(long, env = "SAIR_NEXT")]
@@ -306,6 +311,19 @@ pub struct Config {
     /// Log format and verbosity (`--log-format`, `-v`; the old `--log-json` is kept).
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// How the sidecar speaks to the model server (`--upstream-protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 keep-alive connections, always.
+    Http1,
+    /// HTTP/2 over cleartext (prior knowledge), always.
+    H2c,
+    /// h2c for gRPC requests (HTTP/2 with `content-type: application/grpc…`, which cannot
+    /// work over HTTP/1), HTTP/1.1 for everything else.
+    #[default]
+    Auto,
 }
 
 /// The three kinds of `--next` target.

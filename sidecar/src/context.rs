@@ -32,6 +32,8 @@ pub struct StageContext {
     pub admission: Arc<Admission>,
     /// Next-stage replicas, when `--next` is set.
     pub balancer: Option<Arc<Balancer>>,
+    /// HTTP/1.1 or h2c toward the model server.
+    pub upstream_protocol: crate::config::UpstreamProtocol,
     /// Request body limit (413 beyond).
     pub max_body_bytes: usize,
     /// Every buffered body's bytes together (`--max-buffered-bytes`; 503 beyond).

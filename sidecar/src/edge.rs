@@ -19,7 +19,7 @@ use crate::budget::Budget;
 use crate::context::StageContext;
 use crate::error::ProxyError;
 use crate::headers::{
-    PipelineContext, SERVER_TIMING, accepts_trailers, server_timing, timing_value,
+    PipelineContext, SERVER_TIMING, accepts_trailers, is_grpc, server_timing, timing_value,
 };
 use crate::layer::ProxyResponse;
 use crate::stack::{self, ProxyService};
@@ -85,6 +85,7 @@ impl Service<Request<Incoming>> for Edge {
             let head = RequestHead { at, entry };
             parts.extensions.insert(head);
             let trailers = accepts_trailers(&parts.headers);
+            let grpc = is_grpc(&parts.headers);
 
             // The body's bytes stay in the budget until the answer's head is back (the
             // request has been written to the model server by then).
@@ -112,7 +113,7 @@ impl Service<Request<Incoming>> for Edge {
                     let timing = resp.extensions().get::<StageTiming>().copied();
                     (resp, timing)
                 }
-                Err(e) => (error_response(&edge, &e), e.timing()),
+                Err(e) => (error_response(&edge, &e, grpc), e.timing()),
             };
             // A stream from this stage's own model server: the queue wait goes in the head,
             // time to first byte and service time in the trailers when the client takes them.
@@ -142,13 +143,16 @@ impl Service<Request<Incoming>> for Edge {
     }
 }
 
-fn error_response(edge: &EdgeParts, e: &ProxyError) -> ProxyResponse {
+fn error_response(edge: &EdgeParts, e: &ProxyError, grpc: bool) -> ProxyResponse {
     let stage: &str = match e {
         ProxyError::Downstream { .. } | ProxyError::NoNextEndpoint { .. } => &edge.next_stage,
         _ => &edge.stage,
     };
-    let body = serde_json::json!({ "error": e.to_string(), "stage": stage });
     tracing::debug!(stage, error = %e, source = e.source_kind().as_str(), "request failed");
+    if grpc {
+        return grpc_error(e, stage);
+    }
+    let body = serde_json::json!({ "error": e.to_string(), "stage": stage });
     let mut resp = Response::new(ProxyBody::full(Bytes::from(body.to_string())));
     *resp.status_mut() = e.status();
     resp.headers_mut().insert(
@@ -160,4 +164,56 @@ fn error_response(edge: &EdgeParts, e: &ProxyError) -> ProxyResponse {
             .insert(header::RETRY_AFTER, edge.retry_after.clone());
     }
     resp
+}
+
+/// The gRPC code for an error the sidecar answers itself, from its HTTP status as the gRPC
+/// spec maps them (doc/http-grpc-status-mapping.md: 400 INTERNAL, 502/503/504 UNAVAILABLE),
+/// with two statuses the table leaves at UNKNOWN made precise: 413 RESOURCE_EXHAUSTED (the
+/// message is over a size limit, what grpc servers answer for that) and 408
+/// DEADLINE_EXCEEDED.
+pub fn grpc_code(status: StatusCode) -> u8 {
+    match status.as_u16() {
+        400 => 13,             // INTERNAL
+        408 => 4,              // DEADLINE_EXCEEDED
+        413 => 8,              // RESOURCE_EXHAUSTED
+        429 | 502..=504 => 14, // UNAVAILABLE
+        _ => 2,                // UNKNOWN
+    }
+}
+
+/// A gRPC client reads the outcome from `grpc-status`, not from the HTTP status: the error
+/// goes as a trailers-only answer (HTTP 200, `grpc-status`, `grpc-message`), as a gRPC server
+/// would send it.
+fn grpc_error(e: &ProxyError, stage: &str) -> ProxyResponse {
+    let mut resp = Response::new(ProxyBody::full(Bytes::new()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert(
+        "grpc-status",
+        HeaderValue::from(u16::from(grpc_code(e.status()))),
+    );
+    let message = format!("sair-sidecar ({stage}): {e}");
+    if let Ok(v) = HeaderValue::from_str(&percent_encode(&message)) {
+        h.insert("grpc-message", v);
+    }
+    resp
+}
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2: every byte outside 0x20..=0x7E, and
+/// `%`).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b >> 4)]));
+            out.push(char::from(b"0123456789ABCDEF"[usize::from(b & 0xf)]));
+        }
+    }
+    out
 }

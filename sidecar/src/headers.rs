@@ -192,6 +192,14 @@ pub fn timing_value(
     HeaderValue::from_maybe_shared(Bytes::from(all)).ok()
 }
 
+/// Whether a message with headers `h` is gRPC (`content-type: application/grpc`, `+proto`,
+/// `+json`, …).
+pub fn is_grpc(h: &HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.as_bytes().get(..16))
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"application/grpc"))
+}
+
 /// Whether the peer that sent `h` accepts trailers (`TE: trailers`, RFC 9110 §10.1.4): only
 /// then does a streamed answer carry Server-Timing in its trailers, and only then may the
 /// sidecar ask the model server for them.

@@ -117,6 +117,7 @@ impl Sidecar {
             window,
             admission,
             balancer: next.as_ref().map(|_| Balancer::new()),
+            upstream_protocol: config.upstream_protocol,
             max_body_bytes: config.max_body_bytes,
             budget,
             body_timeout: config.body_read_timeout,

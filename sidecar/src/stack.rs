@@ -24,7 +24,7 @@ pub fn build(ctx: &StageContext) -> ProxyService {
         Some(_) => Mode::Buffer,
         None => Mode::Auto,
     };
-    let svc = UpstreamService::new(ctx.pool.clone(), mode);
+    let svc = UpstreamService::new(ctx.pool.clone(), mode, ctx.upstream_protocol);
 
     // Timing right above the model server: service time runs from dispatch to the end of the
     // model server's body and covers nothing else (not the queue, not the next stage); a

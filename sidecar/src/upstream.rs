@@ -14,6 +14,7 @@
 //! idempotent), as before.
 
 mod conn;
+mod h2;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +28,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 
 use self::conn::{Conn, Failure};
+use self::h2::H2Conn;
 use crate::body::BodyError;
 use crate::budget::{Budget, Reservation};
 use crate::display::ErrorChain;
@@ -193,6 +195,8 @@ pub struct UpstreamPool {
     upstream: Authority,
     upstream_host: HeaderValue,
     upstream_idle: HostPool,
+    /// The h2c connection to the model server (gRPC), made on first use.
+    upstream_h2: H2Conn,
     others: Mutex<HashMap<Authority, Arc<HostPool>>>,
     idle_timeout: Duration,
     connect_timeout: Duration,
@@ -219,6 +223,7 @@ impl UpstreamPool {
             upstream,
             upstream_host,
             upstream_idle: HostPool::default(),
+            upstream_h2: H2Conn::default(),
             others: Mutex::new(HashMap::new()),
             idle_timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
@@ -300,6 +305,55 @@ impl UpstreamPool {
                     self.send_on(&pool, authority, req, mode).await
                 }
             }
+        };
+        tokio::time::timeout(self.exchange_timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(UpstreamError::Timeout {
+                    after: self.exchange_timeout,
+                })
+            })
+    }
+
+    /// Sends `req` to the model server over h2c (gRPC); as [`UpstreamPool::fetch`].
+    pub async fn fetch_h2(
+        &self,
+        mut req: Request<Full<Bytes>>,
+        mode: Mode,
+    ) -> Result<Answer, UpstreamError> {
+        // HTTP/2 carries the target as :scheme and :authority: the URI must be absolute.
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        if let Ok(uri) = http::Uri::builder()
+            .scheme("http")
+            .authority(self.upstream.clone())
+            .path_and_query(path)
+            .build()
+        {
+            *req.uri_mut() = uri;
+        }
+        *req.version_mut() = http::Version::HTTP_2;
+        let exchange = async {
+            let resp = self
+                .upstream_h2
+                .send(&self.upstream, self.connect_timeout, req)
+                .await?;
+            if mode == Mode::Auto && streams(&resp) {
+                return Ok(Answer::Streaming(resp));
+            }
+            let (parts, body) = resp.into_parts();
+            let mut hold = self.budget.reserve();
+            let body = crate::body::read_buffered(body, self.max_body_bytes, &mut hold)
+                .await
+                .map_err(UpstreamError::Body)?;
+            Ok(Answer::Whole {
+                resp: Response::from_parts(parts, body.bytes),
+                first_byte: body.first_byte,
+                hold,
+            })
         };
         tokio::time::timeout(self.exchange_timeout, exchange)
             .await

@@ -15,6 +15,8 @@ mod chain;
 mod faults;
 #[path = "it/flags.rs"]
 mod flags;
+#[path = "it/grpc.rs"]
+mod grpc;
 #[path = "it/metrics.rs"]
 mod metrics;
 #[path = "it/report.rs"]

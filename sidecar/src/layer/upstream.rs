@@ -9,8 +9,9 @@ use http_body_util::Full;
 use tower::Service;
 
 use super::{ProxyRequest, always_ready};
+use crate::config::UpstreamProtocol;
 use crate::error::ProxyError;
-use crate::headers::{accepts_trailers, strip_hop_by_hop};
+use crate::headers::{accepts_trailers, is_grpc, strip_hop_by_hop};
 use crate::stream::{Origin, ProxyBody, Streamed};
 use crate::timing::FirstByte;
 use crate::upstream::{Answer, Mode, Peer, UpstreamPool};
@@ -20,11 +21,16 @@ use crate::upstream::{Answer, Mode, Peer, UpstreamPool};
 pub struct UpstreamService {
     pool: Arc<UpstreamPool>,
     mode: Mode,
+    protocol: UpstreamProtocol,
 }
 
 impl UpstreamService {
-    pub fn new(pool: Arc<UpstreamPool>, mode: Mode) -> Self {
-        UpstreamService { pool, mode }
+    pub fn new(pool: Arc<UpstreamPool>, mode: Mode, protocol: UpstreamProtocol) -> Self {
+        UpstreamService {
+            pool,
+            mode,
+            protocol,
+        }
     }
 }
 
@@ -71,8 +77,16 @@ impl Service<ProxyRequest> for UpstreamService {
     fn call(&mut self, req: ProxyRequest) -> Self::Future {
         let pool = self.pool.clone();
         let mode = self.mode;
+        let protocol = self.protocol;
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
+            let h2 = match protocol {
+                UpstreamProtocol::Http1 => false,
+                UpstreamProtocol::H2c => true,
+                UpstreamProtocol::Auto => {
+                    parts.version == http::Version::HTTP_2 && is_grpc(&parts.headers)
+                }
+            };
             // `TE` is hop-by-hop, but "trailers" is also true of this hop: the sidecar passes
             // trailers on (gRPC servers need to be told).
             let trailers = accepts_trailers(&parts.headers);
@@ -95,11 +109,14 @@ impl Service<ProxyRequest> for UpstreamService {
                     .insert(header::TE, HeaderValue::from_static("trailers"));
             }
             let req = Request::from_parts(parts, Full::new(body));
-            let answer = pool.fetch(Peer::Model, req, mode).await.map_err(|source| {
-                ProxyError::Upstream {
-                    source,
-                    timing: None,
-                }
+            let answer = if h2 {
+                pool.fetch_h2(req, mode).await
+            } else {
+                pool.fetch(Peer::Model, req, mode).await
+            };
+            let answer = answer.map_err(|source| ProxyError::Upstream {
+                source,
+                timing: None,
             })?;
             Ok(into_response(answer, Origin::Model, &pool))
         })
