@@ -23,7 +23,9 @@ pub struct LoadgenArgs {
     /// Logging (stderr).
     #[command(flatten)]
     pub log: sair_service::logging::LogArgs,
-    /// Target URL (http:// only).
+    /// Target URL (http:// only), or `file:PATH`: a file of `host:port` lines (the SAIR
+    /// local actuator's endpoints file), re-read during the run; requests go round-robin over
+    /// its entries, to path `/`.
     #[arg(long, env = "SAIR_LOADGEN_TARGET")]
     pub target: String,
     /// Length of the run (e.g. `30s`, `500ms`, `2m`; a bare number is seconds).

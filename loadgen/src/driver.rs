@@ -17,6 +17,7 @@
 //! within `duration + drain + CONNECT_TIMEOUT + BEHIND_GRACE`, plus the process's own start
 //! and exit.
 
+use crate::endpoints::{EndpointList, WAIT_FOR_ENTRIES};
 use crate::pattern::Arrivals;
 use crate::recorder::{ErrorKind, Recorder};
 use crate::server_timing;
@@ -70,6 +71,14 @@ pub enum DriverError {
         /// The connect error.
         source: std::io::Error,
     },
+    /// A `file:PATH` target listed no endpoint in time.
+    #[error("target file {path} has no endpoint: {reason}")]
+    NoEndpoints {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What was last seen.
+        reason: String,
+    },
     /// The connection was made but the HTTP/1.1 handshake failed.
     #[error("HTTP/1.1 handshake with {addr} failed")]
     Handshake {
@@ -85,8 +94,10 @@ pub enum DriverError {
 pub struct Target {
     /// The URL as given.
     pub url: String,
-    /// The resolved address.
+    /// The resolved address (for a `file:` target: the first entry when the run started).
     pub addr: SocketAddr,
+    /// A `file:PATH` target: the entries requests are spread over (round-robin).
+    pub endpoints: Option<Arc<EndpointList>>,
     /// Request method.
     pub method: http::Method,
     /// `Host` header value.
@@ -100,7 +111,9 @@ pub struct Target {
 }
 
 impl Target {
-    /// Parses `url` (`http://` only) and resolves its host.
+    /// Parses `url` (`http://` only) and resolves its host; or, for `file:PATH`, reads the
+    /// endpoints file, waiting up to [`WAIT_FOR_ENTRIES`] for it to list an entry (requests
+    /// then go to path `/`, with the entry as `Host`).
     pub async fn resolve(
         url: &str,
         method: http::Method,
@@ -111,6 +124,32 @@ impl Target {
             url: url.to_owned(),
             reason,
         };
+        if let Some(path) = url.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(bad("file: needs a path"));
+            }
+            let list = EndpointList::new(path);
+            list.wait_for_entries(WAIT_FOR_ENTRIES)
+                .await
+                .map_err(|reason| DriverError::NoEndpoints {
+                    path: path.into(),
+                    reason,
+                })?;
+            let addr = list.pick().ok_or_else(|| DriverError::NoEndpoints {
+                path: path.into(),
+                reason: "the list emptied".into(),
+            })?;
+            return Ok(Target {
+                url: url.to_owned(),
+                addr,
+                endpoints: Some(list),
+                method,
+                host: http::HeaderValue::from_static("localhost"),
+                path: http::uri::PathAndQuery::from_static("/"),
+                headers,
+                body,
+            });
+        }
         let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
         if uri.scheme_str() != Some("http") {
             return Err(bad("only http:// targets are supported"));
@@ -138,6 +177,7 @@ impl Target {
         Ok(Target {
             url: url.to_owned(),
             addr,
+            endpoints: None,
             method,
             host: host_value,
             path,
@@ -146,12 +186,27 @@ impl Target {
         })
     }
 
-    fn request(&self) -> http::Request<Full<Bytes>> {
+    /// Where the next request goes: the URL's address, or the next entry of the file (`None`
+    /// while the file lists nothing).
+    pub fn pick(&self) -> Option<SocketAddr> {
+        match &self.endpoints {
+            None => Some(self.addr),
+            Some(list) => list.pick(),
+        }
+    }
+
+    fn request(&self, addr: SocketAddr) -> http::Request<Full<Bytes>> {
         let mut req = http::Request::new(Full::new(self.body.clone()));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = http::Uri::from(self.path.clone());
         let h = req.headers_mut();
-        h.insert(http::header::HOST, self.host.clone());
+        let host = match &self.endpoints {
+            None => self.host.clone(),
+            Some(_) => {
+                http::HeaderValue::from_str(&addr.to_string()).unwrap_or_else(|_| self.host.clone())
+            }
+        };
+        h.insert(http::header::HOST, host);
         for (k, v) in &self.headers {
             h.append(k, v.clone());
         }
@@ -161,28 +216,21 @@ impl Target {
 
 type Conn = SendRequest<Full<Bytes>>;
 
-async fn connect(target: &Target) -> Result<Conn, DriverError> {
-    let stream =
-        TcpStream::connect(target.addr)
-            .await
-            .map_err(|source| DriverError::Unreachable {
-                addr: target.addr,
-                source,
-            })?;
-    handshake(target, stream).await
+async fn connect(addr: SocketAddr) -> Result<Conn, DriverError> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|source| DriverError::Unreachable { addr, source })?;
+    handshake(addr, stream).await
 }
 
-async fn handshake(target: &Target, stream: TcpStream) -> Result<Conn, DriverError> {
+async fn handshake(addr: SocketAddr, stream: TcpStream) -> Result<Conn, DriverError> {
     // Requests are small and latency-bound; Nagle would add up to 40 ms.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY not set");
     }
     let (send, conn) = http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|source| DriverError::Handshake {
-            addr: target.addr,
-            source,
-        })?;
+        .map_err(|source| DriverError::Handshake { addr, source })?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "connection closed with an error");
@@ -192,12 +240,13 @@ async fn handshake(target: &Target, stream: TcpStream) -> Result<Conn, DriverErr
 }
 
 /// `--connections` connection slots: a semaphore bounds concurrent requests, idle connections
-/// wait in a stack and are reopened lazily when one broke.
+/// wait in a stack (each with the address it is connected to, for `file:` targets) and are
+/// reopened lazily when one broke.
 #[derive(Debug)]
 pub struct Pool {
     target: Target,
     permits: Semaphore,
-    idle: Mutex<Vec<Conn>>,
+    idle: Mutex<Vec<(SocketAddr, Conn)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -217,12 +266,12 @@ impl Pool {
         let n = connections.max(1);
         let mut tries = JoinSet::new();
         for _ in 0..n {
-            let t = target.clone();
+            let addr = target.pick().unwrap_or(target.addr);
             tries.spawn(async move {
-                match tokio::time::timeout_at(deadline, connect(&t)).await {
-                    Ok(r) => r,
+                match tokio::time::timeout_at(deadline, connect(addr)).await {
+                    Ok(r) => r.map(|c| (addr, c)),
                     Err(_) => Err(DriverError::Unreachable {
-                        addr: t.addr,
+                        addr,
                         source: std::io::Error::new(
                             std::io::ErrorKind::TimedOut,
                             format!("no connection within {CONNECT_TIMEOUT:?}"),
@@ -269,6 +318,13 @@ impl Pool {
     /// The target.
     pub fn target(&self) -> &Target {
         &self.target
+    }
+
+    /// An idle connection to `addr`, if one waits.
+    fn take_idle(&self, addr: SocketAddr) -> Option<Conn> {
+        let mut idle = lock(&self.idle);
+        let i = idle.iter().rposition(|(a, _)| *a == addr)?;
+        Some(idle.swap_remove(i).1)
     }
 }
 
@@ -335,16 +391,16 @@ fn sleep_until(t: Instant, stop: &AtomicBool) {
 
 type Exchange = Result<(Conn, Vec<server_timing::Entry>), (ErrorKind, Option<Conn>)>;
 
-async fn exchange(target: &Target, conn: Option<Conn>) -> Exchange {
+async fn exchange(target: &Target, addr: SocketAddr, conn: Option<Conn>) -> Exchange {
     let mut c = match conn {
         Some(c) if !c.is_closed() => c,
-        _ => connect(target)
+        _ => connect(addr)
             .await
             .map_err(|_| (ErrorKind::Connect, None))?,
     };
     c.ready().await.map_err(|_| (ErrorKind::Send, None))?;
     let resp = c
-        .send_request(target.request())
+        .send_request(target.request(addr))
         .await
         .map_err(|_| (ErrorKind::Send, None))?;
     let status = resp.status();
@@ -374,19 +430,29 @@ async fn one(shared: Arc<Shared>, intended: Instant, intended_s: f64) {
         lock(&shared.rec).dropped(intended_s, dispatch_lag);
         return;
     };
-    let conn = lock(&shared.pool.idle).pop();
     lock(&shared.rec).sent(intended_s, dispatch_lag, micros(intended.elapsed()));
-    let result =
-        tokio::time::timeout(shared.cfg.timeout, exchange(&shared.pool.target, conn)).await;
+    // A `file:` target whose list is empty right now: the request fails at once as a connect
+    // error rather than wait for an entry, so the schedule is kept.
+    let Some(addr) = shared.pool.target.pick() else {
+        lock(&shared.rec).error(intended_s, ErrorKind::Connect);
+        drop(permit);
+        return;
+    };
+    let conn = shared.pool.take_idle(addr);
+    let result = tokio::time::timeout(
+        shared.cfg.timeout,
+        exchange(&shared.pool.target, addr, conn),
+    )
+    .await;
     let latency = micros(intended.elapsed());
     match result {
         Ok(Ok((c, timings))) => {
-            lock(&shared.pool.idle).push(c);
+            lock(&shared.pool.idle).push((addr, c));
             lock(&shared.rec).completed(intended_s, latency, &timings);
         }
         Ok(Err((kind, c))) => {
             if let Some(c) = c {
-                lock(&shared.pool.idle).push(c);
+                lock(&shared.pool.idle).push((addr, c));
             }
             lock(&shared.rec).error(intended_s, kind);
         }

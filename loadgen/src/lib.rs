@@ -2,7 +2,7 @@
 //!
 //! This crate owns the workload patterns ([`pattern`]), shared with the coordinator's simulator
 //! so that a simulated and a live run see the same arrivals, the open-loop driver of
-//! `sair-loadgen` ([`driver`], [`recorder`], [`runner`], [`cli`]), and `sair-stage`
+//! `sair-loadgen` ([`driver`], [`endpoints`], [`recorder`], [`runner`], [`cli`]), and `sair-stage`
 //! ([`stage`], [`cpu`], [`cuda`]), a synthetic model server for demos and benchmarks.
 //!
 //! It must not contain scaling policy, and the driver must never wait for a response before
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod cpu;
 pub mod cuda;
 pub mod driver;
+pub mod endpoints;
 pub mod pattern;
 pub mod recorder;
 pub mod runner;

@@ -53,8 +53,16 @@ pub async fn execute(
     // Resolving and connecting share one bound, so a server whose listen backlog is full
     // cannot hold the run before it starts.
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT.min(plan.timeout);
+    // A `file:` target may wait for its list to name an entry (bounded inside `resolve`);
+    // the connect bound starts after that.
+    let is_file = plan.target.starts_with("file:");
+    let resolve_deadline = if is_file {
+        deadline + crate::endpoints::WAIT_FOR_ENTRIES
+    } else {
+        deadline
+    };
     let target = tokio::time::timeout_at(
-        deadline,
+        resolve_deadline,
         Target::resolve(
             &plan.target,
             plan.method.clone(),
@@ -70,7 +78,21 @@ pub async fn execute(
             format!("not resolved within {CONNECT_TIMEOUT:?}"),
         ),
     })??;
-    let pool = Arc::new(Pool::connect(target, plan.connections, deadline).await?);
+    let deadline = if is_file {
+        tokio::time::Instant::now() + CONNECT_TIMEOUT.min(plan.timeout)
+    } else {
+        deadline
+    };
+    let watch = target.endpoints.clone().map(|list| list.watch());
+    let pool = match Pool::connect(target, plan.connections, deadline).await {
+        Ok(p) => Arc::new(p),
+        Err(e) => {
+            if let Some(w) = watch {
+                w.abort();
+            }
+            return Err(e.into());
+        }
+    };
     tracing::info!(
         target = %plan.target,
         pattern = plan.pattern.name(),
@@ -93,6 +115,9 @@ pub async fn execute(
     };
     let arrivals = Arrivals::new(&plan.pattern, duration_s, plan.seed);
     let outcome = driver::run(pool, cfg, arrivals, stop, rec.clone(), shutdown).await;
+    if let Some(w) = watch {
+        w.abort();
+    }
     if let Some((task, bar)) = bar {
         task.abort();
         bar.finish_and_clear();

@@ -101,7 +101,16 @@ pub struct StageArgs {
     /// Also emit `Server-Timing: NAME-queue;dur=..,NAME-service;dur=..`.
     #[arg(long, env = "SAIR_STAGE_SERVER_TIMING")]
     pub server_timing: Option<String>,
+    /// Model loading: wait this long after start-up before listening (so neither requests nor
+    /// `/healthz` are answered until then), as a real model server loading weights does.
+    /// 0s to 1h.
+    #[arg(long, env = "SAIR_STAGE_STARTUP", default_value = "0s", value_parser = crate::cli::parse_duration)]
+    pub startup: std::time::Duration,
 }
+
+/// Longest `--startup`: an hour is longer than any model load we mean to imitate, and a bound
+/// keeps a typo (`--startup 300m`) from hanging a test run for days.
+pub const MAX_STARTUP: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// A `sair-stage` configuration error.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +168,9 @@ impl StageArgs {
         }
         if !self.cv.is_finite() || self.cv < 0.0 {
             return range("cv", "must be a finite number >= 0");
+        }
+        if self.startup > MAX_STARTUP {
+            return range("startup", "must be at most 1h");
         }
         if self.concurrency == 0 || self.concurrency > 4096 {
             return range("concurrency", "must be between 1 and 4096");

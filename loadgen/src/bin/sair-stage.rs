@@ -1,6 +1,6 @@
 //! `sair-stage`: a synthetic model server for demos, tests and benchmarks. Once bound it prints
 //! one JSON line on stdout, `{"event":"bound","binary":"sair-stage","addresses":{"listen":…}}`
-//! (`--listen 127.0.0.1:0` picks a free port). Exit codes (sysexits, by `sair_service::exit`):
+//! (`--listen 127.0.0.1:0` picks a free port), after `--startup` (model loading). Exit codes (sysexits, by `sair_service::exit`):
 //! 0 after SIGTERM/SIGINT, 64 bad flag, variable or config file, 69 the GPU set-up failed or
 //! the address cannot be bound, 70 internal error.
 
@@ -37,6 +37,19 @@ fn main() -> ExitCode {
         }
     };
     rt.block_on(async {
+        // Model loading (`--startup`): nothing listens yet, so a client or a readiness probe
+        // sees connection refused, as with a real server that binds after loading. A SIGTERM
+        // meanwhile ends the process at once.
+        if !args.startup.is_zero() {
+            tracing::info!(
+                startup_ms = args.startup.as_millis() as u64,
+                "loading (--startup)"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(args.startup) => {}
+                _ = sair_service::shutdown::signal() => return Exit::Ok,
+            }
+        }
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
             Err(e) => {
