@@ -321,7 +321,7 @@ fn on_a_mesh_with_an_agent_it_serves_the_api_holds_on_stale_data_and_its_rho_rea
             "--actuator",
             "dry-run",
             "--policy",
-            "hpa",
+            "threshold",
             "--interval",
             "1s",
             "--state-dir",
@@ -436,4 +436,219 @@ fn on_a_mesh_with_an_agent_it_serves_the_api_holds_on_stale_data_and_its_rho_rea
         let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object a line");
         assert_eq!(v["pipeline"], "ic");
     }
+}
+
+/// An in-process mesh member that publishes the StageReports a sidecar fleet would (through
+/// its agent): windows of 0.5 s, `infer` saturated, until the returned guard drops.
+struct Feeder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn feeder(c: &Cluster) -> Feeder {
+    use sair_mesh::certs::MeshTls;
+    use sair_mesh::metrics::MeshMetrics;
+    use sair_mesh::transport::Transport;
+    use sair_mesh::transport::quic::QuicTransport;
+    use sair_mesh::{MemberId, Mesh, MeshConfig, Role as MeshRole};
+    use sair_wire::histogram::LatencyHistogram;
+    use sair_wire::{Percentiles, StageReport, keys};
+
+    let [cert, key] = c.member("feeder");
+    let tls = MeshTls::from_files(
+        Path::new(&cert),
+        Path::new(&key),
+        Path::new(&c.path("ca/ca.pem")),
+    )
+    .expect("feeder TLS");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let flag = stop.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let (transport, inbound) = QuicTransport::bind(
+                "127.0.0.1:0".parse().expect("addr"),
+                &tls,
+                MeshMetrics::noop(),
+            )
+            .expect("bind");
+            let addr = transport.local_addr();
+            let id = MemberId::try_new("feeder", MeshRole::Agent, addr, 1).expect("id");
+            let mesh = Mesh::start(
+                id,
+                MeshConfig::default(),
+                transport,
+                inbound,
+                &[],
+                MeshMetrics::noop(),
+            );
+            let _ = tx.send(addr);
+            let mut end_ms = 1_000u64;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                end_ms += 500;
+                for (stage, wait_s, busy) in [("pre", 0.001, 0.2), ("infer", 0.08, 0.97)] {
+                    let hist = |s: f64, n: u64| {
+                        let mut h = LatencyHistogram::new();
+                        h.record_n(s, n);
+                        h
+                    };
+                    let r = StageReport {
+                        pipeline: "ic".into(),
+                        stage: stage.into(),
+                        replica: "r0".into(),
+                        window_end_unix_ms: end_ms,
+                        window_seconds: 0.5,
+                        arrivals: 40,
+                        completions: 40,
+                        rejections: 0,
+                        errors: 0,
+                        queue_wait: Percentiles::default(),
+                        service: Percentiles::default(),
+                        mean_inflight: busy,
+                        queue_depth: if stage == "infer" { 6 } else { 0 },
+                        busy_fraction: busy,
+                        max_concurrency: 1,
+                        queue_wait_hist: hist(wait_s, 40),
+                        service_hist: hist(0.012, 40),
+                        e2e_hist: if stage == "pre" {
+                            hist(0.12, 40)
+                        } else {
+                            LatencyHistogram::new()
+                        },
+                    };
+                    let _ = mesh.set(&keys::report_key(&r), keys::encode(&r)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            mesh.shutdown().await;
+        });
+    });
+    let addr = rx.recv_timeout(LIMIT).expect("the feeder binds");
+    Feeder {
+        stop,
+        thread: Some(thread),
+        addr,
+    }
+}
+
+fn start_coordinator(c: &Cluster, state: &Path, seed: std::net::SocketAddr) -> Running {
+    Launch::program(coordinator_bin())
+        .name("coordinator")
+        .args([
+            "--config",
+            &c.path("pipelines.toml"),
+            "--actuator",
+            "dry-run",
+            "--policy",
+            "sair",
+            "--interval",
+            "2s",
+            "--state-dir",
+            &state.to_string_lossy(),
+        ])
+        .args(c.mesh_args("coord-a", &[seed.to_string()]))
+        .role(Role::tcp("http", "--http-listen"))
+        .role(Role::udp("mesh", "--mesh-listen"))
+        .run()
+}
+
+/// `kept=N` of the policy's "experience store opened" log line, ANSI colours removed.
+fn kept(output: &str) -> Option<u64> {
+    let mut plain = String::with_capacity(output.len());
+    let mut chars = output.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(ch);
+        }
+    }
+    let line = plain
+        .lines()
+        .find(|l| l.contains("experience store opened"))?;
+    let at = line.find("kept=")? + "kept=".len();
+    line[at..]
+        .split(|ch: char| !ch.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn with_reports_on_the_mesh_sair_decides_and_a_restart_resumes_its_experience() {
+    let c = Cluster::new("sair");
+    let feed = feeder(&c);
+    let state = c.dir.join("state");
+    let mut coord = start_coordinator(&c, &state, feed.addr);
+    let http = coord.addr("http");
+    let decided = |v: &serde_json::Value| {
+        v["decisions"].as_array().is_some_and(|d| {
+            d.iter()
+                .any(|x| x["source"] != "fallback" && x["source"] != "none")
+                && d.iter().any(|x| x["reward"].is_number())
+        })
+    };
+    assert_eventually!(
+        get_json(http, "/v1/decisions?limit=100").is_some_and(|v| decided(&v)),
+        "sair decides on the fed reports and scores a decision: {:?}",
+        get_json(http, "/v1/decisions?limit=3")
+    );
+    let v = get_json(http, "/v1/pipelines").expect("pipelines");
+    let p = &v["pipelines"][0];
+    tracing::info!(%p, "observed");
+    assert_eq!(p["stale"], false, "{p}");
+    // 40 arrivals per 0.5 s window: 80 per second, from counts over window time.
+    let rate = p["stages"][1]["arrival_rate"].as_f64().unwrap_or(0.0);
+    assert!((rate - 80.0).abs() < 1e-6, "{p}");
+    // The e2e P99 is the merged histogram's (120 ms, within the 2.5 % bucket error).
+    let e2e = p["e2e_p99_s"].as_f64().unwrap_or(0.0);
+    assert!((e2e - 0.12).abs() / 0.12 < 0.03, "{p}");
+    let status = coord.terminate(LIMIT).expect("exits on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", coord.output());
+    assert_eq!(
+        kept(&coord.output()),
+        Some(0),
+        "a fresh store: {}",
+        coord.output()
+    );
+
+    // A restart with the same --state-dir reopens the experience and decides again.
+    let mut again = start_coordinator(&c, &state, feed.addr);
+    assert_eventually!(
+        kept(&again.output()).is_some(),
+        "the restarted coordinator opens its store"
+    );
+    let n = kept(&again.output()).unwrap_or(0);
+    assert!(
+        n >= 1,
+        "the restarted coordinator kept {n} episodes: {}",
+        again.output()
+    );
+    let http = again.addr("http");
+    assert_eventually!(
+        get_json(http, "/v1/decisions?limit=100").is_some_and(|v| v["decisions"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x["source"] != "fallback"))),
+        "the restarted coordinator decides again"
+    );
+    let status = again.terminate(LIMIT).expect("exits on SIGTERM");
+    assert_eq!(status.code(), Some(0), "{}", again.output());
 }

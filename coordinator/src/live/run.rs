@@ -194,7 +194,18 @@ impl Live {
         }
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_decision = Instant::now() + self.opts.interval;
+        // The policy is asked at its own cadence, as `sair eval` asks it (SAIR: its guard
+        // every 5 s, full decisions every --interval; HPA: its 15 s sync), else every
+        // --interval; never more often than the loop polls.
+        let every = self
+            .policy
+            .as_ref()
+            .and_then(|p| p.period_s())
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .unwrap_or(self.opts.interval)
+            .max(POLL);
+        tracing::info!(every = ?every, interval = ?self.opts.interval, "asking the policy");
+        let mut next_decision = Instant::now() + every;
         loop {
             tokio::select! {
                 () = shutdown.as_mut() => return Ok(()),
@@ -204,7 +215,7 @@ impl Live {
             self.publish_rho().await?;
             let now = Instant::now();
             if now >= next_decision {
-                next_decision = now + self.opts.interval;
+                next_decision = now + every;
                 self.decide_and_act(now).await?;
             }
             let view = self.observer.peek(now, self.t_s(now), &self.alloc);

@@ -50,7 +50,8 @@ pub struct Cli {
     /// options below.
     #[arg(long, env = "SAIR_CONFIG")]
     pub config: PathBuf,
-    /// Time between decisions (1s..=1h).
+    /// The control interval (1s..=1h): between full decisions. The policy is asked at its own
+    /// cadence, as `sair eval` asks it (sair: every 5 s, hpa: 15 s), others every interval.
     #[arg(long, env = "SAIR_INTERVAL", default_value = "30s", value_parser = parse_duration_within(INTERVAL_MIN, INTERVAL_MAX))]
     pub interval: Duration,
     /// The policy: sair (and its ablations) or a baseline (static, hpa, vpa, threshold, kpa).
