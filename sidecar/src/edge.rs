@@ -90,15 +90,22 @@ impl Service<Request<Incoming>> for Edge {
             // The body's bytes stay in the budget until the answer's head is back (the
             // request has been written to the model server by then).
             let mut hold = edge.budget.reserve();
-            let read = read_buffered(body, edge.max_body_bytes, &mut hold);
-            // Counted from the head, so a body trickled at a byte a second is cut at the same
-            // moment as one that stalls (issue 13).
-            let read = tokio::time::timeout_at((at + edge.body_timeout).into(), read).await;
-            let read = read.unwrap_or(Err(BodyError::Timeout {
-                after: edge.body_timeout,
-            }));
+            let read = if http_body::Body::is_end_stream(&body) {
+                // No body (a GET, `Content-Length: 0`): nothing to read, no timer to arm.
+                Ok(Bytes::new())
+            } else {
+                let read = read_buffered(body, edge.max_body_bytes, &mut hold);
+                // Counted from the head, so a body trickled at a byte a second is cut at the
+                // same moment as one that stalls (issue 13).
+                match tokio::time::timeout_at((at + edge.body_timeout).into(), read).await {
+                    Ok(read) => read.map(|b| b.bytes),
+                    Err(_) => Err(BodyError::Timeout {
+                        after: edge.body_timeout,
+                    }),
+                }
+            };
             let result = match read {
-                Ok(body) => inner.oneshot(Request::from_parts(parts, body.bytes)).await,
+                Ok(body) => inner.oneshot(Request::from_parts(parts, body)).await,
                 Err(e) => {
                     // Never reached the stack: counted here, as the metrics layer would.
                     let e = ProxyError::Body(e);
