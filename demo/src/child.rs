@@ -86,7 +86,11 @@ impl Spec {
             .kill_on_drop(true);
         let start_err = |why: String, usage: bool| DemoError::Start {
             name: self.name.to_string(),
-            why,
+            // What the process said last usually names the problem (a bad flag, a port).
+            why: match last_lines(&self.log, 3) {
+                Some(tail) => format!("{why}; it said: {tail}"),
+                None => why,
+            },
             log: self.log.clone(),
             usage,
         };
@@ -125,6 +129,8 @@ impl Spec {
                 ),
                 _ => ("closed its stdout without a bound line".into(), false),
             };
+            // Let the stderr copy reach the log, so the error can quote it.
+            tokio::time::sleep(Duration::from_millis(300)).await;
             return Err(start_err(why, usage));
         };
         let missing: Vec<&str> = self
@@ -193,6 +199,38 @@ async fn copy_lines(
             eprintln!("{line}");
         }
     }
+}
+
+/// The last `n` non-empty lines of a log file, joined, without terminal colour codes.
+fn last_lines(log: &std::path::Path, n: usize) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let mut lines: Vec<String> = text
+        .lines()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+        .map(strip_ansi)
+        .collect();
+    lines.reverse();
+    (!lines.is_empty()).then(|| lines.join(" | "))
+}
+
+/// `s` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The addresses of a bound line, `{"event":"bound","binary":…,"addresses":{role: "ip:port"}}`.
