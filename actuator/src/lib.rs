@@ -6,11 +6,7 @@
 //! It must not decide anything: how many replicas a stage should have comes from the
 //! coordinator's policy, and an actuator only carries that number out and reports how far it
 //! got ([`ReplicaStatus`]). It knows nothing of ρ, SLOs or the mesh.
-//!
-//! Unsafe code: one block, `local::process::die_with_parent` (`pre_exec` to set
-//! `PR_SET_PDEATHSIG` in a child between fork and exec), allowed item by item with a
-//! `// SAFETY:` comment; the rest of the crate is safe code.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod dry_run;
 mod error;

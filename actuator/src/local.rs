@@ -1,7 +1,8 @@
 //! `LocalActuator`: a process supervisor on this machine. A replica is the stage's command (the
 //! model server) plus a `sair-sidecar` in front of it; the supervisor keeps each stage's
-//! `file:` endpoint list to the sidecars of its serving replicas. docs/actuator.md describes
-//! ports, files, readiness, the drain order, restarts and how no process outlives it.
+//! `file:` endpoint list to the sidecars of its serving replicas. Replicas outlive a crashed
+//! supervisor, and a restarted one adopts them. docs/actuator.md describes ports, files,
+//! readiness, the drain order, restarts and adoption.
 
 mod config;
 mod endpoints;
@@ -20,7 +21,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use endpoints::ServingSet;
+use endpoints::{ReplicaRecord, ServingSet};
+use process::ProcId;
 use replica::{SharedView, StagePlan};
 
 use crate::{Actuator, ActuatorError, BoxFuture, ReplicaStatus, StageRef};
@@ -28,10 +30,11 @@ use crate::{Actuator, ActuatorError, BoxFuture, ReplicaStatus, StageRef};
 const NAME: &str = "local";
 
 /// The local process supervisor. Build it with [`LocalActuator::new`] (checks every stage and
-/// resolves every program before anything starts; writes the empty endpoints files), then
-/// `scale` each stage to its starting count. Must be used inside a tokio runtime (replicas are
-/// tasks). Dropping it without [`Actuator::shutdown`] tells every replica to stop; shutdown is
-/// the way to wait for that.
+/// resolves every program before anything starts; adopts the replicas an earlier supervisor
+/// with the same work dir left running; writes the endpoints files), then `scale` each stage
+/// to its count. `scale`, `status` and `shutdown` must run inside a tokio runtime (replicas
+/// are tasks). Only [`Actuator::shutdown`] stops replicas: dropping the actuator, or the
+/// process dying, leaves them running for the next supervisor to adopt.
 #[derive(Debug)]
 pub struct LocalActuator {
     stages: BTreeMap<StageRef, StageRuntime>,
@@ -53,8 +56,11 @@ struct StageRuntime {
 #[derive(Debug)]
 struct ReplicaHandle {
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    /// `None` until the first call inside the runtime starts it (`start_adopted`): replicas
+    /// adopted by `new` wait there, since `new` may run outside a runtime.
+    task: Option<JoinHandle<()>>,
     view: SharedView,
+    adopt: Option<ReplicaRecord>,
 }
 
 impl LocalActuator {
@@ -133,7 +139,18 @@ impl LocalActuator {
             } else {
                 None
             };
-            let serving = Arc::new(ServingSet::create(stage.clone(), endpoints_path(stage))?);
+            let records_path = options
+                .work_dir
+                .join(format!("{}.{}.replicas.json", stage.pipeline, stage.stage));
+            let (adopted, serving_now) =
+                adoptable(stage, endpoints::load_records(stage, &records_path));
+            let serving = Arc::new(ServingSet::create(
+                stage.clone(),
+                endpoints_path(stage),
+                records_path,
+                serving_now,
+                adopted.clone(),
+            )?);
             let plan = StagePlan {
                 spec: spec.clone(),
                 options: Arc::clone(&options),
@@ -147,13 +164,35 @@ impl LocalActuator {
             };
             tracing::info!(%stage, program = %plan.program.display(),
                 endpoints = %plan.serving.path().display(), "local actuator: stage configured");
+            let next_id = adopted.iter().map(|r| r.replica + 1).max().unwrap_or(0);
+            let replicas: BTreeMap<u32, ReplicaHandle> = adopted
+                .into_iter()
+                .map(|rec| {
+                    let view = new_view(rec.replica, Phase::Serving);
+                    replica::update(&view, |v| {
+                        v.address = rec.listen;
+                        v.server_pid = rec.server.map(|p| p.pid);
+                        v.sidecar_pid = rec.sidecar.map(|p| p.pid);
+                    });
+                    let handle = ReplicaHandle {
+                        stop: CancellationToken::new(),
+                        task: None,
+                        view,
+                        adopt: Some(rec.clone()),
+                    };
+                    (rec.replica, handle)
+                })
+                .collect();
+            if !replicas.is_empty() {
+                tracing::info!(%stage, adopted = replicas.len(), "adopting replicas left running");
+            }
             runtimes.insert(
                 stage.clone(),
                 StageRuntime {
                     plan: Arc::new(plan),
-                    desired: 0,
-                    next_id: 0,
-                    replicas: BTreeMap::new(),
+                    desired: u32::try_from(replicas.len()).unwrap_or(u32::MAX),
+                    next_id,
+                    replicas,
                 },
             );
         }
@@ -201,7 +240,25 @@ impl LocalActuator {
         ))
     }
 
+    /// Starts the tasks of adopted replicas (first call inside the runtime).
+    fn start_adopted(&mut self) {
+        for rt in self.stages.values_mut() {
+            for (id, r) in &mut rt.replicas {
+                if r.task.is_none() {
+                    r.task = Some(tokio::spawn(replica::supervise(
+                        Arc::clone(&rt.plan),
+                        *id,
+                        r.stop.clone(),
+                        Arc::clone(&r.view),
+                        r.adopt.take(),
+                    )));
+                }
+            }
+        }
+    }
+
     fn scale_now(&mut self, stage: &StageRef, replicas: u32) -> Result<(), ActuatorError> {
+        self.start_adopted();
         self.stopping.retain(|t| !t.is_finished());
         let rt = self
             .stages
@@ -226,22 +283,23 @@ impl LocalActuator {
                 let id = rt.next_id;
                 rt.next_id += 1;
                 let stop = CancellationToken::new();
-                let view = Arc::new(Mutex::new(ReplicaView {
-                    replica: id,
-                    phase: Phase::Starting,
-                    address: None,
-                    restarts: 0,
-                    last_error: None,
-                    server_pid: None,
-                    sidecar_pid: None,
-                }));
+                let view = new_view(id, Phase::Starting);
                 let task = tokio::spawn(replica::supervise(
                     Arc::clone(&rt.plan),
                     id,
                     stop.clone(),
                     Arc::clone(&view),
+                    None,
                 ));
-                rt.replicas.insert(id, ReplicaHandle { stop, task, view });
+                rt.replicas.insert(
+                    id,
+                    ReplicaHandle {
+                        stop,
+                        task: Some(task),
+                        view,
+                        adopt: None,
+                    },
+                );
             }
         } else if replicas < running {
             // Remove replicas that are not serving yet first (they carry no traffic and have
@@ -269,7 +327,7 @@ impl LocalActuator {
                 rt.plan.serving.remove(id)?;
                 if let Some(r) = rt.replicas.remove(&id) {
                     r.stop.cancel();
-                    self.stopping.push(r.task);
+                    self.stopping.extend(r.task);
                 }
             }
         }
@@ -297,6 +355,7 @@ impl Actuator for LocalActuator {
         stage: &'a StageRef,
     ) -> BoxFuture<'a, Result<ReplicaStatus, ActuatorError>> {
         Box::pin(async move {
+            self.start_adopted();
             let rt = self
                 .stages
                 .get(stage)
@@ -313,6 +372,8 @@ impl Actuator for LocalActuator {
 
     fn shutdown(mut self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
+            // Adopted replicas are stopped like the others: their tasks run the stop order.
+            self.start_adopted();
             let order = std::mem::take(&mut self.order);
             for stage in order {
                 let Some(rt) = self.stages.get_mut(&stage) else {
@@ -334,7 +395,9 @@ impl Actuator for LocalActuator {
                     h.stop.cancel();
                 }
                 for h in handles {
-                    join_bounded(h.task, bound, &stage).await;
+                    if let Some(task) = h.task {
+                        join_bounded(task, bound, &stage).await;
+                    }
                 }
             }
             for task in std::mem::take(&mut self.stopping) {
@@ -350,24 +413,55 @@ async fn join_bounded(mut task: JoinHandle<()>, bound: Duration, stage: &StageRe
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(%stage, error = %e, "replica task failed"),
         Err(_) => {
-            tracing::error!(%stage, "replica did not stop in time; killing it");
+            // Every stop inside a replica task is bounded, so this is a bug, not a slow
+            // process; its processes (if any) stay recorded for the next supervisor.
+            tracing::error!(%stage, "replica task did not stop in time; abandoning it");
             task.abort();
-            // Dropping the aborted task drops its children's handles: kill_on_drop SIGKILLs.
-            let _ = task.await;
         }
     }
 }
 
-impl Drop for LocalActuator {
-    fn drop(&mut self) {
-        // Without shutdown: tell every replica to stop (its task carries it out while the
-        // runtime lives; when the runtime goes, kill_on_drop and the death signal remain).
-        for rt in self.stages.values() {
-            for r in rt.replicas.values() {
-                r.stop.cancel();
+fn new_view(replica: u32, phase: Phase) -> SharedView {
+    Arc::new(Mutex::new(ReplicaView {
+        replica,
+        phase,
+        address: None,
+        restarts: 0,
+        last_error: None,
+        server_pid: None,
+        sidecar_pid: None,
+    }))
+}
+
+/// Splits an earlier supervisor's records: replicas whose two processes still run (the same
+/// processes: pid and start time) and that were serving are adopted, listed at once (their
+/// readiness is checked again by their task); any process of another record (a replica that
+/// was starting, or half dead) is stopped here with SIGKILL to its group — it never served.
+fn adoptable(
+    stage: &StageRef,
+    records: Vec<ReplicaRecord>,
+) -> (Vec<ReplicaRecord>, BTreeMap<u32, std::net::SocketAddr>) {
+    let mut adopted = Vec::new();
+    let mut serving = BTreeMap::new();
+    for rec in records {
+        let live = |p: Option<ProcId>| p.is_some_and(ProcId::running);
+        match (live(rec.server), live(rec.sidecar), rec.listen, rec.admin) {
+            (true, true, Some(listen), Some(_)) => {
+                serving.insert(rec.replica, listen);
+                adopted.push(rec);
+            }
+            _ => {
+                for p in [rec.server, rec.sidecar].into_iter().flatten() {
+                    if p.running() {
+                        tracing::warn!(%stage, replica = rec.replica, pid = p.pid,
+                            "stopping a process of a replica that was not serving");
+                        p.group().signal(nix::sys::signal::Signal::SIGKILL);
+                    }
+                }
             }
         }
     }
+    (adopted, serving)
 }
 
 /// Each pipeline's stages from its entry (the stage no other stage names as `next`) along the

@@ -362,18 +362,17 @@ async fn a_bad_command_is_a_clear_error() {
     Box::new(a).shutdown().await;
 }
 
-/// The supervisor half of `killing_the_supervisor_leaves_nothing_running`: run only when that
-/// test starts this executable again with `SAIR_ACT_CHILD_DIR` set.
+/// The supervisor half of `a_restarted_supervisor_adopts_the_replicas_left_running`: run only
+/// when that test starts this executable again with `SAIR_ACT_CHILD_DIR` set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "started by killing_the_supervisor_leaves_nothing_running"]
+#[ignore = "started by a_restarted_supervisor_adopts_the_replicas_left_running"]
 async fn child_supervisor() {
     let Some(dir) = std::env::var_os("SAIR_ACT_CHILD_DIR").map(PathBuf::from) else {
         return;
     };
     let s = StageRef::new("p", "s");
-    let mut o = LocalOptions::new(&dir);
-    o.bin_dir = Some(sair_tests::binary::target_dir());
-    let mut a = LocalActuator::new(o, vec![stage("p", "s", None, run(&[]))]).expect("valid");
+    let mut a = LocalActuator::new(child_options(&dir), vec![stage("p", "s", None, run(&[]))])
+        .expect("valid");
     a.scale(&s, 2).await.expect("scale");
     eventually(&mut a, "two serving", |a| {
         a.replicas(&s)
@@ -396,9 +395,20 @@ async fn child_supervisor() {
     tokio::time::sleep(Duration::from_secs(120)).await;
 }
 
+fn child_options(dir: &Path) -> LocalOptions {
+    let mut o = LocalOptions::new(dir);
+    o.bin_dir = Some(sair_tests::binary::target_dir());
+    o.deregister_delay = Duration::from_millis(500);
+    o.drain_timeout = Duration::from_secs(3);
+    o.stop_grace = Duration::from_secs(3);
+    o
+}
+
+/// Team rule: replicas outlive a crashed coordinator (as Pods outlive a crashed controller),
+/// and a restarted one adopts them without emptying the list.
 #[test]
-fn killing_the_supervisor_leaves_nothing_running() {
-    let dir = sair_tests::scratch("act-orphans");
+fn a_restarted_supervisor_adopts_the_replicas_left_running() {
+    let dir = sair_tests::scratch("act-adopt");
     let exe = std::env::current_exe().expect("test executable");
     let mut child = std::process::Command::new(exe)
         .args(["child_supervisor", "--exact", "--ignored", "--nocapture"])
@@ -418,25 +428,75 @@ fn killing_the_supervisor_leaves_nothing_running() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(pids.len(), 4);
-    tracing::info!(?pids, "SIGKILL to the supervisor");
-    child.kill().expect("SIGKILL the supervisor");
-    let _ = child.wait();
-    // PR_SET_PDEATHSIG: every replica process gets SIGTERM and drains out.
-    let deadline = Instant::now() + sair_tests::patience();
-    loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-        if left.is_empty() {
-            break;
-        }
-        if Instant::now() > deadline {
-            for p in &left {
+    // Whatever happens below, no process of this test outlives it.
+    struct KillAll(Vec<u32>);
+    impl Drop for KillAll {
+        fn drop(&mut self) {
+            for p in &self.0 {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(*p as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
-            panic!("processes {left:?} outlived their supervisor");
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
+    let _guard = KillAll(pids.clone());
+    let file = dir.join("p.s.endpoints");
+    let listed_before = listed(&file);
+    assert_eq!(listed_before.len(), 2);
+    tracing::info!(?pids, "SIGKILL to the supervisor");
+    child.kill().expect("SIGKILL the supervisor");
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(1000));
+    for &p in &pids {
+        assert!(alive(p), "pid {p} died with its supervisor");
+    }
+    for a in &listed_before {
+        assert_eq!(get(*a), Some(200), "{a} serves without a supervisor");
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let s = StageRef::new("p", "s");
+        let mut a = LocalActuator::new(child_options(&dir), vec![stage("p", "s", None, run(&[]))])
+            .expect("valid");
+        // Never emptied on start: the list is rewritten from the adopted replicas.
+        assert_eq!(listed(&file), listed_before);
+        assert_eq!(
+            status(&mut a, &s).await,
+            ReplicaStatus {
+                desired: 2,
+                serving: 2
+            }
+        );
+        let views = a.replicas(&s);
+        let mut adopted: Vec<u32> = views
+            .iter()
+            .flat_map(|r| [r.server_pid, r.sidecar_pid])
+            .flatten()
+            .collect();
+        adopted.sort_unstable();
+        let mut expected = pids.clone();
+        expected.sort_unstable();
+        assert_eq!(adopted, expected, "the same processes, not new ones");
+        a.scale(&s, 1).await.expect("scale down an adopted replica");
+        assert_eq!(listed(&file).len(), 1);
+        let deadline = Instant::now() + sair_tests::patience();
+        while pids.iter().filter(|&&p| alive(p)).count() > 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the removed adopted replica kept running"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Box::new(a).shutdown().await;
+    });
+    for &p in &pids {
+        assert!(!alive(p), "pid {p} still running after shutdown");
+    }
+    assert!(listed(&file).is_empty());
 }

@@ -8,6 +8,12 @@
 //! ms): two lists of the same length written within one tick would look unchanged. The header
 //! line therefore alternates between two lengths (generation parity), so consecutive lists
 //! never have the same size.
+//!
+//! Beside it, the stage's replica records (`<pipeline>.<stage>.replicas.json`, written the
+//! same way): each replica's processes (pid and start time) and addresses, from the moment a
+//! process is spawned until it has exited, so that a restarted supervisor can adopt the
+//! replicas that outlived it and stop the half-started ones (docs/actuator.md, "Restarts of
+//! the supervisor").
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,6 +21,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use serde::{Deserialize, Serialize};
+
+use super::process::ProcId;
 use crate::metrics::ACTUATOR_SERVING_REPLICAS;
 use crate::{ActuatorError, StageRef};
 
@@ -24,6 +33,7 @@ use crate::{ActuatorError, StageRef};
 pub(crate) struct ServingSet {
     stage: StageRef,
     path: PathBuf,
+    records_path: PathBuf,
     state: Mutex<State>,
 }
 
@@ -31,21 +41,127 @@ pub(crate) struct ServingSet {
 struct State {
     serving: BTreeMap<u32, SocketAddr>,
     generation: u64,
+    records: BTreeMap<u32, ReplicaRecord>,
+}
+
+/// What a restarted supervisor needs to find a replica again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ReplicaRecord {
+    pub replica: u32,
+    pub server: Option<ProcId>,
+    pub server_port: u16,
+    pub sidecar: Option<ProcId>,
+    /// The sidecar's request and admin addresses, once it is serving.
+    pub listen: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RecordsFile {
+    version: u32,
+    replicas: Vec<ReplicaRecord>,
+}
+
+const RECORDS_VERSION: u32 = 1;
+
+/// Reads a stage's replica records; a missing file is none, an unreadable or foreign one is
+/// logged and treated as none (its processes, if any, are then the operator's).
+pub(crate) fn load_records(stage: &StageRef, path: &Path) -> Vec<ReplicaRecord> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(%stage, path = %path.display(), error = %e, "cannot read replica records; adopting nothing");
+            return Vec::new();
+        }
+    };
+    match serde_json::from_str::<RecordsFile>(&text) {
+        Ok(f) if f.version == RECORDS_VERSION => f.replicas,
+        Ok(f) => {
+            tracing::warn!(%stage, version = f.version, "replica records of another version; adopting nothing");
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::warn!(%stage, path = %path.display(), error = %e, "replica records unreadable; adopting nothing");
+            Vec::new()
+        }
+    }
 }
 
 impl ServingSet {
-    /// Creates the set and writes the (empty) file, so readers can be pointed at it at once.
-    pub(crate) fn create(stage: StageRef, path: PathBuf) -> Result<Self, ActuatorError> {
+    /// Creates the set with the replicas adopted from an earlier supervisor (`serving`, their
+    /// `records`) and writes both files at once, so readers can be pointed at the list from
+    /// the start and a restart never empties a list whose replicas still serve.
+    pub(crate) fn create(
+        stage: StageRef,
+        path: PathBuf,
+        records_path: PathBuf,
+        serving: BTreeMap<u32, SocketAddr>,
+        records: Vec<ReplicaRecord>,
+    ) -> Result<Self, ActuatorError> {
         let set = Self {
             stage,
             path,
-            state: Mutex::new(State::default()),
+            records_path,
+            state: Mutex::new(State {
+                serving,
+                generation: 0,
+                records: records.into_iter().map(|r| (r.replica, r)).collect(),
+            }),
         };
         {
             let mut st = set.lock();
             set.write(&mut st)?;
+            set.write_records(&st)?;
         }
         Ok(set)
+    }
+
+    /// Records (or updates) a replica's processes and addresses.
+    pub(crate) fn record(&self, rec: ReplicaRecord) -> Result<(), ActuatorError> {
+        let mut st = self.lock();
+        st.records.insert(rec.replica, rec);
+        self.write_records(&st)
+    }
+
+    /// Changes a replica's record in place (no-op when it has none).
+    pub(crate) fn update_record(
+        &self,
+        replica: u32,
+        f: impl FnOnce(&mut ReplicaRecord),
+    ) -> Result<(), ActuatorError> {
+        let mut st = self.lock();
+        let Some(r) = st.records.get_mut(&replica) else {
+            return Ok(());
+        };
+        f(r);
+        self.write_records(&st)
+    }
+
+    /// Forgets a replica whose processes have all exited.
+    pub(crate) fn forget(&self, replica: u32) -> Result<(), ActuatorError> {
+        let mut st = self.lock();
+        if st.records.remove(&replica).is_none() {
+            return Ok(());
+        }
+        self.write_records(&st)
+    }
+
+    fn write_records(&self, st: &State) -> Result<(), ActuatorError> {
+        let file = RecordsFile {
+            version: RECORDS_VERSION,
+            replicas: st.records.values().cloned().collect(),
+        };
+        let text = serde_json::to_vec_pretty(&file).map_err(|e| ActuatorError::File {
+            stage: self.stage.clone(),
+            path: self.records_path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_atomically(&self.records_path, &text).map_err(|source| ActuatorError::File {
+            stage: self.stage.clone(),
+            path: self.records_path.clone(),
+            source,
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {

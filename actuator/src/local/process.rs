@@ -1,15 +1,15 @@
-//! Child processes of the supervisor: spawning them so that they cannot outlive it, probing
-//! readiness over HTTP, reading a bound line, and stopping them in bounded time.
+//! Processes of the supervisor: spawning them in a group of their own, identifying them again
+//! after a restart, probing readiness over HTTP, reading a bound line, and stopping them in
+//! bounded time.
 //!
-//! **Orphans.** Every child is started (1) in a process group of its own, so a stop reaches
-//! whatever a command forks (a shell wrapper, worker processes) and a terminal's Ctrl-C does
-//! not hit replicas behind the supervisor's back; (2) with `PR_SET_PDEATHSIG` = SIGTERM, so
-//! the kernel signals it when the supervisor dies, even by SIGKILL, and it drains and exits as
-//! on any other SIGTERM; (3) with tokio's `kill_on_drop`, so a child whose handle is dropped
-//! (a task aborted, the runtime shut down) is SIGKILLed. The death signal is sent when the
-//! *thread* that forked exits: children are spawned from async tasks, i.e. from the runtime's
-//! worker threads (or a current-thread runtime's own thread), which live as long as the
-//! runtime, never from `spawn_blocking` threads, which exit after 10 s idle.
+//! **Replicas outlive a crashed supervisor**, as Pods outlive a crashed controller (team
+//! decision): a child is started in a process group of its own (so a stop reaches whatever a
+//! command forks, and a terminal's Ctrl-C reaches the coordinator, which shuts down in order,
+//! not the replicas behind its back), with no parent-death signal and no kill-on-drop. Its
+//! pid and start time (`/proc/<pid>/stat` field 22, so a recycled pid is not mistaken for it)
+//! are recorded in the work dir; a restarted supervisor adopts the replicas still alive
+//! (`state.rs`). Only `shutdown` stops replicas; orphans of a supervisor that was SIGKILLed
+//! and never restarted are the operator's (or `sair demo`'s, a subreaper) to stop.
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,12 +19,11 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-/// Prepares `cmd` so that its process cannot outlive the supervisor (see the module doc) and
-/// its output goes to `log`.
+/// Prepares `cmd`: its own process group, no stdin, stdout and stderr to `log` (appended).
 pub(crate) fn supervised(cmd: &mut Command, log: &Path) -> io::Result<()> {
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -33,31 +32,67 @@ pub(crate) fn supervised(cmd: &mut Command, log: &Path) -> io::Result<()> {
     cmd.stdin(Stdio::null())
         .stderr(file.try_clone()?)
         .stdout(file)
-        .process_group(0)
-        .kill_on_drop(true);
-    die_with_parent(cmd);
+        .process_group(0);
     Ok(())
 }
 
-/// `PR_SET_PDEATHSIG` in the child, between fork and exec.
-#[allow(unsafe_code)]
-fn die_with_parent(cmd: &mut Command) {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-    // work is allowed. It makes two system calls (prctl, getppid) and builds an `io::Error`
-    // from an integer, which does not allocate; it takes no lock and touches no shared state.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
-                .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
-            // The supervisor may have died between fork and prctl: then no signal will come.
-            if nix::unistd::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(
-                    nix::errno::Errno::ESRCH as i32,
-                ));
-            }
-            Ok(())
-        });
+/// A process as recorded: pid and kernel start time (clock ticks since boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ProcId {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl ProcId {
+    /// The process `pid` as it is now (`None` when it does not run).
+    pub(crate) fn of(pid: u32) -> Option<Self> {
+        let (state, start) = stat(pid)?;
+        (state != 'Z' && state != 'X').then_some(Self { pid, start })
+    }
+
+    /// Whether this very process still runs (not exited, not a zombie, pid not recycled).
+    pub(crate) fn running(self) -> bool {
+        ProcId::of(self.pid) == Some(self)
+    }
+
+    /// Its process group (the supervisor starts every child as a group leader).
+    pub(crate) fn group(self) -> Group {
+        Group(i32::try_from(self.pid).ok())
+    }
+}
+
+/// State and start time from `/proc/<pid>/stat`. The command name (field 2) may contain
+/// spaces and parentheses, so the fields are counted after its last `)`.
+fn stat(pid: u32) -> Option<(char, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = text.rsplit_once(") ")?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // `rest` starts at field 3 (state); start time is field 22.
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Stops a process the supervisor did not start (adopted after a restart; it cannot wait for
+/// it): SIGTERM to its group, poll until it is gone or `grace` passed, then SIGKILL the group.
+pub(crate) async fn stop_adopted(proc: ProcId, grace: Duration, what: &str) {
+    let group = proc.group();
+    group.signal(Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    while proc.running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if proc.running() {
+        tracing::warn!(
+            what,
+            pid = proc.pid,
+            "adopted process did not exit after SIGTERM; sending SIGKILL"
+        );
+    }
+    group.signal(Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proc.running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -168,25 +203,27 @@ pub(crate) fn parse_bound_line(line: &str) -> Option<Vec<(String, SocketAddr)>> 
         .collect()
 }
 
-/// Reads stdout lines until a bound line, up to `deadline`. The rest of stdout is drained by
-/// a task of its own, so a later write by the child never blocks on a full pipe.
-pub(crate) async fn read_bound_line(
-    stdout: tokio::process::ChildStdout,
+/// Polls `path` (the child's stdout, redirected to a file so that nothing ties the child to
+/// the supervisor's pipes) for a bound line, up to `deadline`; gives up early when `alive`
+/// says the child exited.
+pub(crate) async fn read_bound_file(
+    path: &Path,
     deadline: Instant,
+    mut alive: impl FnMut() -> bool,
 ) -> Result<Vec<(String, SocketAddr)>, String> {
-    let mut lines = BufReader::new(stdout).lines();
     loop {
-        match tokio::time::timeout_at(deadline, lines.next_line()).await {
-            Err(_) => return Err("no bound line in time".into()),
-            Ok(Err(e)) => return Err(format!("reading stdout: {e}")),
-            Ok(Ok(None)) => return Err("stdout closed before a bound line (did it exit?)".into()),
-            Ok(Ok(Some(line))) => {
-                if let Some(addrs) = parse_bound_line(&line) {
-                    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-                    return Ok(addrs);
-                }
-            }
+        if let Ok(text) = tokio::fs::read_to_string(path).await
+            && let Some(addrs) = text.lines().find_map(parse_bound_line)
+        {
+            return Ok(addrs);
         }
+        if !alive() {
+            return Err("exited before printing its bound line".into());
+        }
+        if Instant::now() >= deadline {
+            return Err("no bound line in time".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

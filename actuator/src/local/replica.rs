@@ -15,8 +15,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{LocalOptions, LocalStage, Placeholders, expand};
-use super::endpoints::ServingSet;
-use super::process::{Group, free_port, http_ok, read_bound_line, stop, supervised};
+use super::endpoints::{ReplicaRecord, ServingSet};
+use super::process::{
+    Group, ProcId, free_port, http_ok, read_bound_file, stop, stop_adopted, supervised,
+};
 use crate::metrics::ACTUATOR_RESTARTS_TOTAL;
 
 /// A replica that has served at least this long before it died starts its restart backoff
@@ -88,19 +90,31 @@ enum Outcome {
     Failed { reason: String, served: Duration },
 }
 
-/// The replica's task: start, watch, restart with backoff, until `stop` is cancelled.
+/// The replica's task: start (or, with `adopt`, take over the processes an earlier supervisor
+/// started), watch, restart with backoff, until `stop` is cancelled.
 pub(crate) async fn supervise(
     plan: Arc<StagePlan>,
     replica: u32,
     stop: CancellationToken,
     view: SharedView,
+    mut adopt: Option<ReplicaRecord>,
 ) {
     let stage = &plan.spec.stage;
     let segment = format!("{}.{}.{replica}", stage.pipeline, stage.stage);
     let mut failures: u32 = 0;
     loop {
-        update(&view, |v| v.phase = Phase::Starting);
-        match run_once(&plan, replica, &segment, &stop, &view).await {
+        let outcome = match adopt.take() {
+            Some(rec) => adopted(&plan, rec, &stop, &view).await,
+            None => {
+                update(&view, |v| v.phase = Phase::Starting);
+                run_once(&plan, replica, &segment, &stop, &view).await
+            }
+        };
+        // Every process of this start has exited (each path stops what it started).
+        if let Err(e) = plan.serving.forget(replica) {
+            tracing::error!(%stage, replica, error = %e, "cannot update the replica records");
+        }
+        match outcome {
             Outcome::Stopped => break,
             Outcome::Failed { reason, served } => {
                 if let Err(e) = plan.serving.remove(replica) {
@@ -192,6 +206,16 @@ async fn run_once(
     };
     let server_group = Group::of(&server);
     update(view, |v| v.server_pid = server.id());
+    let mut record = ReplicaRecord {
+        replica,
+        server: server.id().and_then(ProcId::of),
+        server_port: port,
+        ..ReplicaRecord::default()
+    };
+    if let Err(e) = plan.serving.record(record.clone()) {
+        stop(&mut server, server_group, o.stop_grace, "model server").await;
+        return failed(e.to_string());
+    }
     let server_addr = SocketAddr::from(([127, 0, 0, 1], port));
     tracing::info!(%stage, replica, pid = server.id(), %server_addr, "model server started");
     let ready_by = Instant::now() + spec.run.startup_timeout;
@@ -228,7 +252,18 @@ async fn run_once(
         stop(&mut server, server_group, o.stop_grace, "model server").await;
         return failed(format!("cannot open {}: {e}", sidecar_log.display()));
     }
-    cmd.stdout(std::process::Stdio::piped());
+    // Its stdout (the bound line) goes to a file of its own, truncated per start: a pipe
+    // would tie the sidecar to this process, and replicas must outlive it.
+    let bound_file = plan.log_dir.join(format!("{segment}.sidecar.out"));
+    match std::fs::File::create(&bound_file) {
+        Ok(f) => {
+            cmd.stdout(f);
+        }
+        Err(e) => {
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            return failed(format!("cannot create {}: {e}", bound_file.display()));
+        }
+    }
     let mut sidecar = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -238,22 +273,27 @@ async fn run_once(
     };
     let sidecar_group = Group::of(&sidecar);
     update(view, |v| v.sidecar_pid = sidecar.id());
+    record.sidecar = sidecar.id().and_then(ProcId::of);
+    let sidecar_proc = record.sidecar;
+    if let Err(e) = plan.serving.record(record.clone()) {
+        stop(&mut sidecar, sidecar_group, o.stop_grace, "sidecar").await;
+        stop(&mut server, server_group, o.stop_grace, "model server").await;
+        return failed(e.to_string());
+    }
     let sidecar_by = Instant::now() + o.sidecar_start_timeout;
-    let started = match sidecar.stdout.take() {
-        None => Some(Err("the sidecar's stdout was not captured".to_owned())),
-        Some(stdout) => tokio::select! {
-            () = stop_token.cancelled() => None,
-            status = sidecar.wait() => Some(Err(format!(
-                "sidecar exited during start-up ({}); see {}", describe(status), sidecar_log.display()))),
-            status = server.wait() => Some(Err(format!(
-                "model server exited while its sidecar started ({}); see {}",
-                describe(status), server_log.display()))),
-            r = sidecar_ready(stdout, sidecar_by) => Some(r.map_err(|e| format!(
-                "sidecar did not start: {e}; see {}", sidecar_log.display()))),
-        },
+    let sidecar_alive = move || sidecar_proc.is_some_and(ProcId::running);
+    let started = tokio::select! {
+        () = stop_token.cancelled() => None,
+        status = sidecar.wait() => Some(Err(format!(
+            "sidecar exited during start-up ({}); see {}", describe(status), sidecar_log.display()))),
+        status = server.wait() => Some(Err(format!(
+            "model server exited while its sidecar started ({}); see {}",
+            describe(status), server_log.display()))),
+        r = sidecar_ready(&bound_file, sidecar_by, sidecar_alive) => Some(r.map_err(|e| format!(
+            "sidecar did not start: {e}; see {}", sidecar_log.display()))),
     };
-    let listen = match started {
-        Some(Ok(listen)) => listen,
+    let (listen, admin) = match started {
+        Some(Ok(addrs)) => addrs,
         other => {
             stop(&mut sidecar, sidecar_group, o.stop_grace, "sidecar").await;
             stop(&mut server, server_group, o.stop_grace, "model server").await;
@@ -265,7 +305,14 @@ async fn run_once(
     };
 
     // Serving: listed only now that both answered their readiness checks.
-    if let Err(e) = plan.serving.insert(replica, listen) {
+    if let Err(e) = plan
+        .serving
+        .update_record(replica, |r| {
+            r.listen = Some(listen);
+            r.admin = Some(admin);
+        })
+        .and_then(|()| plan.serving.insert(replica, listen))
+    {
         stop(&mut sidecar, sidecar_group, o.stop_grace, "sidecar").await;
         stop(&mut server, server_group, o.stop_grace, "model server").await;
         return failed(e.to_string());
@@ -348,20 +395,120 @@ async fn wait_ready(addr: SocketAddr, path: &str, deadline: Instant) -> bool {
     }
 }
 
-/// The sidecar's bound line, then its `/readyz` on the admin address: its request address.
+/// The sidecar's bound line, then its `/readyz` on the admin address: its request and admin
+/// addresses.
 async fn sidecar_ready(
-    stdout: tokio::process::ChildStdout,
+    bound_file: &std::path::Path,
     deadline: Instant,
-) -> Result<SocketAddr, String> {
-    let addrs = read_bound_line(stdout, deadline).await?;
+    alive: impl FnMut() -> bool,
+) -> Result<(SocketAddr, SocketAddr), String> {
+    let addrs = read_bound_file(bound_file, deadline, alive).await?;
     let find = |role: &str| addrs.iter().find(|(r, _)| r == role).map(|(_, a)| *a);
     let (Some(listen), Some(admin)) = (find("listen"), find("admin")) else {
         return Err(format!("bound line lacks listen/admin: {addrs:?}"));
     };
     if wait_ready(admin, "/readyz", deadline).await {
-        Ok(listen)
+        Ok((listen, admin))
     } else {
         Err(format!("{admin}/readyz did not answer 200 in time"))
+    }
+}
+
+/// How often an adopted replica's processes are checked (they are not this process's
+/// children, so nothing signals their exit).
+const ADOPTED_POLL: Duration = Duration::from_millis(250);
+
+/// Takes over a replica an earlier supervisor started: checks that both processes still answer
+/// their readiness checks, keeps it listed, and watches it until told to stop (the same order
+/// as a replica of its own) or until a process dies.
+async fn adopted(
+    plan: &StagePlan,
+    rec: ReplicaRecord,
+    stop_token: &CancellationToken,
+    view: &SharedView,
+) -> Outcome {
+    let stage = &plan.spec.stage;
+    let o = &plan.options;
+    let replica = rec.replica;
+    let (Some(server), Some(sidecar), Some(listen), Some(admin)) =
+        (rec.server, rec.sidecar, rec.listen, rec.admin)
+    else {
+        // `LocalActuator::new` adopts only complete records; anything else is stopped there.
+        return Outcome::Failed {
+            reason: "incomplete replica record".into(),
+            served: Duration::ZERO,
+        };
+    };
+    let stop_both = || async {
+        stop_adopted(
+            sidecar,
+            o.drain_timeout.saturating_add(o.stop_grace),
+            "sidecar",
+        )
+        .await;
+        stop_adopted(server, o.stop_grace, "model server").await;
+    };
+    let server_addr = SocketAddr::from(([127, 0, 0, 1], rec.server_port));
+    let by = Instant::now() + o.sidecar_start_timeout;
+    let ready = wait_ready(admin, "/readyz", by).await
+        && wait_ready(server_addr, &plan.spec.run.ready_path, by).await;
+    if !ready {
+        if let Err(e) = plan.serving.remove(replica) {
+            tracing::error!(%stage, replica, error = %e, "cannot unlist a replica");
+        }
+        stop_both().await;
+        return Outcome::Failed {
+            reason: "an adopted replica did not answer its readiness checks".into(),
+            served: Duration::ZERO,
+        };
+    }
+    if let Err(e) = plan.serving.insert(replica, listen) {
+        stop_both().await;
+        return Outcome::Failed {
+            reason: e.to_string(),
+            served: Duration::ZERO,
+        };
+    }
+    update(view, |v| {
+        v.phase = Phase::Serving;
+        v.address = Some(listen);
+        v.server_pid = Some(server.pid);
+        v.sidecar_pid = Some(sidecar.pid);
+    });
+    tracing::info!(%stage, replica, %listen, "adopted a running replica");
+    let since = Instant::now();
+    let died = loop {
+        tokio::select! {
+            () = stop_token.cancelled() => break None,
+            () = tokio::time::sleep(ADOPTED_POLL) => {}
+        }
+        if !server.running() {
+            break Some("model server");
+        }
+        if !sidecar.running() {
+            break Some("sidecar");
+        }
+    };
+    if let Err(e) = plan.serving.remove(replica) {
+        tracing::error!(%stage, replica, error = %e, "cannot unlist a replica");
+    }
+    update(view, |v| {
+        v.phase = Phase::Stopping;
+        v.address = None;
+    });
+    match died {
+        None => {
+            tokio::time::sleep(o.deregister_delay).await;
+            stop_both().await;
+            Outcome::Stopped
+        }
+        Some(what) => {
+            stop_both().await;
+            Outcome::Failed {
+                reason: format!("{what} of the adopted replica exited"),
+                served: since.elapsed(),
+            }
+        }
     }
 }
 
