@@ -34,9 +34,11 @@ use super::api::{PipelineView, Shared};
 use super::config::PipelinesFile;
 use super::metrics::{ActionKind, LiveMetrics, RefusedReason};
 use super::observe::{Observation, Observer, PipelineSpec, StageAlloc};
-use crate::policy::{Action, Decision, DecisionSource, Explanation, Policy, StageKind};
+use crate::policy::{
+    Action, Decision, DecisionSource, Explanation, PipelineState, Policy, StageKind,
+};
 use crate::record::DecisionRecord;
-use crate::scenario::MIN_SHARE;
+use crate::scenario::{MIN_SHARE, StageConfig};
 
 /// How often the mesh and the actuator are read (the agents publish every second).
 pub const POLL: Duration = Duration::from_secs(1);
@@ -423,44 +425,13 @@ impl Live {
         }
     }
 
-    /// The decision with its action inside the bounds (a policy that breaks them is corrected
-    /// and the rationale says so; one that names the wrong number of stages is held).
-    fn checked(&self, mut d: Decision, obs: &Observation) -> Decision {
-        let stages = &self.file.scenario.stages;
-        if d.action.replicas.len() != stages.len() || d.action.rho.len() != stages.len() {
-            d.rationale = format!(
-                "holding the allocation: the policy's action names {} replica counts and {} shares for {} stages ({})",
-                d.action.replicas.len(),
-                d.action.rho.len(),
-                stages.len(),
-                d.rationale
-            );
-            d.action = Action::hold(&obs.state);
-            return d;
-        }
-        let mut fixed = Vec::new();
-        for (i, s) in stages.iter().enumerate() {
-            let r = d.action.replicas[i];
-            let c = r.clamp(s.min_replicas, s.max_replicas);
-            if c != r {
-                fixed.push(format!("{} replicas {r} -> {c}", s.name));
-                d.action.replicas[i] = c;
-            }
-            let rho = d.action.rho[i];
-            let c = match s.kind {
-                StageKind::Gpu if rho.is_finite() => rho.clamp(MIN_SHARE, 1.0),
-                StageKind::Gpu => self.alloc[i].rho,
-                StageKind::Cpu => 1.0,
-            };
-            if c != rho && s.kind == StageKind::Gpu {
-                fixed.push(format!("{} rho {rho} -> {c}", s.name));
-            }
-            d.action.rho[i] = c;
-        }
-        if !fixed.is_empty() {
-            d.rationale = format!("{} (kept within bounds: {})", d.rationale, fixed.join(", "));
-        }
-        d
+    fn checked(&self, d: Decision, obs: &Observation) -> Decision {
+        within_bounds(
+            d,
+            &self.file.scenario.stages,
+            self.file.scenario.gpus,
+            &obs.state,
+        )
     }
 
     async fn act(&mut self, action: &Action) {
@@ -521,3 +492,106 @@ impl Live {
         writeln!(f, "{line}").map_err(err)
     }
 }
+
+/// `d` with its action inside the pipelines file's bounds: replicas within
+/// `[min_replicas, max_replicas]`, GPU shares within `[MIN_SHARE, 1]` (CPU stages 1), the
+/// GPU shares (replicas × ρ) cut to fit the GPUs as the simulator cuts them, the rationale
+/// saying what was corrected (the agents' commitment check would refuse an over-commitment).
+/// An action naming the wrong number of stages is replaced by a hold of `state`'s allocation.
+pub fn within_bounds(
+    mut d: Decision,
+    stages: &[StageConfig],
+    gpus: u32,
+    state: &PipelineState,
+) -> Decision {
+    if d.action.replicas.len() != stages.len() || d.action.rho.len() != stages.len() {
+        d.rationale = format!(
+            "holding the allocation: the policy's action names {} replica counts and {} shares for {} stages ({})",
+            d.action.replicas.len(),
+            d.action.rho.len(),
+            stages.len(),
+            d.rationale
+        );
+        d.action = Action::hold(state);
+        return d;
+    }
+    let mut fixed = Vec::new();
+    for (i, s) in stages.iter().enumerate() {
+        let r = d.action.replicas[i];
+        let c = r.clamp(s.min_replicas, s.max_replicas);
+        if c != r {
+            fixed.push(format!("{} replicas {r} -> {c}", s.name));
+            d.action.replicas[i] = c;
+        }
+        let rho = d.action.rho[i];
+        let held = state.stages.get(i).map_or(s.initial_rho, |st| st.rho);
+        let c = match s.kind {
+            StageKind::Gpu if rho.is_finite() => rho.clamp(MIN_SHARE, 1.0),
+            StageKind::Gpu => held,
+            StageKind::Cpu => 1.0,
+        };
+        if c != rho && s.kind == StageKind::Gpu {
+            fixed.push(format!("{} rho {rho} -> {c}", s.name));
+        }
+        d.action.rho[i] = c;
+    }
+    // GPU shares that do not fit on the GPUs are cut back exactly as the simulator cuts them
+    // (sim::alloc::apply), so a policy is fed live as in `sair eval`: first the added GPU
+    // replicas, then ρ increases, else the GPU stages keep their allocation.
+    let gpu: Vec<usize> = (0..stages.len())
+        .filter(|&i| stages[i].kind == StageKind::Gpu)
+        .collect();
+    let cur = |i: usize| {
+        state
+            .stages
+            .get(i)
+            .map_or((stages[i].initial_replicas, stages[i].initial_rho), |s| {
+                (s.replicas_desired, s.rho)
+            })
+    };
+    let packs = |n: &[u32], rho: &[f64]| {
+        let shares: Vec<f64> = gpu
+            .iter()
+            .flat_map(|&i| std::iter::repeat_n(rho[i], n[i] as usize))
+            .collect();
+        shares.is_empty() || crate::sim::placement::pack(&shares, gpus).is_some()
+    };
+    let (mut n, mut rho) = (d.action.replicas.clone(), d.action.rho.clone());
+    let mut cut = false;
+    while !packs(&n, &rho) {
+        cut = true;
+        if let Some(&i) = gpu
+            .iter()
+            .filter(|&&i| n[i] > cur(i).0.max(stages[i].min_replicas))
+            .max_by_key(|&&i| (n[i] - cur(i).0, std::cmp::Reverse(i)))
+        {
+            n[i] -= 1;
+            continue;
+        }
+        if gpu.iter().any(|&i| rho[i] > cur(i).1) {
+            for &i in &gpu {
+                rho[i] = rho[i].min(cur(i).1);
+            }
+            continue;
+        }
+        for &i in &gpu {
+            (n[i], rho[i]) = cur(i);
+        }
+        break;
+    }
+    if cut {
+        fixed.push(format!(
+            "GPU shares cut to fit {gpus} GPUs: replicas {:?}, rho {:?}",
+            n, rho
+        ));
+        d.action.replicas = n;
+        d.action.rho = rho;
+    }
+    if !fixed.is_empty() {
+        d.rationale = format!("{} (kept within bounds: {})", d.rationale, fixed.join(", "));
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests;
