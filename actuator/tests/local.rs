@@ -500,3 +500,57 @@ fn a_restarted_supervisor_adopts_the_replicas_left_running() {
     }
     assert!(listed(&file).is_empty());
 }
+
+/// A GPU stage on the GPU emulator through the real interception library: the segment
+/// `<pipeline>.<stage>.<replica>` is created (mode off) before the replica starts, the model
+/// server's launches are charged to it (`LD_PRELOAD`, `SAIR_SEGMENT`, `SAIR_SHM_DIR`), and it
+/// is removed when the replica stops for good. Needs `cargo build -p sair-intercept
+/// -p sair-emu-cuda -p sair-node-agent` (the workspace build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_replica_gets_its_segment_and_the_interception_library() {
+    let g = StageRef::new("p", "g");
+    let mut o = options("act-gpu");
+    let shm = o.work_dir.join("shm");
+    let drivers =
+        sair_tests::emulator::driver_dir(&o.work_dir.join("drivers")).expect("driver dir");
+    o.shm_dir = Some(shm.clone());
+    o.intercept_lib = Some(sair_tests::binary("libsair_intercept.so"));
+    let mut r = run(&[
+        "--gpu-kernels",
+        "2",
+        "--kernel-blocks",
+        "100",
+        "--concurrency",
+        "1",
+    ]);
+    r.command[2] = "0".into(); // --cpu-ms 0: GPU work only
+    r.env
+        .insert("LD_LIBRARY_PATH".into(), drivers.display().to_string());
+    r.env.insert(
+        "SAIR_EMU_STATE".into(),
+        o.work_dir.join("emu.state").display().to_string(),
+    );
+    let mut spec = stage("p", "g", None, r);
+    spec.gpu = true;
+    let mut a = LocalActuator::new(o, vec![spec]).expect("valid");
+    a.scale(&g, 1).await.expect("scale");
+    eventually(&mut a, "serving", |a| {
+        a.replicas(&g).iter().any(|r| r.phase == Phase::Serving)
+    })
+    .await;
+    let seg = shm.join("p.g.0.seg");
+    assert!(seg.exists(), "segment {} not created", seg.display());
+    let addr = a.replicas(&g)[0].address.expect("address");
+    for _ in 0..5 {
+        assert_eq!(get(addr), Some(200));
+    }
+    // Launches counter: offset 160 of the segment (docs/gpu.md), little-endian u64.
+    let bytes = std::fs::read(&seg).expect("read the segment");
+    let launches = u64::from_le_bytes(bytes[160..168].try_into().expect("8 bytes"));
+    assert!(
+        launches >= 10,
+        "launches charged to the segment: {launches}"
+    );
+    Box::new(a).shutdown().await;
+    assert!(!seg.exists(), "the segment outlived its replica");
+}
