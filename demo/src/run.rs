@@ -32,6 +32,8 @@ const READY_PATIENCE: Duration = Duration::from_secs(90);
 /// SIGTERM → SIGKILL grace; the coordinator's includes draining its replicas.
 const GRACE: Duration = Duration::from_secs(10);
 const COORDINATOR_GRACE: Duration = Duration::from_secs(30);
+/// From every stage serving to the load: longer than the sidecars' discovery interval (1 s).
+const SETTLE: Duration = Duration::from_secs(2);
 /// How often the coordinator is polled and the view redrawn.
 const TICK: Duration = Duration::from_secs(1);
 /// Per request to the coordinator's API.
@@ -581,6 +583,10 @@ impl Demo {
             wait_or_stop(&mut stop, Duration::from_millis(250)).await;
         };
 
+        // Upstream sidecars re-read their next stage's endpoints file every second
+        // (`--discovery-interval`): give them that long to see the replicas just listed, or the
+        // first requests find no next hop.
+        wait_or_stop(&mut stop, SETTLE).await;
         procs.loadgen = Some(
             self.loadgen_spec(&entry)
                 .start(&BTreeMap::new(), START_PATIENCE)
