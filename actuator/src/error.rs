@@ -75,12 +75,25 @@ pub enum ActuatorError {
     /// The actuator's background task is gone (it was shut down, or it panicked).
     #[error("the {actuator} actuator has stopped; no further calls are possible")]
     Stopped { actuator: &'static str },
+    /// A Kubernetes API call failed or was refused (`kubernetes::KubeError` names the call and
+    /// the fix; it decides what is retryable).
+    #[error("stage {stage}: {source}")]
+    Kubernetes {
+        stage: StageRef,
+        #[source]
+        // Boxed: a Kubernetes error carries the call and the server's message, and would
+        // otherwise make every `Result<_, ActuatorError>` of the crate large.
+        source: Box<crate::kubernetes::KubeError>,
+    },
 }
 
 impl ActuatorError {
     /// Whether another attempt may succeed. Configuration mistakes and unknown stages will
     /// fail the same way every time, so `retry::with_backoff` returns them at once.
     pub fn is_retryable(&self) -> bool {
+        if let ActuatorError::Kubernetes { source, .. } = self {
+            return source.is_retryable();
+        }
         !matches!(
             self,
             ActuatorError::UnknownStage { .. }

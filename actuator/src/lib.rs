@@ -10,6 +10,7 @@
 
 pub mod dry_run;
 mod error;
+pub mod kubernetes;
 pub mod local;
 pub mod metrics;
 pub mod retry;
