@@ -274,8 +274,11 @@ fn a_replica_the_agent_and_the_coordinator_are_killed_and_the_pipeline_recovers(
     //    front answers its in-flight requests with 502/503, the actuator restarts the replica.
     let coordinator = run.pid_of("coordinator").unwrap();
     let is_post = |p: u32| {
-        std::fs::read(format!("/proc/{p}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--cpu-ms\00.5\0"))
+        std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.windows(2)
+                .any(|w| w == [&b"--cpu-ms"[..], &b"0.5"[..]])
+        })
     };
     let stage_pid = demo::children_of(coordinator)
         .into_iter()
