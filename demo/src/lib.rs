@@ -37,8 +37,8 @@ pub use run::run;
 /// from `--rate`, `--peak` and `--duration`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Pattern {
-    /// `--rate`, with bursts to `--peak`: the first at a third of the run for a quarter of
-    /// it, the next a third later.
+    /// `--rate`, with one burst to `--peak` from half-way for a fifth of the run (the rest
+    /// shows the scale-down).
     Burst,
     /// Poisson at `--rate` throughout.
     Poisson,
