@@ -93,8 +93,14 @@ pub struct MeshCore {
     next_round: Instant,
     /// Whether [`Self::hurry`] already pushed once since the last scheduled round.
     hurried: bool,
-    /// When this member last learnt of a new member (or joined); see [`Self::grow_roster`].
+    /// When this member last learnt of a member whose name it did not know; see
+    /// [`Self::grow_roster`].
     roster_grew: Option<Instant>,
+    /// Names of the members this one has seen come up and not yet forgotten (bounded by the
+    /// cluster's members): a member that flaps (down, then up under a new generation) is not
+    /// news about the roster, and must not start roster requests, which would add traffic to
+    /// a cluster that is already struggling.
+    seen_names: std::collections::HashSet<String>,
     next_roster_ask: Instant,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
@@ -146,6 +152,7 @@ impl MeshCore {
             next_round: now + config.gossip_interval,
             hurried: false,
             roster_grew: None,
+            seen_names: std::collections::HashSet::new(),
             next_roster_ask: now,
             id,
             config,
@@ -493,7 +500,7 @@ impl MeshCore {
         }
     }
 
-    /// While the roster is still growing (a member came up within the last
+    /// While the roster is still growing (a member of a new name came up within the last
     /// `announce_interval`), ask one random live member for its roster every gossip interval
     /// instead of every `announce_interval` (foca's periodic announce): its answer (a foca
     /// Feed) holds as many random active members as fit a datagram. When many members start
@@ -628,6 +635,7 @@ impl MeshCore {
         {
             tracing::debug!(member = ?id, "forgotten");
         }
+        self.seen_names.remove(&id.name);
         self.events
             .push_back(Event::MemberForgotten(id.name.clone()));
         self.publish_member_counts();
@@ -668,7 +676,9 @@ impl MeshCore {
         for note in out.notes {
             match note {
                 OwnedNotification::MemberUp(id) => {
-                    self.roster_grew = Some(now);
+                    if self.seen_names.insert(id.name.clone()) {
+                        self.roster_grew = Some(now);
+                    }
                     self.state.mark_alive(&id.name, id.generation);
                     self.hot_rounds = HOT_ROUNDS;
                     self.events.push_back(Event::MemberUp(id));
