@@ -43,5 +43,8 @@ SAIR_LLM_URL=$(scripts/llm-local.sh start)
 export SAIR_LLM_URL
 trap 'scripts/llm-local.sh stop' EXIT
 cargo test --workspace --no-fail-fast
+# Every cargo-fuzz target (mesh/fuzz, wire/fuzz) for 60 s, two at a time; skips with a message
+# without nightly. Cold ≈ 16 min on the 2-core machine (the sanitizer build), warm ≈ 4 min.
+scripts/fuzz.sh 60
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
