@@ -335,3 +335,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
         result.map_err(|e| (Exit::Internal, anyhow!(e)))
     })
 }
+
+#[cfg(test)]
+mod tests;
