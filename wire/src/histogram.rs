@@ -44,6 +44,7 @@
 //! hostile length cannot make it allocate or loop. Serde (JSON) carries the sparse form with
 //! the count; [`LatencyHistogram::validate`] checks either against the rules above.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use bincode::de::Decoder;
@@ -69,9 +70,17 @@ pub const MAX_ENCODED_BYTES: usize = 8 + 3 + 3 + (BUCKETS as usize + 1) * 9;
 const _: () = assert!(GROWTH <= 1.05 && MAX_RELATIVE_ERROR <= 0.025);
 const _: () = assert!(MAX_ENCODED_BYTES <= 4096);
 
+/// Lower edges of the buckets in microseconds, `EDGES[i] = γ^i`, the overflow bucket's last.
+/// One table for bucketing and for the quantile reported, so the two always agree.
+static EDGES: LazyLock<[f64; BUCKETS as usize + 1]> =
+    LazyLock::new(|| std::array::from_fn(|i| GROWTH.powi(i as i32)));
+
 /// Lower edge of bucket `index`, in microseconds.
 fn lower_micros(index: u16) -> f64 {
-    GROWTH.powi(i32::from(index))
+    EDGES
+        .get(usize::from(index))
+        .copied()
+        .unwrap_or_else(|| GROWTH.powi(i32::from(index)))
 }
 
 /// Lower edge of the overflow bucket, in seconds (about 1013 s).
@@ -81,28 +90,10 @@ pub fn overflow_seconds() -> f64 {
 
 /// The bucket of a latency in microseconds (finite, non-negative).
 fn index_of(micros: f64) -> u16 {
-    if micros < GROWTH {
-        return 0;
-    }
-    let top = lower_micros(BUCKETS);
-    if micros >= top {
-        return BUCKETS;
-    }
-    // The logarithm gives the index up to rounding; the edges decide, so that a value and the
-    // quantile reported for its bucket always come from the same `lower_micros`.
-    let guess = (micros.ln() / GROWTH.ln()).floor();
-    let mut i = if guess.is_finite() && guess > 0.0 {
-        (guess as u16).min(BUCKETS - 1)
-    } else {
-        0
-    };
-    while i > 0 && micros < lower_micros(i) {
-        i -= 1;
-    }
-    while i + 1 < BUCKETS && micros >= lower_micros(i + 1) {
-        i += 1;
-    }
-    i
+    // A binary search of the edges: the first edge above the value, minus one. Values below
+    // the first edge go to bucket 0, at or above the last to the overflow bucket.
+    let above = EDGES.partition_point(|edge| *edge <= micros);
+    u16::try_from(above.saturating_sub(1)).unwrap_or(BUCKETS)
 }
 
 /// A mergeable latency histogram (see the module documentation).
