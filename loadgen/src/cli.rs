@@ -59,6 +59,10 @@ pub struct LoadgenArgs {
     /// Refuse schedules with more arrivals than this (memory and run-time bound).
     #[arg(long, env = "SAIR_LOADGEN_MAX_REQUESTS", default_value_t = 20_000_000)]
     pub max_requests: u64,
+    /// Latency objective: completed requests slower than this (from their intended send
+    /// time) are counted in the report's `late` (with `slo_ms`). Above 0, at most 30 days.
+    #[arg(long, env = "SAIR_LOADGEN_SLO", value_parser = parse_duration)]
+    pub slo: Option<Duration>,
     /// Write the JSON report here.
     #[arg(long, env = "SAIR_LOADGEN_OUT")]
     pub out: Option<PathBuf>,
@@ -174,6 +178,8 @@ pub struct Plan {
     pub drop_after: Duration,
     /// Schedule size bound.
     pub max_requests: u64,
+    /// Latency objective for `late`.
+    pub slo: Option<Duration>,
     /// Report path.
     pub out: Option<PathBuf>,
     /// No progress bar.
@@ -256,6 +262,9 @@ impl LoadgenArgs {
         if self.timeout.is_zero() {
             return Err(range("timeout", "must be > 0"));
         }
+        if self.slo.is_some_and(|s| s.is_zero()) {
+            return Err(range("slo", "must be > 0"));
+        }
         if self.connections == 0 || self.connections > 100_000 {
             return Err(range("connections", "must be between 1 and 100000"));
         }
@@ -315,6 +324,7 @@ impl LoadgenArgs {
             connections: self.connections,
             drop_after: self.drop_after,
             max_requests: self.max_requests,
+            slo: self.slo,
             out: self.out.clone(),
             quiet: self.quiet,
         })

@@ -119,6 +119,10 @@ pub struct Recorder {
     dispatch_lag: Histogram<u64>,
     timeline: Vec<Second>,
     stages: BTreeMap<String, StageHists>,
+    /// `--slo` in µs, and the completed requests slower than it (counted exactly, not read
+    /// back from the histogram, whose buckets would blur the threshold).
+    slo_us: Option<u64>,
+    late: u64,
 }
 
 impl Default for Recorder {
@@ -153,7 +157,15 @@ impl Recorder {
             dispatch_lag: hist_us(),
             timeline: Vec::new(),
             stages: BTreeMap::new(),
+            slo_us: None,
+            late: 0,
         }
+    }
+
+    /// Counts completed requests slower than `slo` (`late` in the report).
+    pub fn with_slo(mut self, slo: Option<std::time::Duration>) -> Recorder {
+        self.slo_us = slo.map(|s| u64::try_from(s.as_micros()).unwrap_or(u64::MAX));
+        self
     }
 
     fn second(&mut self, intended_s: f64) -> &mut Second {
@@ -186,6 +198,9 @@ impl Recorder {
     /// The request sent for `intended_s` completed `latency_us` after its intended send time.
     pub fn completed(&mut self, intended_s: f64, latency_us: u64, timings: &[Entry]) {
         self.completed += 1;
+        if self.slo_us.is_some_and(|slo| latency_us > slo) {
+            self.late += 1;
+        }
         let v = latency_us.clamp(1, MAX_US);
         self.latency.saturating_record(v);
         self.second(intended_s).completed += 1;
@@ -299,6 +314,8 @@ impl Recorder {
             completed: self.completed,
             dropped: self.dropped,
             undispatched: meta.undispatched,
+            slo_ms: self.slo_us.map(|us| us as f64 / 1000.0),
+            late: self.slo_us.map(|_| self.late),
             fell_behind: meta.undispatched > 0
                 || ms(self.dispatch_lag.value_at_quantile(0.99)) > FELL_BEHIND_LAG_MS,
             errors,

@@ -100,7 +100,7 @@ pub async fn execute(
         duration_s,
         "connected; starting the run"
     );
-    let rec = Arc::new(Mutex::new(Recorder::new()));
+    let rec = Arc::new(Mutex::new(Recorder::new().with_slo(plan.slo)));
     let bar = progress.then(|| spawn_progress(rec.clone(), plan.duration));
     let stop = Stop {
         duration: plan.duration,

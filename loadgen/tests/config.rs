@@ -165,6 +165,7 @@ fn every_loadgen_option_comes_from_flag_variable_or_file() {
             ("headers", "x-a: 1"),
             ("out", "/tmp/report.json"),
             ("peak", "50"),
+            ("slo", "250ms"),
         ],
         &dir,
     );

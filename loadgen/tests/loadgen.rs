@@ -374,3 +374,41 @@ fn clap_parse_errors_exit_64_and_help_exits_0() {
     assert_eq!(help.code, Some(0));
     assert!(help.stdout.contains("--config"), "{}", help.stdout);
 }
+
+#[test]
+fn slo_counts_late_completions_and_the_report_stays_valid() {
+    // Every request costs at least 20 ms of CPU: all late against 5 ms, none against 10 s.
+    let stage = spawn_stage(&["--cpu-ms", "20", "--concurrency", "4"]);
+    let url = stage.url();
+    let schema = report_schema();
+    for (slo, all_late) in [("5ms", true), ("10s", false)] {
+        let run = loadgen(&[
+            "--target",
+            &url,
+            "--rate",
+            "20",
+            "--duration",
+            "2s",
+            "--slo",
+            slo,
+        ]);
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let report = run.report.expect("a report");
+        assert_eq!(schema_violations(&schema, &report), Vec::<String>::new());
+        let (completed, late) = (u(&report, "/completed"), u(&report, "/late"));
+        assert!(completed > 20, "{report}");
+        if all_late {
+            assert_eq!(late, completed, "{report}");
+            assert_eq!(f(&report, "/slo_ms"), 5.0);
+        } else {
+            assert_eq!(late, 0, "{report}");
+        }
+    }
+    // Without --slo neither field is written; --slo 0 is refused naming the flag.
+    let run = loadgen(&["--target", &url, "--rate", "20", "--duration", "1s"]);
+    let report = run.report.expect("a report");
+    assert!(report.get("late").is_none() && report.get("slo_ms").is_none());
+    let run = loadgen(&["--target", &url, "--slo", "0s"]);
+    assert_eq!(run.code, Some(64), "{}", run.stderr);
+    assert!(run.stderr.contains("slo"), "{}", run.stderr);
+}

@@ -66,6 +66,14 @@ pub struct Report {
     /// True when the generator could not keep to its schedule: `undispatched > 0` or a
     /// dispatch lag p99 above [`FELL_BEHIND_LAG_MS`]. Latency then includes its own lag.
     pub fell_behind: bool,
+    /// `--slo` in ms (only with `--slo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_ms: Option<f64>,
+    /// Completed requests whose latency (from intended send time) exceeded `--slo` (only
+    /// with `--slo`). SLO violations as `sair eval` defines them: `late + Σ errors + dropped
+    /// + undispatched`, over `scheduled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<u64>,
     /// Failed sent requests by kind.
     pub errors: BTreeMap<String, u64>,
     /// `scheduled / duration_s`.
