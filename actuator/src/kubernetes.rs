@@ -189,6 +189,8 @@ impl KubernetesActuator {
     }
 
     async fn scale_stage(&self, table: &KubernetesStage, replicas: i32) -> Result<(), KubeError> {
+        // A follower makes no API call at all.
+        self.check_leader()?;
         if let Some(hpa) = self.hpa_targeting(table).await? {
             return Err(KubeError::HpaTargets {
                 namespace: table.namespace.clone(),
@@ -196,8 +198,8 @@ impl KubernetesActuator {
                 hpa,
             });
         }
-        // Checked after the HPA list, right before the write, so that a Lease lost meanwhile
-        // is honoured.
+        // Checked again right before the write, so that a Lease lost during the HPA list is
+        // honoured.
         self.check_leader()?;
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &table.namespace);
         let call = Call::new(

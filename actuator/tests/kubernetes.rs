@@ -427,6 +427,10 @@ async fn a_live_holder_is_followed_an_expired_one_taken_over_and_scaling_is_gate
     assert!(err.to_string().contains("held by coord-a"), "{err}");
     assert!(!err.is_retryable());
     assert!(api.requests_to("PATCH", SCALE).is_empty());
+    assert!(
+        api.requests_to("GET", HPAS).is_empty(),
+        "a follower calls nothing"
+    );
 
     // coord-a stops renewing: after a whole lease (3 s) unchanged, coord-b takes over, with
     // the version it read and one more transition.
