@@ -6,9 +6,11 @@
 # - Needs a nightly toolchain (sanitizers). Without one it prints why and exits 0: the fuzz
 #   step is skipped, not failed, so a machine without nightly can still run the suite.
 # - cargo-fuzz is installed from crates.io, pinned, only when missing or at another version.
-# - Both fuzz crates build into one target dir (target/fuzz, inside the ignored target/), so
-#   their shared dependencies compile once and a second run only rebuilds what changed. The
-#   fuzz crates are their own workspaces (own lock files), apart from the root's target/.
+# - Both fuzz crates build into one target dir, so their shared dependencies compile once. It
+#   lives outside the checkout ($SAIR_FUZZ_TARGET_DIR, default ~/.cache/sair-fuzz/target, like
+#   the LLM server's venv): CI runs on a clean clone, and the sanitizer build of quinn, rustls
+#   and tokio takes over ten minutes on two cores the first time, a few seconds afterwards.
+#   The fuzz crates are their own workspaces (own lock files), apart from the root's target/.
 # - New inputs go to <crate>/corpus/<target> (ignored); the seeds in <crate>/seeds/<target>
 #   (kept in the repo) are read, never written. Crash inputs go to <crate>/artifacts/.
 set -euo pipefail
@@ -16,7 +18,8 @@ cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${1:-${FUZZ_SECONDS:-60}}
 CARGO_FUZZ_VERSION=0.13.2
-TARGET_DIR=$PWD/target/fuzz
+TARGET_DIR=${SAIR_FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sair-fuzz/target}
+mkdir -p "$TARGET_DIR"
 CRATES=(mesh/fuzz wire/fuzz)
 JOBS=2 # two targets at a time: the build machine has two cores
 
