@@ -104,13 +104,10 @@ pub fn frame_text(f: &Frame<'_>) -> String {
         Some(d) => {
             let _ = writeln!(
                 s,
-                "decision {} at {:.0}s [{}] {} · {}",
-                f.decisions,
-                d.time,
-                d.source,
-                clip(&d.action, 60),
-                clip(&d.rationale, 100)
+                "decision {} at {:.0}s [{}] {}",
+                f.decisions, d.time, d.source, d.action
             );
+            let _ = writeln!(s, "  why: {}", d.rationale);
         }
         None => {
             let _ = writeln!(s, "no decision yet");
@@ -166,6 +163,8 @@ pub fn plain_line(f: &Frame<'_>) -> String {
 #[derive(Debug)]
 pub struct View {
     tty: bool,
+    /// Terminal columns, less one.
+    width: usize,
     drawn_lines: usize,
     last_plain_s: f64,
     plain_every_s: f64,
@@ -176,6 +175,7 @@ impl View {
     pub fn new(tty: bool, plain_every_s: f64) -> Self {
         View {
             tty,
+            width: if tty { terminal_width() } else { 200 },
             drawn_lines: 0,
             last_plain_s: f64::NEG_INFINITY,
             plain_every_s,
@@ -186,7 +186,12 @@ impl View {
     pub fn show(&mut self, f: &Frame<'_>) {
         let mut out = std::io::stdout().lock();
         let r = if self.tty {
-            let text = frame_text(f);
+            // A line longer than the terminal wraps, and the next redraw would then move up
+            // too few rows: every line is clipped to the width.
+            let text: String = frame_text(f)
+                .lines()
+                .map(|l| clip(l, self.width) + "\n")
+                .collect();
             let mut buf = String::new();
             if self.drawn_lines > 0 {
                 // Up to the first line of the previous frame, then clear to the end.
@@ -221,4 +226,24 @@ impl View {
             tracing::debug!(error = %e, "cannot write the live view");
         }
     }
+}
+
+/// The terminal's width in columns less one (`stty size` on the inherited terminal; 80 when it
+/// cannot say), read once: a resize during the run only clips more or less than needed.
+fn terminal_width() -> usize {
+    std::process::Command::new("stty")
+        .arg("size")
+        .stdin(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<usize>().ok())
+        })
+        .filter(|c| *c >= 20)
+        .unwrap_or(80)
+        - 1
 }
