@@ -215,7 +215,7 @@ fn bad_configuration_exits_64_naming_the_problem_before_anything_starts() {
                     }
                 })
                 .collect(),
-            "not built yet",
+            "has no kubernetes table",
         ),
         (
             with(&good, &["--agent-report", "127.0.0.1:1"]),

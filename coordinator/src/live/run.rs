@@ -89,7 +89,12 @@ pub struct Live {
     bottleneck: Option<String>,
     start: Instant,
     leading: bool,
+    /// A second condition for leading (the Kubernetes Lease), besides the mesh's leader rule.
+    gate: Option<Gate>,
 }
+
+/// Whether an outside authority (a Kubernetes Lease) lets this coordinator lead now.
+pub type Gate = Box<dyn Fn() -> bool + Send + Sync>;
 
 impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,7 +167,15 @@ impl Live {
             bottleneck: None,
             start: now,
             leading: false,
+            gate: None,
         }
+    }
+
+    /// Leads only while `gate` also says so (and the mesh's rule does): with the Kubernetes
+    /// actuator, only the holder of the Lease decides and acts.
+    pub fn gated_by(mut self, gate: Gate) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     fn stage_ref(&self, i: usize) -> StageRef {
@@ -269,7 +282,9 @@ impl Live {
             }
         }
         let view = self.mesh.view();
-        let leading = view.leader.as_deref() == Some(self.node.as_str()) && view.epoch.is_some();
+        let leading = view.leader.as_deref() == Some(self.node.as_str())
+            && view.epoch.is_some()
+            && self.gate.as_ref().is_none_or(|g| g());
         if leading != self.leading {
             tracing::info!(
                 leader = ?view.leader,

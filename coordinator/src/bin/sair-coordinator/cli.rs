@@ -34,7 +34,8 @@ pub enum ActuatorKind {
     Local,
     /// Decide and log only (shadow mode beside what runs today).
     DryRun,
-    /// The Kubernetes scale subresource (not built yet).
+    /// Deployments' scale subresource, each stage's `kubernetes` table, with a Lease for
+    /// leadership (docs/kubernetes.md).
     Kubernetes,
 }
 
@@ -72,7 +73,8 @@ pub struct Cli {
     /// Name of the environment variable holding the LLM server's API key.
     #[arg(long, env = "SAIR_LLM_API_KEY_ENV")]
     pub llm_api_key_env: Option<String>,
-    /// Who carries replica counts out: local (process supervisor) or dry-run (log only).
+    /// Who carries replica counts out: local (process supervisor), kubernetes (Deployments'
+    /// scale) or dry-run (log only).
     #[arg(long, env = "SAIR_ACTUATOR", value_enum)]
     pub actuator: ActuatorKind,
     /// Address of the status API (`/v1/pipelines`, `/v1/decisions`, `/metrics`, `/healthz`);
@@ -89,6 +91,8 @@ pub struct Cli {
     pub mesh: crate::mesh::MeshArgs,
     #[command(flatten)]
     pub local: LocalArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -124,6 +128,23 @@ pub struct LocalArgs {
     /// `libsair_intercept.so`, preloaded into GPU replicas.
     #[arg(long, env = "SAIR_INTERCEPT_LIB")]
     pub intercept_lib: Option<PathBuf>,
+}
+
+/// Options of `--actuator kubernetes`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: `KUBECONFIG` / `~/.kube/config`, else in-cluster).
+    #[arg(long, env = "SAIR_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the leadership Lease (default: the client's namespace).
+    #[arg(long, env = "SAIR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Name of the leadership Lease.
+    #[arg(long, env = "SAIR_LEASE_NAME", default_value = sair_actuator::kubernetes::DEFAULT_LEASE_NAME)]
+    pub lease_name: String,
+    /// The Lease's duration, whole seconds (3s..=1h).
+    #[arg(long, env = "SAIR_LEASE_DURATION", default_value = "15s", value_parser = parse_duration_within(Duration::from_secs(3), Duration::from_secs(3600)))]
+    pub lease_duration: Duration,
 }
 
 /// The command with the hidden subcommand that declares the file's tables.

@@ -21,6 +21,9 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use cli::{ActuatorKind, Cli, LoadError};
 use sair_actuator::dry_run::DryRun;
+use sair_actuator::kubernetes::{
+    self, KubernetesActuator, KubernetesStage, LeaderElection, LeaseOptions, lease,
+};
 use sair_actuator::local::{AgentLink, AgentTrust, LocalActuator, LocalOptions, LocalStage};
 use sair_actuator::retry::Backoff;
 use sair_actuator::{Actuator, StageRef};
@@ -69,6 +72,8 @@ fn main() -> ExitCode {
 /// Everything checked before anything binds or starts.
 struct Plan {
     file: PipelinesFile,
+    /// `--actuator kubernetes`: every stage's `kubernetes` table.
+    kube_stages: Vec<(StageRef, KubernetesStage)>,
     mesh: mesh::MeshPlan,
     http: Option<std::net::SocketAddr>,
     policy_dir: Option<PathBuf>,
@@ -77,11 +82,6 @@ struct Plan {
 }
 
 fn check(cli: &Cli) -> Result<Plan, Failure> {
-    if cli.actuator == ActuatorKind::Kubernetes {
-        return Err(usage(anyhow!(
-            "--actuator kubernetes is not built yet (the Kubernetes issue); use local or dry-run"
-        )));
-    }
     let file = PipelinesFile::load(&cli.config)
         .map_err(|e| usage(anyhow!(e).context("bad --config (pipelines file), nothing started")))?;
     let mesh = cli.mesh.plan().map_err(|e| usage(anyhow!(e)))?;
@@ -116,6 +116,10 @@ fn check(cli: &Cli) -> Result<Plan, Failure> {
             )));
         }
     }
+    let kube_stages = match cli.actuator {
+        ActuatorKind::Kubernetes => kube_stages(&file)?,
+        _ => Vec::new(),
+    };
     let llm = cli.llm_url.as_deref().map(|url| {
         LlmConfig::new(
             url,
@@ -145,6 +149,7 @@ fn check(cli: &Cli) -> Result<Plan, Failure> {
     };
     Ok(Plan {
         file,
+        kube_stages,
         mesh,
         http,
         policy_dir,
@@ -158,6 +163,26 @@ fn writable(dir: &Path) -> std::io::Result<()> {
     let probe = dir.join(".sair-coordinator-write-test");
     std::fs::write(&probe, b"")?;
     std::fs::remove_file(&probe)
+}
+
+/// Every stage's `kubernetes` table (`--actuator kubernetes` needs one per stage).
+fn kube_stages(file: &PipelinesFile) -> Result<Vec<(StageRef, KubernetesStage)>, Failure> {
+    let mut out = Vec::new();
+    for (i, s) in file.scenario.stages.iter().enumerate() {
+        let at = format!("{}: `pipeline.stages[{i}].kubernetes`", file.path.display());
+        let Some(table) = file.runs[i].kubernetes.clone() else {
+            return Err(usage(anyhow!(
+                "{at}: stage {} has no kubernetes table (namespace, deployment), which --actuator kubernetes needs",
+                s.name
+            )));
+        };
+        let t: KubernetesStage = table
+            .try_into()
+            .map_err(|e: toml::de::Error| usage(anyhow!("{at}: {}", e.message())))?;
+        t.validate().map_err(|e| usage(anyhow!("{at}: {e}")))?;
+        out.push((StageRef::new(file.pipeline(), s.name.clone()), t));
+    }
+    Ok(out)
 }
 
 /// The local supervisor of the pipelines file's stages (each stage's `run` table).
@@ -268,9 +293,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .start(&tls)
             .map_err(|e| (Exit::Unavailable, anyhow!(e)))?;
         let stages = &plan.file.scenario.stages;
+        let mut election = None;
         let actuator: Box<dyn Actuator> = match cli.actuator {
             ActuatorKind::Local => Box::new(local_actuator(&cli, &plan.file)?),
-            _ => Box::new(DryRun::with_stages(stages.iter().map(|s| {
+            ActuatorKind::Kubernetes => {
+                let k = &cli.kube;
+                let (client, ns) = kubernetes::connect(k.kubeconfig.as_deref())
+                    .await
+                    .map_err(|e| usage(anyhow!(e).context("--actuator kubernetes: no cluster")))?;
+                let cfg = lease::LeaseConfig::try_new(&plan.mesh.node, k.lease_duration)
+                    .map_err(|e| usage(anyhow!(e).context("--lease-duration / --node")))?;
+                let options = LeaseOptions::try_new(
+                    k.lease_namespace.clone().unwrap_or(ns),
+                    k.lease_name.clone(),
+                    cfg,
+                )
+                .map_err(|e| usage(anyhow!(e).context("--lease-namespace / --lease-name")))?;
+                let e = LeaderElection::spawn(client.clone(), options);
+                let watch = e.watch();
+                election = Some(e);
+                let a = KubernetesActuator::new(client, plan.kube_stages.clone())
+                    .map_err(|e| usage(anyhow!(e)))?;
+                Box::new(a.gated_by(watch))
+            }
+            ActuatorKind::DryRun => Box::new(DryRun::with_stages(stages.iter().map(|s| {
                 (
                     StageRef::new(plan.file.pipeline(), s.name.clone()),
                     s.initial_replicas,
@@ -306,7 +352,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             "coordinator starting"
         );
         sair_service::announce::bound(BINARY, &bound);
-        let live = Live::new(
+        let gate = election.as_ref().map(|e| {
+            let watch = e.watch();
+            Box::new(move || watch.is_leader()) as sair_coordinator::live::run::Gate
+        });
+        let mut live = Live::new(
             plan.file,
             &plan.mesh.node,
             policy,
@@ -320,12 +370,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 backoff: Backoff::default(),
             },
         );
+        if let Some(gate) = gate {
+            live = live.gated_by(gate);
+        }
         let result = live
             .run(async {
                 let sig = sair_service::shutdown::signal().await;
                 tracing::info!(signal = ?sig, "stopping: writing the last record, stopping replicas, leaving the mesh");
             })
             .await;
+        // After the actuator's shutdown (inside run): release the Lease.
+        if let Some(e) = election {
+            e.shutdown().await;
+        }
         let _ = stop_tx.send(true);
         if let Some(s) = server
             && let Err(e) = s.await
