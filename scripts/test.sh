@@ -36,6 +36,12 @@ cargo machete
 # (run `cargo deny check advisories` by hand where there is network; see deny.toml).
 cargo deny check bans licenses sources
 scripts/validate-manifests.sh # Kubernetes manifests, sair inject output, images (offline)
+# `sair demo`'s report check (demo/tests/report_html.rs) loads report.html in headless Chromium
+# and skips with a message where there is none: install Debian's where apt can (best effort).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null ||
+        echo "chromium could not be installed: the report.html check will skip" >&2
+fi
 cargo build --workspace --all-targets
 # The SAIR policy's real-LLM test talks to a local OpenAI-compatible server (llama-cpp-python +
 # SmolLM2-135M on 127.0.0.1; installs into ~/.cache/sair-llm on first use, ~5 min).
