@@ -57,6 +57,9 @@ pub const NAMES: &[&str] = &[
     "sair-no-p99-floor",
     "sair-short-sample",
     "sair-no-burst-hold",
+    "sair-fine-rho",
+    "sair-rebalance",
+    "sair-fine-rho-rebalance",
 ];
 
 /// Configuration of the SAIR policy.
@@ -139,6 +142,15 @@ impl SairConfig {
             "sair-no-startup" => self.limits.startup_max_utilisation = None,
             "sair-short-sample" => self.plan_on_mean = false,
             "sair-no-burst-hold" => self.burst_hold_s = 0.0,
+            // Opt-in variants: two candidate levers of issue 15 that did not help and are off in
+            // `sair` (docs/results.md, "Finer ρ steps and +1 replica at rebalanced ρ"); kept by
+            // name so that the measurement can be repeated.
+            "sair-fine-rho" => self.candidates.fine_rho = true,
+            "sair-rebalance" => self.candidates.rebalance = true,
+            "sair-fine-rho-rebalance" => {
+                self.candidates.fine_rho = true;
+                self.candidates.rebalance = true;
+            }
             "sair-no-p99-floor" => self.reward.p99_floor_slo = 0.0,
             "sair-one-cap" => self.cpu_max_utilisation = ModelSelector::default().max_utilisation,
             _ => return None,

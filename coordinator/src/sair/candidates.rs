@@ -202,6 +202,18 @@ pub struct CandidateConfig {
     pub rho_min: f64,
     /// Right-size targets, as fractions of the SLO.
     pub right_size_targets: [f64; 3],
+    /// Whether ρ moves of one quantum ([`RHO_QUANTUM`]) are offered besides the `rho_step`
+    /// ones (issue 15, item 5: a 0.1 step overshoots a share that needs 0.05 less or more;
+    /// off in `sair`: measured, it cost more SLO than it saved in cost; `sair-fine-rho` turns it
+    /// on).
+    pub fine_rho: bool,
+    /// Whether a GPU stage whose next replica does not pack at its current ρ is offered one
+    /// more replica with every replica at the highest ρ that packs, when that adds capacity
+    /// (issue 15, item 5: "+1 replica at rebalanced ρ"; without it, a stage whose GPUs are
+    /// committed at its ρ can only grow by a ρ move, which the others' shares block). Off in
+    /// `sair`: measured, it was almost never chosen and did not help; `sair-rebalance` turns it
+    /// on.
+    pub rebalance: bool,
 }
 
 impl Default for CandidateConfig {
@@ -212,6 +224,8 @@ impl Default for CandidateConfig {
             rho_step: 0.1,
             rho_min: 0.1,
             right_size_targets: [0.35, 0.5, 0.7],
+            fine_rho: false,
+            rebalance: false,
         }
     }
 }
@@ -279,14 +293,31 @@ pub fn generate(
         .filter(|&i| s.stages[i].kind == StageKind::Gpu)
         .collect();
     if cfg.gpu_rate {
+        let fine = cfg.fine_rho.then_some(RHO_QUANTUM);
         for &i in &gpu {
-            for (kind, sign) in [(MoveKind::RhoUp, 1.0), (MoveKind::RhoDown, -1.0)] {
-                let mut a = hold.clone();
-                a.rho[i] = quantise_rho(a.rho[i] + sign * cfg.rho_step, cfg.rho_min);
+            for step in std::iter::once(cfg.rho_step).chain(fine) {
+                for (kind, sign) in [(MoveKind::RhoUp, 1.0), (MoveKind::RhoDown, -1.0)] {
+                    let mut a = hold.clone();
+                    a.rho[i] = quantise_rho(a.rho[i] + sign * step, cfg.rho_min);
+                    raw.push((
+                        kind,
+                        Some(i),
+                        format!("{} rho -> {:.2}", name(i), a.rho[i]),
+                        a,
+                    ));
+                }
+            }
+            if cfg.rebalance
+                && let Some(a) = rebalanced_up(s, &hold, i, cfg.rho_min)
+            {
                 raw.push((
-                    kind,
+                    MoveKind::ScaleUp,
                     Some(i),
-                    format!("{} rho -> {:.2}", name(i), a.rho[i]),
+                    format!(
+                        "{} +1 replica, every replica at rho {:.2} (rebalanced to pack)",
+                        name(i),
+                        a.rho[i]
+                    ),
                     a,
                 ));
             }
@@ -368,6 +399,32 @@ pub fn generate(
         });
     }
     out
+}
+
+/// One more replica on GPU stage `i` at the highest quantised ρ at which every GPU replica
+/// still packs, when one more at its current ρ does not; `None` when it packs anyway (plain
+/// "+1" covers it), when no ρ down to `rho_min` packs, or when the rebalanced stage would not
+/// have more total share (`replicas × ρ`, its capacity) than now.
+fn rebalanced_up(s: &PipelineState, hold: &Action, i: usize, rho_min: f64) -> Option<Action> {
+    let mut a = hold.clone();
+    a.replicas[i] = a.replicas[i].checked_add(1)?;
+    if gpu_fits(s, &a) {
+        return None;
+    }
+    let now = f64::from(hold.replicas[i]) * hold.rho[i];
+    let mut rho = quantise_rho(hold.rho[i] - RHO_QUANTUM, rho_min);
+    // Bounded: one quantum per step from at most 1.0 down to rho_min.
+    while rho < a.rho[i] {
+        a.rho[i] = rho;
+        if f64::from(a.replicas[i]) * rho <= now + 1e-9 {
+            return None;
+        }
+        if gpu_fits(s, &a) {
+            return Some(a);
+        }
+        rho = quantise_rho(rho - RHO_QUANTUM, rho_min);
+    }
+    None
 }
 
 /// Greedy cheapest allocation predicted to meet `target_p99_s`: start from the minimum that is

@@ -109,3 +109,70 @@ fn hold_is_index_zero_and_the_moves_follow_in_id_order() {
     assert_eq!(cands.get(cands.len()), None);
     assert_eq!(cands.position("c999"), None);
 }
+
+fn with_model<T>(s: &PipelineState, f: impl FnOnce(&Model<'_>) -> T) -> T {
+    let (p, _) = model_for(s);
+    f(&Model {
+        state: s,
+        planning: &p,
+        prices: Prices::default(),
+        calibration: Calibration::default(),
+    })
+}
+
+#[test]
+fn fine_rho_steps_are_offered_besides_the_coarse_ones() {
+    let s = pipeline(100.0, 0.0);
+    let rhos = |cfg: CandidateConfig| -> Vec<f64> {
+        with_model(&s, |m| {
+            generate(m, 1, &cfg, &Limits::default())
+                .iter()
+                .filter(|c| c.kind == MoveKind::RhoDown && c.stage == Some(1))
+                .map(|c| c.action.rho[1])
+                .collect()
+        })
+    };
+    let fine = rhos(CandidateConfig {
+        fine_rho: true,
+        ..Default::default()
+    });
+    assert!(fine.iter().any(|r| (r - 0.95).abs() < 1e-9), "{fine:?}");
+    assert!(fine.iter().any(|r| (r - 0.9).abs() < 1e-9), "{fine:?}");
+    let coarse = rhos(CandidateConfig::default());
+    assert!(coarse.iter().all(|r| (r - 0.95).abs() > 1e-9), "{coarse:?}");
+}
+
+/// One GPU, the GPU stage on one replica at ρ 0.6: a second replica at 0.6 does not pack, two
+/// at 0.5 do and hold more share (1.0 > 0.6), so "+1 at rebalanced ρ" is offered; it is not
+/// when rebalancing would hold less share than now.
+#[test]
+fn plus_one_replica_at_a_rebalanced_rho_is_offered_only_when_it_adds_share() {
+    let mut s = pipeline(40.0, 0.0);
+    s.gpus = 1;
+    s.stages[1].replicas = 1;
+    s.stages[1].replicas_desired = 1;
+    s.stages[1].rho = 0.6;
+    let rebalanced = |s: &PipelineState, cfg: CandidateConfig| -> Vec<Action> {
+        with_model(s, |m| {
+            generate(m, 1, &cfg, &Limits::default())
+                .iter()
+                .filter(|c| c.label.contains("rebalanced"))
+                .map(|c| c.action.clone())
+                .collect()
+        })
+    };
+    let on = CandidateConfig {
+        rebalance: true,
+        ..Default::default()
+    };
+    let got = rebalanced(&s, on);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].replicas[1], 2);
+    assert!((got[0].rho[1] - 0.5).abs() < 1e-9, "{got:?}");
+    assert!(gpu_fits(&s, &got[0]));
+    let off = rebalanced(&s, CandidateConfig::default());
+    assert!(off.is_empty());
+    // Two replicas at ρ 1.0 on two GPUs: three would pack only at 0.5, 1.5 < 2.0 of share now.
+    let full = pipeline(40.0, 0.0);
+    assert!(rebalanced(&full, on).is_empty());
+}
