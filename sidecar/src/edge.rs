@@ -124,7 +124,11 @@ impl Service<Request<Incoming>> for Edge {
             };
             // A stream from this stage's own model server: the queue wait goes in the head,
             // time to first byte and service time in the trailers when the client takes them.
-            let streaming_from = resp.extensions().get::<Dispatch>().copied();
+            let streaming_from = if resp.body().is_streamed() {
+                resp.extensions().get::<Dispatch>().copied()
+            } else {
+                None
+            };
             if timing.is_none()
                 && trailers
                 && let Some(s) = resp.body_mut().streamed_mut()

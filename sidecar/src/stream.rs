@@ -13,7 +13,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -40,6 +40,9 @@ pub enum ProxyBody {
     Full {
         data: Option<Bytes>,
         hold: Option<Reservation>,
+        /// When the first byte of a model server's body arrived, for its time to first byte
+        /// (here rather than in an extension: no map insert per request).
+        first_byte: Option<Instant>,
     },
     /// Forwarded as it arrives.
     Streamed(Box<Streamed>),
@@ -51,7 +54,22 @@ impl ProxyBody {
         ProxyBody::Full {
             data: Some(data),
             hold: None,
+            first_byte: None,
         }
+    }
+
+    /// When a buffered answer's first body byte arrived (`None`: empty, a stream, or not from
+    /// a peer).
+    pub fn first_byte(&self) -> Option<Instant> {
+        match self {
+            ProxyBody::Full { first_byte, .. } => *first_byte,
+            ProxyBody::Streamed(_) => None,
+        }
+    }
+
+    /// Whether this is a stream.
+    pub fn is_streamed(&self) -> bool {
+        matches!(self, ProxyBody::Streamed(_))
     }
 
     /// The bytes of a buffered answer; `None` for a stream.

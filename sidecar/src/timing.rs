@@ -64,8 +64,3 @@ impl StageTiming {
         }
     }
 }
-
-/// When the first byte of a buffered answer's body arrived: a response extension the upstream
-/// layer sets, from which the timing layer computes the time to first byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FirstByte(pub Instant);

@@ -117,3 +117,66 @@ fn the_entry_starts_the_context_and_later_stages_keep_it() {
     assert_eq!(carried.start, first.start);
     assert!(PipelineContext::of(&HeaderMap::new()).is_none());
 }
+
+#[test]
+fn trailers_are_accepted_only_when_te_lists_them() {
+    let mut h = HeaderMap::new();
+    assert!(!accepts_trailers(&h));
+    h.insert(header::TE, HeaderValue::from_static("gzip, trailers;q=1"));
+    assert!(accepts_trailers(&h));
+    h.insert(header::TE, HeaderValue::from_static("gzip"));
+    assert!(!accepts_trailers(&h));
+    h.insert(header::TE, HeaderValue::from_static("Trailers"));
+    assert!(accepts_trailers(&h));
+}
+
+#[test]
+fn grpc_is_told_by_its_content_type() {
+    let mut h = HeaderMap::new();
+    assert!(!is_grpc(&h));
+    for ct in [
+        "application/grpc",
+        "application/grpc+proto",
+        "Application/GRPC+json",
+    ] {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        assert!(is_grpc(&h), "{ct}");
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    assert!(!is_grpc(&h));
+}
+
+#[test]
+fn a_trailer_announcement_is_end_to_end_and_kept() {
+    let mut h = HeaderMap::new();
+    h.insert(header::TRAILER, HeaderValue::from_static("grpc-status"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h[header::TRAILER], "grpc-status");
+    assert!(!h.contains_key(header::CONNECTION));
+}
+
+#[test]
+fn streamed_timing_lists_our_entries_then_the_later_ones() {
+    let mut later = HeaderMap::new();
+    later.insert(
+        SERVER_TIMING,
+        HeaderValue::from_static("next-service;dur=1.000"),
+    );
+    let v = timing_value(
+        "gen",
+        &[
+            ("ttfb", Duration::from_micros(1500)),
+            ("service", Duration::from_millis(900)),
+        ],
+        &later,
+    )
+    .unwrap();
+    assert_eq!(
+        v,
+        "gen-ttfb;dur=1.500, gen-service;dur=900.000, next-service;dur=1.000"
+    );
+}

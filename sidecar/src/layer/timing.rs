@@ -9,7 +9,7 @@ use tower::{Layer, Service};
 use super::{ProxyRequest, ProxyResponse, always_ready};
 use crate::error::ProxyError;
 use crate::tally::Tally;
-use crate::timing::{Dispatch, FirstByte, RequestHead, StageTiming};
+use crate::timing::{Dispatch, RequestHead, StageTiming};
 
 #[derive(Debug, Clone)]
 pub struct TimingLayer {
@@ -67,8 +67,8 @@ where
             let timing = StageTiming::ended(dispatch);
             match result {
                 Ok(mut resp) => {
-                    let ttfb = match resp.extensions().get::<FirstByte>() {
-                        Some(FirstByte(at)) => at.saturating_duration_since(dispatch.at),
+                    let ttfb = match resp.body().first_byte() {
+                        Some(at) => at.saturating_duration_since(dispatch.at),
                         None => timing.service,
                     };
                     tally.first_byte(ttfb);

@@ -13,7 +13,6 @@ use crate::config::UpstreamProtocol;
 use crate::error::ProxyError;
 use crate::headers::{accepts_trailers, is_grpc, strip_hop_by_hop};
 use crate::stream::{Origin, ProxyBody, Streamed};
-use crate::timing::FirstByte;
 use crate::upstream::{Answer, Mode, Peer, UpstreamPool};
 
 /// The innermost service: forwards to `--upstream`.
@@ -49,14 +48,12 @@ pub(crate) fn into_response(
         } => {
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            if let Some(at) = first_byte {
-                parts.extensions.insert(FirstByte(at));
-            }
             Response::from_parts(
                 parts,
                 ProxyBody::Full {
                     data: Some(body),
                     hold: Some(hold),
+                    first_byte,
                 },
             )
         }

@@ -83,3 +83,31 @@ async fn refused_timed_out_oversized_and_broken_are_four_kinds() {
         UpstreamErrorKind::Broken
     );
 }
+
+#[test]
+fn event_streams_grpc_and_unsized_answers_stream_sized_ones_do_not() {
+    fn answer(ct: Option<&'static str>, body: Full<Bytes>) -> Response<Full<Bytes>> {
+        let mut r = Response::new(body);
+        if let Some(ct) = ct {
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        r
+    }
+    let sized = || Full::new(Bytes::from_static(b"{}"));
+    assert!(!streams(&answer(Some("application/json"), sized())));
+    assert!(streams(&answer(
+        Some("text/event-stream; charset=utf-8"),
+        sized()
+    )));
+    assert!(streams(&answer(Some("application/grpc+proto"), sized())));
+    let unsized_body = http_body_util::StreamBody::new(futures::stream::empty::<
+        Result<http_body::Frame<Bytes>, std::convert::Infallible>,
+    >());
+    let mut r = Response::new(unsized_body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    assert!(streams(&r), "no length known: streamed");
+}
