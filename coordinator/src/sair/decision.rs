@@ -163,7 +163,7 @@ impl Sair {
             observed.p99_s > s.slo_p99_s || candidates.hold.predicted.p99_s > s.slo_p99_s;
         let holding = self
             .last_guard_t
-            .is_some_and(|t| s.t_s - t < self.cfg.burst_hold_s);
+            .is_some_and(|t| s.t_s - t < self.cfg.burst_hold_intervals * self.cfg.interval_s);
         let window = StartupWindow {
             demand: &planning.lambda,
             service_mean_1: &planning.service_mean_1,

@@ -279,7 +279,7 @@ mod prop {
 }
 
 /// Issue 15, item 3: after the guard fires, moves that shed capacity are held back for
-/// `burst_hold_s`; this is what counts as shedding.
+/// `burst_hold_intervals`; this is what counts as shedding.
 #[test]
 fn shedding_is_fewer_replicas_or_a_lower_share() {
     let s = pipeline(100.0, 0.0);
@@ -294,9 +294,9 @@ fn shedding_is_fewer_replicas_or_a_lower_share() {
     let mut cut = hold.clone();
     cut.rho[1] = 0.8;
     assert!(decision::sheds(&s, &cut));
-    assert!(SairConfig::default().burst_hold_s > 0.0);
+    assert!(SairConfig::default().burst_hold_intervals > 0.0);
     let off = SairConfig::default()
         .for_name("sair-no-burst-hold")
         .unwrap();
-    assert_eq!(off.burst_hold_s, 0.0);
+    assert_eq!(off.burst_hold_intervals, 0.0);
 }
