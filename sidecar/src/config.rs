@@ -43,6 +43,12 @@ pub enum ConfigError {
          of the largest allowed size must fit the budget"
     )]
     BudgetBelowBody { buffered: u64, body: u64 },
+    /// The connect-retry window is longer than 10 minutes.
+    #[error(
+        "--connect-retry-for must be within 0s..={max:?} (10 min; 0 disables; the wait never \
+         outlasts --upstream-timeout either), got {value:?}"
+    )]
+    RetryOutOfRange { value: Duration, max: Duration },
     #[error("--{name} must be a positive duration, got {value:?}")]
     NotPositiveDuration { name: &'static str, value: Duration },
     #[error("--histogram-buckets-seconds must be strictly increasing positive numbers, got {0:?}")]
@@ -66,6 +72,9 @@ pub const DEFAULT_MAX_HEADERS: usize = 100;
 /// The range of every integer option, checked by [`Config::validate`]: name, smallest,
 /// largest, and why the bound is there (printed in the error).
 pub mod bounds {
+    /// `--connect-retry-for`: at most 10 minutes; 0 disables. (The wait is also cut at
+    /// `--upstream-timeout`: [`super::Config::connect_retry_window`].)
+    pub const CONNECT_RETRY_FOR_MAX: std::time::Duration = std::time::Duration::from_secs(600);
     /// `--max-concurrency` (0 = unlimited).
     pub const MAX_CONCURRENCY: (u64, u64) = (0, 1_000_000);
     /// `--queue-capacity`.
@@ -226,6 +235,11 @@ pub struct Config {
         conflicts_with = "upstream_timeout"
     )]
     pub upstream_timeout_seconds: Option<f64>,
+
+    /// How long a request that reached no process yet (connect refused or timed out, no
+    /// next-stage endpoint) is retried, 50 ms doubling to 500 ms apart. 0 disables.
+    #[arg(long, env = "SAIR_CONNECT_RETRY_FOR", default_value = "10s", value_parser = parse_duration)]
+    pub connect_retry_for: Duration,
 
     /// On SIGTERM, how long in-flight and queued requests may take to finish before exit.
     #[arg(long, env = "SAIR_DRAIN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
@@ -548,6 +562,13 @@ impl Config {
                 });
             }
         }
+        let max = bounds::CONNECT_RETRY_FOR_MAX;
+        if self.connect_retry_for > max {
+            return Err(ConfigError::RetryOutOfRange {
+                value: self.connect_retry_for,
+                max,
+            });
+        }
         if self.max_buffered_bytes < wide(self.max_body_bytes) {
             return Err(ConfigError::BudgetBelowBody {
                 buffered: self.max_buffered_bytes,
@@ -589,6 +610,12 @@ impl Config {
         either(self.header_read_timeout_seconds, self.header_read_timeout)
     }
     /// The upstream timeout: `--upstream-timeout`, or the old `…-seconds`.
+    /// How long a request that reached no process may wait for one: `--connect-retry-for`,
+    /// never longer than `--upstream-timeout` (the request's own deadline upstream).
+    pub fn connect_retry_window(&self) -> Duration {
+        self.connect_retry_for.min(self.upstream_timeout())
+    }
+
     pub fn upstream_timeout(&self) -> Duration {
         either(self.upstream_timeout_seconds, self.upstream_timeout)
     }

@@ -11,6 +11,7 @@ use crate::admission::Admission;
 use crate::balance::Balancer;
 use crate::budget::Budget;
 use crate::headers::number_value;
+use crate::retry::ConnectRetry;
 use crate::tally::Tally;
 use crate::upstream::UpstreamPool;
 use crate::window::WindowFeed;
@@ -32,6 +33,8 @@ pub struct StageContext {
     pub admission: Arc<Admission>,
     /// Next-stage replicas, when `--next` is set.
     pub balancer: Option<Arc<Balancer>>,
+    /// Connect retries toward the next stage (`--connect-retry-for`).
+    pub next_retry: ConnectRetry,
     /// HTTP/1.1 or h2c toward the model server.
     pub upstream_protocol: crate::config::UpstreamProtocol,
     /// Request body limit (413 beyond).

@@ -12,7 +12,7 @@
 //! - [`metrics`] names, label enums and handles; [`timing`] the instants of one request and
 //!   the one place queue wait is computed; [`window`] the sans-IO report window;
 //!   [`display`] error formatting.
-//! - [`budget`] the one memory budget of buffered bodies.
+//! - [`budget`] the one memory budget of buffered bodies; [`retry`] the connect-retry backoff.
 //! - [`body`] reading a body under a limit ([`body::BodyError`]); [`upstream`] the connection
 //!   pool to the model server and the next stage ([`upstream::UpstreamError`]);
 //!   [`admission`] the request queue; [`headers`] pipeline context, hop-by-hop, Server-Timing;
@@ -39,6 +39,7 @@ pub mod headers;
 pub mod layer;
 pub mod metrics;
 pub mod report;
+pub mod retry;
 pub mod server;
 pub mod stack;
 pub mod stream;

@@ -20,9 +20,10 @@ pub const REPORTS_DROPPED_TOTAL: &str = "sair_sidecar_reports_dropped_total";
 pub const TTFB_SECONDS: &str = "sair_stage_ttfb_seconds";
 pub const CONNECTIONS: &str = "sair_sidecar_connections";
 pub const CONNECTIONS_WAITED_TOTAL: &str = "sair_sidecar_connection_limit_waits_total";
+pub const CONNECT_RETRIES_TOTAL: &str = "sair_stage_connect_retries_total";
 
 /// Every family name, for tests and docs.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     REQUESTS_TOTAL,
     FAILURES_TOTAL,
     QUEUE_WAIT_SECONDS,
@@ -35,6 +36,7 @@ pub const ALL: [&str; 12] = [
     TTFB_SECONDS,
     CONNECTIONS,
     CONNECTIONS_WAITED_TOTAL,
+    CONNECT_RETRIES_TOTAL,
 ];
 
 /// How a request ended; the bounded value set of the `outcome` label of
@@ -198,6 +200,10 @@ pub struct StageMetrics {
     pub connections: Gauge,
     /// Connections that had to wait for `--max-connections`.
     pub connections_waited: Counter,
+    /// Connect attempts repeated because nothing reached the model server (label
+    /// `target="upstream"`) or a next-stage replica (`target="downstream"`).
+    pub connect_retries_upstream: Counter,
+    pub connect_retries_downstream: Counter,
 }
 
 impl StageMetrics {
@@ -232,6 +238,11 @@ impl StageMetrics {
                     metrics::counter!(FAILURES_TOTAL, &l)
                 })
                 .collect();
+            let retries = |target: ErrorSource| {
+                let mut l = labels.to_vec();
+                l.push(("target", target.as_str().to_owned()));
+                metrics::counter!(CONNECT_RETRIES_TOTAL, &l)
+            };
             let m = StageMetrics {
                 requests,
                 failures,
@@ -245,6 +256,8 @@ impl StageMetrics {
                 ttfb: metrics::histogram!(TTFB_SECONDS, &labels),
                 connections: metrics::gauge!(CONNECTIONS, &labels),
                 connections_waited: metrics::counter!(CONNECTIONS_WAITED_TOTAL, &labels),
+                connect_retries_upstream: retries(ErrorSource::Upstream),
+                connect_retries_downstream: retries(ErrorSource::Downstream),
             };
             // Touch every series so each family is exported from the first scrape on.
             for c in m.requests.iter().chain(&m.failures) {
@@ -252,6 +265,8 @@ impl StageMetrics {
             }
             m.reports_dropped.increment(0);
             m.connections_waited.increment(0);
+            m.connect_retries_upstream.increment(0);
+            m.connect_retries_downstream.increment(0);
             m.connections.set(0.0);
             m.inflight.set(0.0);
             m.queue_depth.set(0.0);
@@ -321,6 +336,12 @@ pub fn describe() {
         CONNECTIONS_WAITED_TOTAL,
         Unit::Count,
         "Times the accept loop waited because --max-connections were open"
+    );
+    metrics::describe_counter!(
+        CONNECT_RETRIES_TOTAL,
+        Unit::Count,
+        "Connect attempts repeated because the request had reached no process yet \
+         (connect refused or timed out, or no next-stage endpoint), by target"
     );
     metrics::describe_counter!(
         REPORTS_DROPPED_TOTAL,

@@ -29,8 +29,9 @@ use crate::budget::Budget;
 use crate::config::{Config, ConfigError, DEFAULT_MAX_HEADERS, NextTarget};
 use crate::context::StageContext;
 use crate::edge::Edge;
-use crate::metrics::StageMetrics;
+use crate::metrics::{ErrorSource, StageMetrics};
 use crate::report::{self, AgentTarget, ReportBuffer};
+use crate::retry::ConnectRetry;
 use crate::tally::Tally;
 use crate::upstream::UpstreamPool;
 use crate::window::{ReportIdentity, ReportWindow, WindowFeed};
@@ -111,7 +112,17 @@ impl Sidecar {
             next_stage: config.next_stage.as_str().into(),
             pool: Arc::new(
                 UpstreamPool::new(upstream, config.max_body_bytes, config.upstream_timeout())
-                    .with_budget(budget.clone()),
+                    .with_budget(budget.clone())
+                    .with_connect_retry(ConnectRetry::new(
+                        config.connect_retry_window(),
+                        metrics.connect_retries_upstream.clone(),
+                        ErrorSource::Upstream,
+                    )),
+            ),
+            next_retry: ConnectRetry::new(
+                config.connect_retry_window(),
+                metrics.connect_retries_downstream.clone(),
+                ErrorSource::Downstream,
             ),
             tally: Tally::new(metrics.clone(), window.clone()),
             window,

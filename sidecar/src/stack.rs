@@ -44,6 +44,7 @@ pub fn build(ctx: &StageContext) -> ProxyService {
             ChainLayer::new(NextStage {
                 balancer: balancer.clone(),
                 pool: ctx.pool.clone(),
+                retry: ctx.next_retry.clone(),
             })
             .layer(svc),
         ),

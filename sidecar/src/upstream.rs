@@ -32,6 +32,8 @@ use self::h2::H2Conn;
 use crate::body::BodyError;
 use crate::budget::{Budget, Reservation};
 use crate::display::ErrorChain;
+use crate::metrics::ErrorSource;
+use crate::retry::{ConnectRetry, Retrying};
 
 /// Whether an answer may be forwarded as a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +127,15 @@ pub enum UpstreamErrorKind {
 }
 
 impl UpstreamError {
+    /// Whether the request was certainly never written: the connection could not be made.
+    /// Only these are retried ([`crate::retry`]).
+    pub fn before_sent(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. }
+        )
+    }
+
     pub fn kind(&self) -> UpstreamErrorKind {
         match self {
             UpstreamError::Connect { source, .. }
@@ -203,6 +214,9 @@ pub struct UpstreamPool {
     exchange_timeout: Duration,
     max_body_bytes: usize,
     budget: Arc<Budget>,
+    /// Connect retries toward the model server (`--connect-retry-for`); next-stage retries
+    /// are the chain's, which picks a replica again for each.
+    retry: ConnectRetry,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -230,7 +244,15 @@ impl UpstreamPool {
             exchange_timeout,
             max_body_bytes,
             budget: Budget::new(usize::MAX),
+            retry: ConnectRetry::disabled(ErrorSource::Upstream),
         }
+    }
+
+    /// Connects to the model server that fail before the request is written are retried
+    /// under `retry`, within the exchange timeout.
+    pub fn with_connect_retry(mut self, retry: ConnectRetry) -> Self {
+        self.retry = retry;
+        self
     }
 
     /// Buffered answers take their bytes from `budget` (`--max-buffered-bytes`).
@@ -294,7 +316,8 @@ impl UpstreamPool {
                 Peer::Model => {
                     req.headers_mut()
                         .insert(header::HOST, self.upstream_host.clone());
-                    self.send_on(&self.upstream_idle, &self.upstream, req, mode)
+                    let retry = Some(self.retry.start());
+                    self.send_on(&self.upstream_idle, &self.upstream, req, mode, retry)
                         .await
                 }
                 Peer::Next(authority) => {
@@ -302,7 +325,7 @@ impl UpstreamPool {
                         req.headers_mut().insert(header::HOST, host);
                     }
                     let pool = self.host_pool(authority);
-                    self.send_on(&pool, authority, req, mode).await
+                    self.send_on(&pool, authority, req, mode, None).await
                 }
             }
         };
@@ -339,7 +362,12 @@ impl UpstreamPool {
         let exchange = async {
             let resp = self
                 .upstream_h2
-                .send(&self.upstream, self.connect_timeout, req)
+                .send(
+                    &self.upstream,
+                    self.connect_timeout,
+                    req,
+                    self.retry.start(),
+                )
                 .await?;
             if mode == Mode::Auto && streams(&resp) {
                 return Ok(Answer::Streaming(resp));
@@ -370,11 +398,24 @@ impl UpstreamPool {
         authority: &Authority,
         mut req: Request<Full<Bytes>>,
         mode: Mode,
+        mut retry: Option<Retrying<'_>>,
     ) -> Result<Answer, UpstreamError> {
         loop {
             let (mut conn, reused) = match pool.take(self.idle_timeout) {
                 Some(c) => (c, true),
-                None => (Conn::connect(authority, self.connect_timeout).await?, false),
+                None => match Conn::connect(authority, self.connect_timeout).await {
+                    Ok(c) => (c, false),
+                    // Nothing was written: wait for the peer to come (back), if allowed.
+                    Err(e) => match retry.as_mut() {
+                        Some(r) if e.before_sent() => {
+                            if r.pause(&e).await {
+                                continue;
+                            }
+                            return Err(e);
+                        }
+                        _ => return Err(e),
+                    },
+                },
             };
             match conn
                 .exchange(req, self.max_body_bytes, &self.budget, mode)

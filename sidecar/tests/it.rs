@@ -21,6 +21,8 @@ mod grpc;
 mod metrics;
 #[path = "it/report.rs"]
 mod report;
+#[path = "it/retry.rs"]
+mod retry;
 #[path = "it/shutdown.rs"]
 mod shutdown;
 #[path = "it/streaming.rs"]

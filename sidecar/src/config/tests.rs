@@ -110,6 +110,10 @@ fn durations_take_units_and_the_old_seconds_options_keep_their_meaning() {
     assert_eq!(c.queue_timeout(), Duration::from_secs(30));
     assert_eq!(c.upstream_timeout(), Duration::from_secs(300));
     assert_eq!(c.report_interval(), Duration::from_secs(1));
+    assert_eq!(c.connect_retry_window(), Duration::from_secs(10));
+    // The retry window never outlasts the upstream timeout.
+    let c = load(&["--upstream-timeout", "2s"], &none).unwrap();
+    assert_eq!(c.connect_retry_window(), Duration::from_secs(2));
     let c = load(
         &["--queue-timeout", "500ms", "--drain-timeout", "2m"],
         &none,
@@ -168,6 +172,7 @@ fn numeric_options_outside_their_range_are_refused_naming_the_option() {
         ("--header-read-timeout-seconds", "1e300"),
         ("--report-interval-seconds", "NaN"),
         ("--discovery-interval-seconds", "1e-12"),
+        ("--connect-retry-for", "601s"),
     ] {
         let c = Config::load(["x", flag, bad]).unwrap();
         let e = c.validate().expect_err(&format!("{flag} {bad} validated"));
@@ -193,6 +198,8 @@ fn numeric_options_outside_their_range_are_refused_naming_the_option() {
         ("--worker-threads", "1024"),
         ("--drain-timeout-seconds", "2592000"),
         ("--retry-after-seconds", "0"),
+        ("--connect-retry-for", "0s"),
+        ("--connect-retry-for", "10m"),
     ] {
         let c = Config::load(["x", flag, edge]).unwrap();
         c.validate()

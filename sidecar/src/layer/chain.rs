@@ -16,6 +16,7 @@ use crate::balance::Balancer;
 use crate::body::read_to_end;
 use crate::error::ProxyError;
 use crate::headers::{PipelineContext, accepts_trailers};
+use crate::retry::ConnectRetry;
 use crate::stream::{Origin, ProxyBody};
 use crate::timing::StageTiming;
 use crate::upstream::{Mode, Peer, UpstreamPool};
@@ -25,6 +26,8 @@ use crate::upstream::{Mode, Peer, UpstreamPool};
 pub struct NextStage {
     pub balancer: Arc<Balancer>,
     pub pool: Arc<UpstreamPool>,
+    /// How long a request that reached no next-stage process waits for one.
+    pub retry: ConnectRetry,
 }
 
 #[derive(Debug, Clone)]
@@ -90,32 +93,59 @@ where
                         timing,
                     })?,
             };
-            let Some(pick) = next.balancer.pick() else {
-                return Err(ProxyError::NoNextEndpoint { timing });
+            let build = || {
+                let mut req = Request::new(Full::new(body.clone()));
+                *req.method_mut() = Method::POST;
+                *req.uri_mut() = Uri::from(path.clone());
+                if let Some(ct) = head.headers.get(header::CONTENT_TYPE) {
+                    req.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
+                }
+                if let Some(ctx) = &ctx {
+                    ctx.apply(req.headers_mut());
+                }
+                if trailers {
+                    // The client takes trailers, so the next stage may send them (its
+                    // Server-Timing of a streamed answer) and they are passed back.
+                    req.headers_mut()
+                        .insert(header::TE, HeaderValue::from_static("trailers"));
+                }
+                req
             };
-            let target = pick.endpoint().authority.clone();
-            let mut req = Request::new(Full::new(body));
-            *req.method_mut() = Method::POST;
-            *req.uri_mut() = Uri::from(path);
-            if let Some(ct) = head.headers.get(header::CONTENT_TYPE) {
-                req.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
-            }
-            if let Some(ctx) = &ctx {
-                ctx.apply(req.headers_mut());
-            }
-            if trailers {
-                // The client takes trailers, so the next stage may send them (its
-                // Server-Timing of a streamed answer) and they are passed back.
-                req.headers_mut()
-                    .insert(header::TE, HeaderValue::from_static("trailers"));
-            }
-            let answer = next.pool.fetch(Peer::Next(&target), req, Mode::Auto).await;
-            drop(pick);
-            let answer = answer.map_err(|source| ProxyError::Downstream {
-                target: target.clone(),
-                source,
-                timing,
-            })?;
+            // No endpoint, or a connect that failed before the request was written: nothing
+            // reached a next-stage process, so wait (within --connect-retry-for) and pick
+            // again from the endpoints discovery knows by then.
+            let mut retry = next.retry.start();
+            let (answer, target) = loop {
+                let failure = match next.balancer.pick() {
+                    None => ProxyError::NoNextEndpoint { timing },
+                    Some(pick) => {
+                        let target = pick.endpoint().authority.clone();
+                        let answer = next
+                            .pool
+                            .fetch(Peer::Next(&target), build(), Mode::Auto)
+                            .await;
+                        drop(pick);
+                        match answer {
+                            Ok(answer) => break (answer, target),
+                            Err(source) => {
+                                let retriable = source.before_sent();
+                                let e = ProxyError::Downstream {
+                                    target,
+                                    source,
+                                    timing,
+                                };
+                                if !retriable {
+                                    return Err(e);
+                                }
+                                e
+                            }
+                        }
+                    }
+                };
+                if !retry.pause(&failure).await {
+                    return Err(failure);
+                }
+            };
             let mut resp = into_response(answer, Origin::Next(target), &next.pool);
             if let Some(t) = timing {
                 resp.extensions_mut().insert(t);

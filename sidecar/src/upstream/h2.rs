@@ -78,8 +78,16 @@ impl H2Conn {
         authority: &Authority,
         connect_timeout: Duration,
         req: Request<Full<Bytes>>,
+        mut retry: crate::retry::Retrying<'_>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let mut sender = self.sender(authority, connect_timeout).await?;
+        let mut sender = loop {
+            match self.sender(authority, connect_timeout).await {
+                Ok(s) => break s,
+                // Nothing was written: wait for the model server to come (back), if allowed.
+                Err(e) if e.before_sent() && retry.pause(&e).await => {}
+                Err(e) => return Err(e),
+            }
+        };
         poll_fn(|cx| sender.poll_ready(cx))
             .await
             .map_err(UpstreamError::Connection)?;

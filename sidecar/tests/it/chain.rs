@@ -142,7 +142,16 @@ async fn failures_down_the_chain_name_the_failing_stage() {
     );
     // b's model server is gone: b answers 502 naming itself, and a passes that on.
     let dead = closed_port().await;
-    let sb = sidecar(&["--stage", "b", "--upstream", &format!("http://{dead}")]).await;
+    // Without connect retries (`--connect-retry-for 0`), as before: an immediate 502.
+    let sb = sidecar(&[
+        "--stage",
+        "b",
+        "--upstream",
+        &format!("http://{dead}"),
+        "--connect-retry-for",
+        "0",
+    ])
+    .await;
     let sa = sidecar(&[
         "--stage",
         "a",
@@ -168,6 +177,8 @@ async fn failures_down_the_chain_name_the_failing_stage() {
         &dead_next.to_string(),
         "--next-stage",
         "b",
+        "--connect-retry-for",
+        "0",
     ])
     .await;
     let (status, _, body) = post(&sa2.url(), "x").await.unwrap();

@@ -19,6 +19,8 @@ async fn ten_thousand_failing_requests_leave_no_slot_in_flight() {
         "4",
         "--queue-capacity",
         "10000",
+        "--connect-retry-for",
+        "0",
     ])
     .await;
     const TOTAL: usize = 10_000;
@@ -236,7 +238,15 @@ async fn upstream_failures_are_counted_by_reason() {
     }
 
     let dead = closed_port().await;
-    let sc = sidecar(&["--stage", "s", "--upstream", &format!("http://{dead}")]).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &format!("http://{dead}"),
+        "--connect-retry-for",
+        "0",
+    ])
+    .await;
     assert_eq!(post(&sc.url(), "x").await.unwrap().0, 502);
     assert_eq!(failures(&sc, "refused").await, Some(1.0));
     assert_eq!(failures(&sc, "timeout").await, Some(0.0));

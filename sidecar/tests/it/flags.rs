@@ -56,6 +56,7 @@ fn every_numeric_flag_out_of_range_exits_64_naming_the_flag() {
         ("--max-connections", "1000001"),
         ("--body-read-timeout", "0s"),
         ("--body-read-timeout", "31d"),
+        ("--connect-retry-for", "11m"),
     ];
     for (flag, value) in cases {
         let out = start(&[flag, value]);

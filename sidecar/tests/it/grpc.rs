@@ -233,7 +233,15 @@ async fn unary_streaming_and_error_grpc_calls_pass_with_their_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sidecars_own_errors_are_grpc_statuses() {
     let dead = closed_port().await;
-    let sc = sidecar(&["--stage", "rpc", "--upstream", &format!("http://{dead}")]).await;
+    let sc = sidecar(&[
+        "--stage",
+        "rpc",
+        "--upstream",
+        &format!("http://{dead}"),
+        "--connect-retry-for",
+        "0",
+    ])
+    .await;
     let mut grpc = grpc_client(sc.addr);
     let e = unary(&mut grpc, "/sair.test.Echo/Unary", b"hi")
         .await

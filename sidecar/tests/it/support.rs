@@ -61,6 +61,11 @@ impl Upstream {
 
 pub async fn upstream(name: &str, delay: Duration) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    upstream_on(listener, name, delay)
+}
+
+/// The echo model server of [`upstream`] on a listener of the caller's (a fixed address).
+pub fn upstream_on(listener: TcpListener, name: &str, delay: Duration) -> Upstream {
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicU64::new(0));
     let (tx, mut rx) = oneshot::channel::<()>();
