@@ -7,7 +7,7 @@
 //! subreaper of everything below it, so a replica orphaned by a killed coordinator is
 //! re-parented to the demo and stopped at the end too: nothing is left running.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -719,12 +719,22 @@ fn internal(what: &str) -> DemoError {
     }
 }
 
-/// Appends the records not seen yet (a record is its whole JSON), in the order given.
+/// Merges a poll of `/v1/decisions` into what was seen: a record is identified by its time,
+/// decision number and source, not by its whole JSON, because the coordinator fills a
+/// record's `reward` in one interval later; the later copy replaces the earlier one in place.
 fn merge_decisions(into: &mut Vec<serde_json::Value>, new: Vec<serde_json::Value>) {
-    let seen: HashSet<String> = into.iter().map(ToString::to_string).collect();
+    fn key(d: &serde_json::Value) -> String {
+        format!("{}|{}|{}", d["time"], d["decision"], d["source"])
+    }
+    let mut at: HashMap<String, usize> =
+        into.iter().enumerate().map(|(i, d)| (key(d), i)).collect();
     for d in new {
-        if !seen.contains(&d.to_string()) {
-            into.push(d);
+        match at.get(&key(&d)) {
+            Some(&i) => into[i] = d,
+            None => {
+                at.insert(key(&d), into.len());
+                into.push(d);
+            }
         }
     }
 }
@@ -810,4 +820,25 @@ pub fn ppid_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod merge_tests {
+    use super::merge_decisions;
+    use serde_json::json;
+
+    #[test]
+    fn a_record_polled_again_with_its_reward_replaces_the_first_copy() {
+        let mut seen = Vec::new();
+        let hold = json!({"time": 2.0, "decision": null, "source": "fallback", "reward": null});
+        let first = json!({"time": 9.0, "decision": 0, "source": "model", "reward": null});
+        merge_decisions(&mut seen, vec![hold.clone(), first]);
+        let rewarded = json!({"time": 9.0, "decision": 0, "source": "model", "reward": 1.5});
+        let next = json!({"time": 12.0, "decision": 1, "source": "model", "reward": null});
+        merge_decisions(
+            &mut seen,
+            vec![hold.clone(), rewarded.clone(), next.clone()],
+        );
+        assert_eq!(seen, vec![hold, rewarded, next]);
+    }
 }
