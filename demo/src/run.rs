@@ -345,10 +345,15 @@ impl Demo {
             format!("file:{}", target.display()).into(),
             "--duration".into(),
             sair_service::duration::format_duration(self.args.duration).into(),
+            // A client's patience, not a bound on the pipeline: while a replica restarts, its
+            // upstream sidecar holds requests that reached no process (--connect-retry-for,
+            // 10 s) rather than failing them, and a client with a 5 s timeout would give up on
+            // requests the pipeline still answers. Enough connections that held requests do
+            // not make the open-loop generator drop new ones.
             "--timeout".into(),
-            "5s".into(),
+            "30s".into(),
             "--connections".into(),
-            "64".into(),
+            "256".into(),
             "--out".into(),
             self.out.join("loadgen.json").into(),
             "--quiet".into(),
