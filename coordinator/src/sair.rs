@@ -189,9 +189,17 @@ pub struct Inputs {
 
 /// Builds a registry name into a boxed policy; `None` for a name this module does not know.
 pub fn build(name: &str, inputs: Inputs) -> Option<Result<Box<dyn Policy>, store::StoreError>> {
+    let interval_s = inputs.interval_s.unwrap_or(30.0);
     let base = SairConfig {
         seed: inputs.seed,
-        interval_s: inputs.interval_s.unwrap_or(30.0),
+        interval_s,
+        // The anti-oscillation cooldown is three decision intervals (90 s at the scenarios'
+        // 30 s), like the burst hold: a time-compressed live run keeps the same rule in
+        // decisions instead of forbidding every reversal for its whole length.
+        limits: Limits {
+            cooldown_s: 3.0 * interval_s,
+            ..Limits::default()
+        },
         prices: inputs.prices.unwrap_or_default(),
         state_dir: inputs.state_dir,
         llm: inputs.llm,

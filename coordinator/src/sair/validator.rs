@@ -51,7 +51,8 @@ pub struct Limits {
     pub max_rho_step: f64,
     /// Scale-up per interval: at most max(`min_up_step`, current) replicas (i.e. doubling).
     pub min_up_step: u32,
-    /// No reversal of a stage's move within this many seconds unless the SLO is under pressure.
+    /// No reversal of a stage's move within this many seconds unless the SLO is under pressure
+    /// (90 s by default; [`super::build`] sets three decision intervals).
     pub cooldown_s: f64,
     /// A move that cuts a stage's serving capacity (ρ down, or replicas down) must leave the
     /// replicas already serving at or below this utilisation of forecast demand while the new
