@@ -105,7 +105,7 @@ pub fn windowed_p99_ms(loadgen: &serde_json::Value, windows: &[[f64; 2]]) -> Opt
     (den > 0.0).then(|| num / den)
 }
 
-/// What the run's parts produced, for [`write`].
+/// What the run's parts produced, for [`write()`].
 #[derive(Debug, Clone)]
 pub struct Inputs<'a> {
     pub results: Results,
