@@ -258,4 +258,11 @@ pub trait Policy: Send {
     fn last_reward(&self) -> Option<(u64, f64)> {
         None
     }
+
+    /// Prompt tokens this policy has sent to its LLM so far: the server's count where it
+    /// reports `usage`, else the prompt builder's estimate. 0 for policies without an LLM.
+    /// Cumulative, so that a live coordinator exports it as a counter.
+    fn llm_prompt_tokens(&self) -> u64 {
+        0
+    }
 }

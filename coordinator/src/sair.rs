@@ -384,6 +384,10 @@ impl Policy for Sair {
         self.last_reward
     }
 
+    fn llm_prompt_tokens(&self) -> u64 {
+        self.llm.as_ref().map_or(0, LlmSelector::prompt_tokens)
+    }
+
     fn period_s(&self) -> Option<f64> {
         if self.cfg.guard.enabled {
             Some(self.cfg.guard.period_s.min(self.cfg.interval_s))

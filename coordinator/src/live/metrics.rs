@@ -30,6 +30,9 @@ pub const RHO_PUBLISHED_TOTAL: &str = "sair_coordinator_rho_published_total";
 pub const REPORTS_REFUSED_TOTAL: &str = "sair_coordinator_reports_refused_total";
 /// 1 while this coordinator leads (decides and acts), 0 while it stands by.
 pub const LEADER: &str = "sair_coordinator_leader";
+/// Prompt tokens sent to the policy's LLM (the server's count where it reports usage, else
+/// the estimate); stays 0 without an LLM.
+pub const LLM_PROMPT_TOKENS_TOTAL: &str = "sair_coordinator_llm_prompt_tokens_total";
 
 /// What an action changes (the `action` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +113,10 @@ pub fn describe() {
         REPORTS_REFUSED_TOTAL,
         "Report values not taken, by reason (invalid, unknown_stage)"
     );
+    metrics::describe_counter!(
+        LLM_PROMPT_TOKENS_TOTAL,
+        "Prompt tokens sent to the policy's LLM (server count, else estimate)"
+    );
     metrics::describe_gauge!(
         LEADER,
         "1 while this coordinator leads (decides and acts), 0 while it stands by"
@@ -127,6 +134,8 @@ pub struct LiveMetrics {
     pub rho_published: Counter,
     refused: [Counter; 2],
     pub leader: Gauge,
+    /// Set from the policy's cumulative count after each decision.
+    pub llm_prompt_tokens: Counter,
 }
 
 impl LiveMetrics {
@@ -149,6 +158,7 @@ impl LiveMetrics {
                 metrics::counter!(REPORTS_REFUSED_TOTAL, "pipeline" => p.clone(), "reason" => r.as_str())
             }),
             leader: metrics::gauge!(LEADER),
+            llm_prompt_tokens: metrics::counter!(LLM_PROMPT_TOKENS_TOTAL, "pipeline" => p.clone()),
         }
     }
 

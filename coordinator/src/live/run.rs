@@ -433,6 +433,9 @@ impl Live {
             .record(started.elapsed().as_secs_f64());
         match joined {
             Ok((policy, d, r)) => {
+                self.metrics
+                    .llm_prompt_tokens
+                    .absolute(policy.llm_prompt_tokens());
                 self.policy = Some(policy);
                 Ok((d, r))
             }

@@ -114,6 +114,8 @@ pub struct LlmSelector {
     dialect: FormatDialect,
     /// Stats of the last 1,000 calls.
     calls: Vec<CallStats>,
+    /// Prompt tokens of every call so far (the server's count, else the estimate).
+    prompt_tokens: u64,
 }
 
 impl LlmSelector {
@@ -124,7 +126,14 @@ impl LlmSelector {
             fallback,
             dialect: FormatDialect::JsonSchema,
             calls: Vec::new(),
+            prompt_tokens: 0,
         }
+    }
+
+    /// Prompt tokens of every call so far: the server's `usage.prompt_tokens` where it reports
+    /// it, else the prompt builder's estimate.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.prompt_tokens
     }
 
     /// Measurements of the last 1,000 calls, oldest first.
@@ -263,6 +272,10 @@ impl Selector for LlmSelector {
             attempts = stats.attempts,
             "LLM selector call"
         );
+        let tokens = stats
+            .server_prompt_tokens
+            .unwrap_or(stats.estimated_prompt_tokens as u64);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(tokens);
         self.calls.push(stats);
         if self.calls.len() > 1000 {
             self.calls.remove(0);

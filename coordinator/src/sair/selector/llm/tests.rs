@@ -156,6 +156,8 @@ fn valid_answer_is_used_with_source_llm() {
         json!(["pre", "infer", "post"])
     );
     assert_eq!(p.llm_calls()[0].server_prompt_tokens, Some(123));
+    // The live coordinator's token counter: the server's count where it reports usage.
+    assert_eq!(p.llm_prompt_tokens(), 123);
 }
 
 #[test]
