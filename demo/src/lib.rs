@@ -67,39 +67,39 @@ impl Pattern {
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Policy the coordinator runs: sair, or a baseline (static, hpa, vpa, threshold, kpa, …).
-    #[arg(long, default_value = "sair", env = "SAIR_DEMO_POLICY")]
+    #[arg(long, default_value = "sair", env = "SAIR_POLICY")]
     pub policy: String,
     /// Load pattern sent to the entry stage.
-    #[arg(long, value_enum, default_value_t = Pattern::Burst, env = "SAIR_DEMO_PATTERN")]
+    #[arg(long, value_enum, default_value_t = Pattern::Burst, env = "SAIR_PATTERN")]
     pub pattern: Pattern,
     /// How long the load runs (20s to 1h).
-    #[arg(long, default_value = "3m", env = "SAIR_DEMO_DURATION",
+    #[arg(long, default_value = "3m", env = "SAIR_DURATION",
           value_parser = parse_duration_within(Duration::from_secs(20), Duration::from_secs(3600)))]
     pub duration: Duration,
     /// The coordinator's decision interval (1s to 5m).
-    #[arg(long, default_value = "5s", env = "SAIR_DEMO_INTERVAL",
+    #[arg(long, default_value = "5s", env = "SAIR_INTERVAL",
           value_parser = parse_duration_within(Duration::from_secs(1), Duration::from_secs(300)))]
     pub interval: Duration,
     /// Base request rate, requests/second (0.1 to 5000).
-    #[arg(long, default_value_t = 15.0, env = "SAIR_DEMO_RATE", value_parser = parse_rate)]
+    #[arg(long, default_value_t = 15.0, env = "SAIR_RATE", value_parser = parse_rate)]
     pub rate: f64,
     /// Peak request rate of burst, ramp, sine and step, requests/second (0.1 to 5000, and at
     /// least --rate).
-    #[arg(long, default_value_t = 70.0, env = "SAIR_DEMO_PEAK", value_parser = parse_rate)]
+    #[arg(long, default_value_t = 70.0, env = "SAIR_PEAK", value_parser = parse_rate)]
     pub peak: f64,
     /// OpenAI-compatible server for the sair policy's LLM selector (passed to the coordinator).
-    #[arg(long, env = "SAIR_DEMO_LLM_URL")]
+    #[arg(long, env = "SAIR_LLM_URL")]
     pub llm_url: Option<String>,
     /// Pipelines file (default: the shipped image-classification pipeline,
     /// demo/pipelines/image-classification.toml, built into the binary).
-    #[arg(long, env = "SAIR_DEMO_PIPELINE")]
+    #[arg(long, env = "SAIR_PIPELINE")]
     pub pipeline: Option<PathBuf>,
     /// Report folder: results.json, decisions.json, timeseries.{json,csv}, plots/, report.html,
     /// logs/ (checked writable before anything starts).
-    #[arg(long, default_value = "out/demo", env = "SAIR_DEMO_OUT")]
+    #[arg(long, default_value = "out/demo", env = "SAIR_OUT")]
     pub out: PathBuf,
     /// Plain progress lines even on a terminal.
-    #[arg(long, env = "SAIR_DEMO_PLAIN")]
+    #[arg(long, env = "SAIR_PLAIN")]
     pub plain: bool,
 }
 
