@@ -24,19 +24,25 @@ fn eval_quiet(sc: &str, policy: &str, out: &str, extra: &[&str]) -> Output {
     sair(&args)
 }
 
-/// `sair ARGS` with the logging variables of the test's own environment removed and `env`
-/// set on the child only.
+/// Removes `RUST_LOG` and every `SAIR_*` variable of the test's own environment from the
+/// child: the CLI reads any `SAIR_<OPTION>`, and the test command itself exports
+/// `SAIR_LLM_URL` (for the real-LLM test), which would otherwise turn every `sair eval` here
+/// into an LLM run, slow and with `llm` decisions.
+fn clean_env(c: &mut Command) {
+    c.env_remove("RUST_LOG");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SAIR_") {
+            c.env_remove(k);
+        }
+    }
+}
+
+/// `sair ARGS` with the logging and `SAIR_*` variables of the test's own environment removed
+/// and `env` set on the child only.
 fn sair_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sair"));
     c.args(args);
-    for k in [
-        "RUST_LOG",
-        "SAIR_VERBOSE",
-        "SAIR_LOG_FORMAT",
-        "SAIR_LOG_JSON",
-    ] {
-        c.env_remove(k);
-    }
+    clean_env(&mut c);
     c.envs(env.iter().copied());
     c.output().expect("run sair")
 }
@@ -322,14 +328,7 @@ fn sair_limited(args: &[&str], kib: u64) -> Output {
         ))
         .arg(env!("CARGO_BIN_EXE_sair"))
         .args(args);
-    for k in [
-        "RUST_LOG",
-        "SAIR_VERBOSE",
-        "SAIR_LOG_FORMAT",
-        "SAIR_LOG_JSON",
-    ] {
-        c.env_remove(k);
-    }
+    clean_env(&mut c);
     c.output().expect("run sair")
 }
 
