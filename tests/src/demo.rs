@@ -4,10 +4,11 @@
 //! supervised process restarts) and its log.
 //!
 //! ```no_run
-//! let run = sair_tests::demo::demo("e2e").args(["--duration", "60s"]).start();
-//! let http = run.wait_for_load();              // the coordinator's API, once load runs
-//! let finished = run.wait(std::time::Duration::from_secs(300));
-//! let results = finished.json("results.json");
+//! use std::time::Duration;
+//! let mut run = sair_tests::demo::demo("e2e").args(["--duration", "60s"]).start();
+//! let http = run.wait_for_load(Duration::from_secs(120)); // the coordinator's API, once load runs
+//! let status = run.wait(Duration::from_secs(300));        // None: still running at the limit
+//! let results = run.json("results.json");
 //! ```
 
 use std::path::{Path, PathBuf};

@@ -34,8 +34,10 @@ const PIPELINE: &str = "image-classification";
 /// The shipped pipeline's bottleneck by construction (demo/pipelines/image-classification.toml).
 const BOTTLENECK: &str = "infer";
 
-/// The compressed burst both policies run: 15 req/s, a burst to 70 req/s from 30 s to 42 s,
-/// back to 15 req/s until 60 s.
+/// The compressed burst both policies run: 15 req/s, a burst to 70 req/s from 45 s to 63 s
+/// (the demo's burst starts half-way and lasts a fifth of the run), back to 15 req/s until
+/// 90 s: long enough after the burst for the policy's burst hold (10 decision intervals, 20 s
+/// at the 2 s interval) to end and the scale-down to show.
 fn burst_args(policy: &str) -> Vec<String> {
     [
         "--policy",
@@ -43,7 +45,7 @@ fn burst_args(policy: &str) -> Vec<String> {
         "--pattern",
         "burst",
         "--duration",
-        "60s",
+        "90s",
         "--interval",
         "2s",
         "--rate",
