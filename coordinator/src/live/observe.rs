@@ -14,6 +14,13 @@
 //!   sender's clock is never compared with ours. A value seen for the first time is not yet
 //!   fresh: it may be the last word of a replica that died long ago. A stage without a fresh
 //!   report is stale; the loop then holds the allocation and says why ([`Observation::stale`]).
+//! - **No decision before the load is known.** Until a request has reached the pipeline, and
+//!   for the rest of the interval in which the first one did, the reports say nothing about
+//!   the load the allocation must carry: zero arrivals before the load generator or the first
+//!   client starts would right-size every stage to its minimum, and the first interval of
+//!   traffic is only partly covered. The loop holds the starting allocation until one whole
+//!   interval of traffic is seen ([`Observation::traffic`]), as Knative keeps a revision at its
+//!   initial scale until it has seen traffic. After that, a quiet interval is real data.
 //! - **Bounded.** What the mesh no longer holds is forgotten here too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -81,15 +88,44 @@ pub struct StageExtra {
     pub last_change_s: Option<f64>,
 }
 
+/// Whether the interval's reports say what load the pipeline carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// No request has reached any stage since this coordinator started.
+    NotYet,
+    /// The first requests arrived during this interval: its rates cover only part of it.
+    Starting,
+    /// At least one whole interval of traffic has been seen.
+    Flowing,
+}
+
 /// What one look at the mesh gave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
     pub state: PipelineState,
     /// Per stage, in pipeline order.
     pub stages: Vec<StageExtra>,
+    /// Whether the load is known yet.
+    pub traffic: Traffic,
 }
 
 impl Observation {
+    /// Why the load is not yet known, for a rationale; `None` once a whole interval of traffic
+    /// has been seen.
+    pub fn awaiting_traffic(&self) -> Option<&'static str> {
+        match self.traffic {
+            Traffic::NotYet => Some(
+                "no request has reached the pipeline since this coordinator started; holding \
+                 the starting allocation until the traffic shows its load",
+            ),
+            Traffic::Starting => Some(
+                "the first requests arrived during this interval, so its rates cover only part \
+                 of it; holding the starting allocation for one whole interval of traffic",
+            ),
+            Traffic::Flowing => None,
+        }
+    }
+
     /// The stale stages, with a reason each, for a rationale; empty when every stage is fresh.
     pub fn stale(&self) -> Vec<String> {
         self.state
@@ -160,6 +196,8 @@ pub struct Observer {
     /// Per stage: measured shares of its segments, from the last segment scan.
     measured: Vec<Vec<f64>>,
     since: Instant,
+    /// When this coordinator first took a window with arrivals.
+    traffic_from: Option<Instant>,
 }
 
 impl Observer {
@@ -179,6 +217,7 @@ impl Observer {
             e2e: LatencyHistogram::new(),
             measured: vec![Vec::new(); n],
             since: now,
+            traffic_from: None,
         }
     }
 
@@ -231,6 +270,9 @@ impl Observer {
                     }
                     self.e2e.merge(&report.e2e_hist);
                     stats.windows += 1;
+                    if report.arrivals > 0 && self.traffic_from.is_none() {
+                        self.traffic_from = Some(now);
+                    }
                     prev.window_end_unix_ms = report.window_end_unix_ms;
                     prev.changed_at = Some(now);
                     prev.report = report;
@@ -382,9 +424,15 @@ impl Observer {
             cost_per_hour,
             stages,
         };
+        let traffic = match self.traffic_from {
+            None => Traffic::NotYet,
+            Some(from) if from > self.since => Traffic::Starting,
+            Some(_) => Traffic::Flowing,
+        };
         Observation {
             state,
             stages: extras,
+            traffic,
         }
     }
 }
@@ -434,6 +482,7 @@ fn stage_state(spec: &StageSpec, replicas: &[ReplicaAcc], a: StageAlloc) -> Stag
         } else {
             1.0
         },
+        shares: Vec::new(),
         concurrency: spec.concurrency,
         min_replicas: spec.min_replicas,
         max_replicas: spec.max_replicas,

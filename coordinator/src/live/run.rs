@@ -2,11 +2,14 @@
 //! replica counts off the actuator, and refreshes the status view; every interval it asks the
 //! policy and carries the decision out.
 //!
-//! - **Only the leader decides.** Among live coordinators the lowest-named leads
-//!   (`sair_mesh::leader`); the others observe and serve the API, and stand by. ρ targets are
-//!   published with `Mesh::decide`, which stamps them with the leader's epoch, so agents
-//!   ignore a deposed leader's.
-//! - **Stale data is never decided on.** A stage without a fresh report makes the decision a
+//! - **Only the leader decides.** The leader is the live coordinator with the newest epoch
+//!   claim on the mesh (`sair_mesh::leader`); who may claim is the lowest-named live
+//!   coordinator, or, under a [`Gate`] (the Kubernetes Lease), only the Lease holder, with the
+//!   Lease's term as the floor of its epoch's term. The others observe and serve the API, and
+//!   stand by. ρ targets are published with `Mesh::decide`, which stamps them with the
+//!   leader's epoch, so agents ignore a deposed leader's.
+//! - **Stale data is never decided on.** A stage without a fresh report, or an interval before
+//!   the load is known (`observe::Traffic`), makes the decision a
 //!   hold of the allocation, recorded with the stale stages in its rationale; the policy is
 //!   not asked.
 //! - **Actions fail softly.** Replica counts go through `retry::scale` (bounded retries with
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use sair_actuator::retry::{self, Backoff};
 use sair_actuator::{Actuator, StageRef};
-use sair_mesh::{Epoch, Mesh};
+use sair_mesh::{Candidacy, Epoch, Mesh};
 use sair_wire::keys::{self, RhoTarget};
 
 use super::api::{PipelineView, Shared};
@@ -89,12 +92,21 @@ pub struct Live {
     bottleneck: Option<String>,
     start: Instant,
     leading: bool,
-    /// A second condition for leading (the Kubernetes Lease), besides the mesh's leader rule.
+    /// The outside authority that elects the leader (the Kubernetes Lease), if any.
     gate: Option<Gate>,
+    /// The candidacy last handed to the mesh under a gate.
+    candidacy: Option<Candidacy>,
 }
 
-/// Whether an outside authority (a Kubernetes Lease) lets this coordinator lead now.
-pub type Gate = Box<dyn Fn() -> bool + Send + Sync>;
+/// An outside authority that elects the leader (the Kubernetes Lease): its term while this
+/// coordinator holds its grant and may act now (time-checked), else `None`.
+pub type Gate = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+
+/// The mesh candidacy for what `gate` answers: a holder claims with the authority's term as
+/// its floor; without the grant a coordinator does not claim.
+pub fn candidacy_of(granted: Option<u64>) -> Candidacy {
+    granted.map_or(Candidacy::NotHolder, |term| Candidacy::Holder { term })
+}
 
 impl std::fmt::Debug for Live {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,7 +164,10 @@ impl Live {
             })
             .collect();
         Self {
-            metrics: LiveMetrics::new(&spec.name),
+            metrics: LiveMetrics::new(
+                &spec.name,
+                spec.stages.iter().map(|s| (s.name.as_str(), s.kind)),
+            ),
             observer: Observer::new(spec, opts.stale_windows, now),
             policy_name: policy.name().to_owned(),
             policy: Some(policy),
@@ -168,11 +183,14 @@ impl Live {
             start: now,
             leading: false,
             gate: None,
+            candidacy: None,
         }
     }
 
-    /// Leads only while `gate` also says so (and the mesh's rule does): with the Kubernetes
-    /// actuator, only the holder of the Lease decides and acts.
+    /// Leadership comes from `gate` instead of the mesh's name rule: with the Kubernetes
+    /// actuator, only the holder of the Lease claims on the mesh, decides and acts. Start the
+    /// mesh with [`Candidacy::NotHolder`] (`MeshConfig::candidacy`) so that it never claims by
+    /// name before the first poll.
     pub fn gated_by(mut self, gate: Gate) -> Self {
         self.gate = Some(gate);
         self
@@ -243,6 +261,13 @@ impl Live {
     }
 
     fn show(&self, o: &Observation) {
+        for (i, s) in o.state.stages.iter().enumerate() {
+            self.metrics
+                .allocation(i, s.replicas, s.replicas_desired, s.rho);
+        }
+        self.metrics
+            .effective_cost_per_hour
+            .set(o.state.cost_per_hour);
         let view = PipelineView::of(o, self.bottleneck.clone());
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         shared.pipelines = vec![view];
@@ -281,10 +306,23 @@ impl Live {
                 Err(e) => tracing::debug!(%stage, error = %e, "actuator status unavailable"),
             }
         }
+        // Under a gate the mesh's claimant is the authority's holder: hand it the grant as it
+        // stands now (time-checked), then lead only while both agree.
+        let granted = self.gate.as_ref().map(|g| g());
+        if let Some(g) = granted {
+            let c = candidacy_of(g);
+            if self.candidacy != Some(c) {
+                self.mesh
+                    .set_candidacy(c)
+                    .await
+                    .map_err(|_| LiveError::MeshStopped)?;
+                self.candidacy = Some(c);
+            }
+        }
         let view = self.mesh.view();
         let leading = view.leader.as_deref() == Some(self.node.as_str())
             && view.epoch.is_some()
-            && self.gate.as_ref().is_none_or(|g| g());
+            && granted.is_none_or(|g| g.is_some());
         if leading != self.leading {
             tracing::info!(
                 leader = ?view.leader,
@@ -377,6 +415,10 @@ impl Live {
                 ),
             )
             .explained(Explanation::from_source(DecisionSource::Fallback));
+            (d, None)
+        } else if let Some(why) = obs.awaiting_traffic() {
+            let d = Decision::new(hold, None, why.to_string())
+                .explained(Explanation::from_source(DecisionSource::Fallback));
             (d, None)
         } else {
             self.ask_policy(&obs).await?
@@ -522,6 +564,8 @@ pub fn within_bounds(
     gpus: u32,
     state: &PipelineState,
 ) -> Decision {
+    // Live applies one share per stage for now: per-replica shares become the stage's largest.
+    d.action.collapse_shares();
     if d.action.replicas.len() != stages.len() || d.action.rho.len() != stages.len() {
         d.rationale = format!(
             "holding the allocation: the policy's action names {} replica counts and {} shares for {} stages ({})",

@@ -245,3 +245,48 @@ fn segments_of_the_pipeline_give_the_measured_share() {
     assert_eq!(obs.stages[1].rho_measured, Some(0.5));
     assert_eq!(obs.stages[0].rho_measured, None);
 }
+
+#[test]
+fn the_load_is_unknown_until_a_whole_interval_of_traffic_is_seen() {
+    use super::Traffic;
+    let t0 = Instant::now();
+    let s = Duration::from_secs(1);
+    let mut o = Observer::new(spec(), 3.0, t0);
+    let r = |end, n| {
+        [
+            entry("a", &report("pre", "r1", end, n, &[(0.001, n)])),
+            entry("a", &report("infer", "r1", end, n, &[(0.001, n)])),
+        ]
+    };
+    // Fresh reports of an idle pipeline: zero arrivals is not yet a load to size for.
+    o.ingest_reports(&r(1000, 0), t0);
+    o.ingest_reports(&r(2000, 0), t0 + s);
+    let idle = o.take(t0 + 2 * s, 2.0, &ALLOC);
+    assert!(idle.stale().is_empty(), "the reports are fresh");
+    assert_eq!(idle.traffic, Traffic::NotYet);
+    assert!(
+        idle.awaiting_traffic()
+            .is_some_and(|w| w.contains("no request")),
+        "{:?}",
+        idle.awaiting_traffic()
+    );
+    // The first requests arrive part-way through the next interval: still held.
+    o.ingest_reports(&r(3000, 0), t0 + 3 * s);
+    o.ingest_reports(&r(4000, 7), t0 + 4 * s);
+    let starting = o.take(t0 + 4 * s + s / 2, 4.5, &ALLOC);
+    assert_eq!(starting.traffic, Traffic::Starting);
+    assert!(
+        starting
+            .awaiting_traffic()
+            .is_some_and(|w| w.contains("part")),
+    );
+    // A whole interval of traffic: the policy may decide; later quiet intervals are real data.
+    o.ingest_reports(&r(5000, 15), t0 + 5 * s);
+    let flowing = o.take(t0 + 6 * s, 6.0, &ALLOC);
+    assert_eq!(flowing.traffic, Traffic::Flowing);
+    assert_eq!(flowing.awaiting_traffic(), None);
+    o.ingest_reports(&r(6000, 0), t0 + 7 * s);
+    let quiet = o.take(t0 + 8 * s, 8.0, &ALLOC);
+    assert_eq!(quiet.traffic, Traffic::Flowing);
+    assert_eq!(quiet.state.arrival_rate, 0.0);
+}
