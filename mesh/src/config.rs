@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::leader::Candidacy;
 use crate::state::StateLimits;
 
 /// Timing and size parameters of one member. [`MeshConfig::default`] targets a LAN cluster of
@@ -32,6 +33,10 @@ pub struct MeshConfig {
     pub max_datagram: usize,
     /// Per-member state bounds and per-exchange budgets.
     pub limits: StateLimits,
+    /// Who may claim leadership from the start (a coordinator elected by a Kubernetes Lease
+    /// starts as [`Candidacy::NotHolder`], so it never claims by name before it knows);
+    /// [`crate::Mesh::set_candidacy`] changes it.
+    pub candidacy: Candidacy,
 }
 
 impl Default for MeshConfig {
@@ -48,6 +53,7 @@ impl Default for MeshConfig {
             expected_members: 32,
             max_datagram: 1100,
             limits: StateLimits::default(),
+            candidacy: Candidacy::LowestName,
         }
     }
 }

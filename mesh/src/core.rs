@@ -18,7 +18,7 @@ use crate::config::MeshConfig;
 use crate::error::StateError;
 use crate::frame;
 use crate::id::{MemberId, Role};
-use crate::leader::{self, Decision, EPOCH_KEY, Epoch};
+use crate::leader::{self, Candidacy, Decision, EPOCH_KEY, Epoch};
 use crate::message::{MeshBody, MeshFrame};
 use crate::metrics::{FrameRefusal, MemberState, MeshMetrics};
 use crate::state::{Change, Class, StateStore};
@@ -106,6 +106,10 @@ pub struct MeshCore {
     events: VecDeque<Event>,
     anchor: (Instant, u64),
     health: u32,
+    /// Who may claim: the mesh's own rule, or an outside authority's grant.
+    candidacy: Candidacy,
+    /// Whether this member claims now (see [`leader`]).
+    claiming: bool,
     claim: Option<Epoch>,
     /// The newest epoch ever seen from any coordinator, dead ones included.
     newest_epoch: Option<Epoch>,
@@ -148,6 +152,7 @@ impl MeshCore {
             SwimCodec,
         );
         let state = StateStore::new(&id.name, id.generation, config.limits.clone());
+        let candidacy = config.candidacy;
         let mut core = Self {
             next_round: now + config.gossip_interval,
             hurried: false,
@@ -167,6 +172,8 @@ impl MeshCore {
             events: VecDeque::new(),
             anchor: (now, anchor_unix_ms),
             health: 0,
+            candidacy,
+            claiming: false,
             claim: None,
             newest_epoch: None,
             leader: None,
@@ -249,7 +256,8 @@ impl MeshCore {
         ]
     }
 
-    /// The member this one sees as leader (lowest-named live coordinator).
+    /// The member this one sees as leader: the live coordinator with the newest epoch claim
+    /// ([`leader::leader_of`]).
     pub fn leader(&self) -> Option<&str> {
         self.leader.as_deref()
     }
@@ -259,8 +267,26 @@ impl MeshCore {
         self.claim.as_ref().filter(|_| self.is_leader())
     }
 
+    /// Whether this member leads: it may claim ([`Candidacy`]) and its claim is the newest it
+    /// sees.
     pub fn is_leader(&self) -> bool {
-        self.leader.as_deref() == Some(self.id.name.as_str())
+        self.claiming && self.leader.as_deref() == Some(self.id.name.as_str())
+    }
+
+    /// Who may claim from now on. The default, [`Candidacy::LowestName`], is the mesh's own
+    /// rule; a coordinator elected by an outside authority (the Kubernetes Lease) sets
+    /// [`Candidacy::Holder`] while it holds the grant and [`Candidacy::NotHolder`] otherwise.
+    /// A new grant always claims a new term.
+    pub fn set_candidacy(&mut self, candidacy: Candidacy, now: Instant) {
+        if candidacy != self.candidacy {
+            tracing::info!(member = %self.id.name, ?candidacy, "candidacy changed");
+            self.candidacy = candidacy;
+            self.update_leader(now);
+        }
+    }
+
+    pub fn candidacy(&self) -> Candidacy {
+        self.candidacy
     }
 
     /// Writes one of this member's keys (`None` deletes it).
@@ -727,37 +753,64 @@ impl MeshCore {
         }
     }
 
+    /// Claims (or stops claiming) by the [`Candidacy`] rule, then names the leader: the live
+    /// coordinator with the newest claim, this member's own claim included.
     fn update_leader(&mut self, now: Instant) {
-        let mut coords: Vec<&str> = self
+        let live: Vec<String> = self
             .foca
             .iter_members()
             .filter(|m| m.id().role == Role::Coordinator)
-            .map(|m| m.id().name.as_str())
+            .map(|m| m.id().name.clone())
+            .chain((self.id.role == Role::Coordinator).then(|| self.id.name.clone()))
             .collect();
-        if self.id.role == Role::Coordinator {
-            coords.push(&self.id.name);
+        let (claiming, floor) = match self.candidacy {
+            _ if self.id.role != Role::Coordinator => (false, 0),
+            Candidacy::LowestName => (
+                leader::lowest_name(live.iter().map(String::as_str)) == Some(self.id.name.as_str()),
+                0,
+            ),
+            Candidacy::Holder { term } => (true, term),
+            Candidacy::NotHolder => (false, 0),
+        };
+        let new_tenure = claiming && !self.claiming;
+        self.claiming = claiming;
+        if claiming {
+            // A new tenure always takes a new term; a sitting claimant goes above any newer
+            // claim, and to the authority's term when that grew.
+            let current = if new_tenure {
+                None
+            } else {
+                self.claim.as_ref()
+            };
+            if let Some(e) =
+                leader::next_claim(&self.id.name, current, self.newest_epoch.as_ref(), floor)
+            {
+                tracing::info!(member = %self.id.name, epoch = ?e, "claiming leadership");
+                let bytes = e.to_bytes();
+                self.claim = Some(e.clone());
+                self.newest_epoch = Some(e);
+                if let Err(err) = self.set(EPOCH_KEY, Some(bytes), now) {
+                    tracing::warn!(error = %err, "could not publish the epoch claim");
+                }
+            }
         }
-        let leader = leader::leader_of(coords).map(str::to_owned);
-        let mut took_over = false;
+        let claims: Vec<Epoch> = live
+            .iter()
+            .filter_map(|name| {
+                let e = if *name == self.id.name {
+                    self.claim.clone()
+                } else {
+                    self.state.get(name, EPOCH_KEY).and_then(Epoch::from_bytes)
+                }?;
+                // Only a member's own claim counts.
+                (e.leader == *name).then_some(e)
+            })
+            .collect();
+        let leader = leader::leader_of(&claims).map(|e| e.leader.clone());
         if leader != self.leader {
             tracing::info!(member = %self.id.name, leader = ?leader, "leader changed");
-            took_over = leader.as_deref() == Some(self.id.name.as_str());
             self.leader = leader.clone();
             self.events.push_back(Event::LeaderChanged(leader));
-        }
-        if !self.is_leader() {
-            return;
-        }
-        // A new tenure always takes a new term; a sitting leader goes above any newer claim.
-        let current = if took_over { None } else { self.claim.as_ref() };
-        if let Some(e) = leader::next_claim(&self.id.name, current, self.newest_epoch.as_ref()) {
-            tracing::info!(member = %self.id.name, epoch = ?e, "claiming leadership");
-            let bytes = e.to_bytes();
-            self.claim = Some(e.clone());
-            self.newest_epoch = Some(e);
-            if let Err(err) = self.set(EPOCH_KEY, Some(bytes), now) {
-                tracing::warn!(error = %err, "could not publish the epoch claim");
-            }
         }
     }
 }

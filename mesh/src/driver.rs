@@ -23,7 +23,7 @@ use crate::core::{Action, CoreStats, Event, MeshCore};
 use crate::error::StateError;
 use crate::frame::{self, MAX_FRAME_BYTES};
 use crate::id::MemberId;
-use crate::leader::Epoch;
+use crate::leader::{Candidacy, Epoch};
 use crate::message::{MeshBody, MeshFrame};
 use crate::metrics::{Direction, FrameRefusal, MeshMetrics};
 use crate::state::Change;
@@ -86,6 +86,10 @@ enum Command {
         key: String,
         body: Vec<u8>,
         reply: oneshot::Sender<Option<Result<Epoch, StateError>>>,
+    },
+    Candidacy {
+        candidacy: Candidacy,
+        reply: oneshot::Sender<Option<Epoch>>,
     },
     Get {
         member: String,
@@ -231,6 +235,13 @@ impl Mesh {
     ) -> Result<Option<Result<Epoch, StateError>>, Stopped> {
         let key = key.to_owned();
         self.ask(|reply| Command::Decide { key, body, reply }).await
+    }
+
+    /// Who may claim leadership from now on ([`Candidacy`]; the default is the mesh's own
+    /// lowest-name rule). Answers this member's epoch if it leads once the change is applied.
+    pub async fn set_candidacy(&self, candidacy: Candidacy) -> Result<Option<Epoch>, Stopped> {
+        self.ask(|reply| Command::Candidacy { candidacy, reply })
+            .await
     }
 
     /// `member`'s value of `key`, as this member knows it.
@@ -413,6 +424,10 @@ fn command(core: &mut MeshCore, cmd: Command, subs: &mut Vec<(String, mpsc::Send
         }
         Command::Decide { key, body, reply } => {
             let _ = reply.send(core.decide(&key, body, now()));
+        }
+        Command::Candidacy { candidacy, reply } => {
+            core.set_candidacy(candidacy, now());
+            let _ = reply.send(core.epoch().cloned());
         }
         Command::Get { member, key, reply } => {
             let _ = reply.send(core.state().get(&member, &key).map(<[u8]>::to_vec));

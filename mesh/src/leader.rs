@@ -1,13 +1,22 @@
 //! Leadership of the policy loop, fenced by an epoch.
 //!
-//! Rule: among the coordinators this member sees alive (itself included), the one with the
-//! lowest name leads. A leader claims an [`Epoch`] — a term above every term it has seen, with
-//! its own name — and publishes it under [`EPOCH_KEY`]; every decision it publishes carries that
-//! epoch ([`Decision`]). A receiver admits a decision only if it comes from the leader it sees
-//! now *and* its epoch is not older than the newest epoch it has admitted ([`Fence`]). After a
-//! partition heals, the lower-named coordinator sees its rival's higher term, claims a term above
-//! it, and the rival steps down; the rival's decisions are refused both because it is not the
-//! leader and because their epoch is now stale.
+//! **Who may claim** ([`Candidacy`]) depends on whether an outside authority elects the leader:
+//! - [`Candidacy::LowestName`] (the mesh's own rule, without an authority): among the
+//!   coordinators this member sees alive (itself included), the one with the lowest name claims;
+//! - [`Candidacy::Holder`] / [`Candidacy::NotHolder`] (an authority such as a Kubernetes Lease
+//!   elects): a coordinator claims only while it holds the authority's grant, and its claim's
+//!   term is at least the authority's term (the Lease's `leaseTransitions`).
+//!
+//! **Who leads, everywhere:** the live coordinator whose claim is the newest ([`leader_of`]).
+//! A claimant claims an [`Epoch`] — a term above every term it has seen (and at least the
+//! authority's), with its own name — and publishes it under [`EPOCH_KEY`]; every decision it
+//! publishes carries that epoch ([`Decision`]). Claims are never withdrawn: they carry the term
+//! history, so a new claimant always claims above a deposed leader's term even if it never saw
+//! that leader lead. A receiver admits a decision only if it comes from the leader it sees now
+//! *and* its epoch is not older than the newest epoch it has admitted ([`Fence`]). After a
+//! partition heals (or a Lease changes hands), the claimant sees its rival's term, claims above
+//! it, and the rival's decisions are refused both because it no longer leads and because their
+//! epoch is now stale.
 
 use bincode::{Decode, Encode};
 
@@ -60,27 +69,50 @@ impl Decision {
     }
 }
 
-/// The leader among `coordinators` (names of live coordinators, this member included if it is
-/// one): the lowest name.
-pub fn leader_of<'a>(coordinators: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+/// Who may claim leadership (see the module docs). Every coordinator of a cluster must use the
+/// same rule: all [`Candidacy::LowestName`], or all the authority's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Candidacy {
+    /// No outside authority: the lowest-named live coordinator claims.
+    #[default]
+    LowestName,
+    /// This coordinator holds the authority's grant (the Kubernetes Lease) with this term: it
+    /// claims an epoch of at least this term.
+    Holder { term: u64 },
+    /// An authority elects and this coordinator does not hold its grant: it does not claim.
+    NotHolder,
+}
+
+/// The lowest name among `coordinators` (names of live coordinators, this member included if
+/// it is one): the one that claims under [`Candidacy::LowestName`].
+pub fn lowest_name<'a>(coordinators: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     coordinators.into_iter().min()
 }
 
+/// The leader: the newest of `claims`, the epoch claims of live coordinators, each read from
+/// its own author's [`EPOCH_KEY`] (a claim naming another member than its author must be
+/// dropped by the caller).
+pub fn leader_of<'a>(claims: impl IntoIterator<Item = &'a Epoch>) -> Option<&'a Epoch> {
+    claims.into_iter().max()
+}
+
 /// The epoch this member must claim when it leads: above every epoch it has seen (its own
-/// included), unless its current claim already is the newest.
+/// included) and at least `floor` (the authority's term, 0 without one), unless its current
+/// claim already is the newest and meets the floor.
 pub fn next_claim<'a>(
     me: &str,
     current: Option<&Epoch>,
     seen: impl IntoIterator<Item = &'a Epoch>,
+    floor: u64,
 ) -> Option<Epoch> {
     let newest = seen.into_iter().max();
     match (current, newest) {
-        (Some(c), Some(n)) if c.leader == me && c >= n => None,
-        (Some(c), None) if c.leader == me => None,
+        (Some(c), Some(n)) if c.leader == me && c >= n && c.term >= floor => None,
+        (Some(c), None) if c.leader == me && c.term >= floor => None,
         (c, n) => {
             let top = c.map_or(0, |c| c.term).max(n.map_or(0, |n| n.term));
             Some(Epoch {
-                term: top + 1,
+                term: (top + 1).max(floor),
                 leader: me.to_owned(),
             })
         }

@@ -35,5 +35,5 @@ pub use config::MeshConfig;
 pub use core::{Action, Event, MeshCore};
 pub use driver::Mesh;
 pub use id::{MemberId, Role};
-pub use leader::{Admission, Decision, Epoch, Fence};
+pub use leader::{Admission, Candidacy, Decision, Epoch, Fence};
 pub use state::{Change, Class, StateLimits};

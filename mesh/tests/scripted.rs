@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use foca::State;
 use sair_mesh::Role::{Agent, Coordinator};
-use sair_mesh::leader::{Admission, Decision, Fence};
+use sair_mesh::leader::{Admission, Candidacy, Decision, Fence};
 use sair_mesh::test_util::script::*;
 use sair_mesh::test_util::{Cluster, Operation, fast_config};
 
@@ -324,6 +324,154 @@ async fn a_stale_leader_is_fenced_after_a_partition_heals() {
         fence_c2_view.admit(&stale, Some(stale.leader.as_str())),
         Admission::StaleEpoch { .. }
     ));
+}
+
+/// Under an outside authority (the Kubernetes Lease) the holder leads everywhere, even when it
+/// is not the lowest name, and a handover fences the old holder (docs/coordinator.md,
+/// "Leadership").
+#[tokio::test(start_paused = true)]
+async fn the_lease_holder_leads_everywhere_and_a_handover_fences_the_old_holder() {
+    init();
+    let mut c = Cluster::new(fast_config());
+    let all = ["a1", "a2", "c1", "c2"];
+    c.run(vec![
+        spawn("c1", Coordinator, &[]),
+        spawn("c2", Coordinator, &["c1"]),
+        spawn("a1", Agent, &["c1"]),
+        spawn("a2", Agent, &["c2"]),
+        alive(&all, 5 * SEC),
+        // Without an authority the lowest name leads.
+        leader_on(&all, Some("c1"), SEC),
+    ])
+    .await;
+    let mesh_term = c
+        .mesh("c1")
+        .view()
+        .epoch
+        .unwrap_or_else(|| panic!("c1 leads by name"))
+        .term;
+
+    // The Lease goes to c2 (transitions 0: a new Lease), c1 does not hold it.
+    tracing::info!("c2 holds the Lease, c1 does not");
+    assert_eq!(
+        c.mesh("c1").set_candidacy(Candidacy::NotHolder).await,
+        Ok(None)
+    );
+    let held = c
+        .mesh("c2")
+        .set_candidacy(Candidacy::Holder { term: 0 })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("the holder claims at once"));
+    assert!(
+        held.term > mesh_term,
+        "{held:?} above the mesh's {mesh_term}"
+    );
+    c.run(vec![leader_on(&all, Some("c2"), 2 * SEC)]).await;
+    // Exactly one coordinator may decide: the holder.
+    assert_eq!(
+        c.mesh("c1")
+            .decide("ctl/rho/p/s", b"rho=0.1".to_vec())
+            .await,
+        Ok(None)
+    );
+    let first = c
+        .mesh("c2")
+        .decide("ctl/rho/p/s", b"rho=0.6".to_vec())
+        .await
+        .ok()
+        .flatten()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| panic!("c2 holds the Lease and decides"));
+    assert_eq!(first, held);
+    let d2 = Decision {
+        epoch: first.clone(),
+        body: b"rho=0.6".to_vec(),
+    };
+    c.run(vec![sees(
+        "c2",
+        "ctl/rho/p/s",
+        Some(&d2.to_bytes()),
+        2 * SEC,
+    )])
+    .await;
+    // Each agent admits c2's decision as it reads it off the mesh.
+    let mut fences = [Fence::default(), Fence::default()];
+    for (agent, fence) in ["a1", "a2"].iter().zip(&mut fences) {
+        let leader = c.mesh(agent).view().leader;
+        assert_eq!(leader.as_deref(), Some("c2"), "{agent} follows the holder");
+        let bytes = c
+            .mesh(agent)
+            .get("c2", "ctl/rho/p/s")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let d = Decision::from_bytes(&bytes).unwrap_or_else(|| panic!("a decision"));
+        assert_eq!(
+            fence.admit(&d.epoch, leader.as_deref()),
+            Admission::Admitted
+        );
+    }
+
+    // Handover: the Lease passes to c1 (transitions 1).
+    tracing::info!("the Lease passes to c1");
+    assert_eq!(
+        c.mesh("c2").set_candidacy(Candidacy::NotHolder).await,
+        Ok(None)
+    );
+    let second = c
+        .mesh("c1")
+        .set_candidacy(Candidacy::Holder { term: 1 })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("the new holder claims at once"));
+    assert!(second > first, "{second:?} > {first:?}");
+    c.run(vec![leader_on(&all, Some("c1"), 2 * SEC)]).await;
+    assert_eq!(
+        c.mesh("c2")
+            .decide("ctl/rho/p/s", b"rho=0.9".to_vec())
+            .await,
+        Ok(None),
+        "the old holder can no longer decide"
+    );
+    for (agent, fence) in ["a1", "a2"].iter().zip(&mut fences) {
+        let leader = c.mesh(agent).view().leader;
+        assert_eq!(
+            leader.as_deref(),
+            Some("c1"),
+            "{agent} follows the new holder"
+        );
+        // A late copy of the old holder's decision is refused: not the leader, and stale.
+        assert!(matches!(
+            fence.admit(&first, leader.as_deref()),
+            Admission::NotLeader { .. }
+        ));
+        assert_eq!(fence.admit(&second, leader.as_deref()), Admission::Admitted);
+        assert!(matches!(
+            fence.admit(&first, Some("c2")),
+            Admission::StaleEpoch { .. }
+        ));
+    }
+
+    // The Lease deleted and recreated by hand (transitions 0 again) and taken by c2: c2 still
+    // claims above every term the mesh has seen, so fencing never goes backwards.
+    tracing::info!("the Lease is recreated and c2 takes it");
+    assert_eq!(
+        c.mesh("c1").set_candidacy(Candidacy::NotHolder).await,
+        Ok(None)
+    );
+    let third = c
+        .mesh("c2")
+        .set_candidacy(Candidacy::Holder { term: 0 })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("c2 claims again"));
+    assert!(third > second, "{third:?} > {second:?}");
+    c.run(vec![leader_on(&all, Some("c2"), 2 * SEC)]).await;
 }
 
 #[tokio::test(start_paused = true)]
