@@ -272,6 +272,32 @@ fn sample(text: &str, family: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
+/// The value of the one sample of `family` whose labels are exactly `labels` (in any order), in
+/// the Prometheus text format; `None` if there is none, or more than one.
+fn exact(text: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    want.sort();
+    let found: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (name, rest) = series.split_once('{').unwrap_or((series, "}"));
+            let mut got: Vec<String> = rest
+                .strip_suffix('}')?
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+            got.sort();
+            (name == family && got == want)
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .collect();
+    (found.len() == 1).then(|| found[0])
+}
+
 /// The target ρ of `segment` as the agent's `status` reads it from the segment file.
 fn segment_target(shm: &Path, segment: &str) -> Option<f64> {
     let mut cmd = Command::new(sair_tests::binary("sair-node-agent"));
@@ -420,6 +446,40 @@ fn on_a_mesh_with_an_agent_it_serves_the_api_holds_on_stale_data_and_its_rho_rea
     assert!(sample(&m, "sair_coordinator_stale_holds_total", &[]) >= 1.0);
     assert!(sample(&m, "sair_coordinator_rho_published_total", &[]) >= 1.0);
     assert!(sample(&m, "sair_coordinator_decisions_total", &["fallback"]) >= 1.0);
+    // The dashboard's allocation series (docs/kubernetes.md, "Watch"): the starting allocation
+    // (pre 1 CPU replica, infer 1 replica at ρ 0.4), served in full by the dry run; cost
+    // 1 × 0.048 + 1 × 0.4 × 1.10 per hour. CPU stages have no ρ series.
+    let ic = ("pipeline", "ic");
+    for (family, stage, want) in [
+        ("sair_coordinator_replicas", "pre", 1.0),
+        ("sair_coordinator_replicas", "infer", 1.0),
+        ("sair_coordinator_replicas_serving", "pre", 1.0),
+        ("sair_coordinator_replicas_serving", "infer", 1.0),
+        ("sair_coordinator_rho", "infer", 0.4),
+    ] {
+        let got = exact(&m, family, &[ic, ("stage", stage)]);
+        assert_eq!(got, Some(want), "{family}{{stage={stage}}}: {m}");
+    }
+    assert_eq!(
+        exact(&m, "sair_coordinator_rho", &[ic, ("stage", "pre")]),
+        None
+    );
+    let cost = exact(&m, "sair_coordinator_effective_cost_per_hour", &[ic]).unwrap_or(-1.0);
+    assert!(
+        (cost - (0.048 + 0.4 * 1.10)).abs() < 1e-9,
+        "cost {cost}: {m}"
+    );
+    for family in [
+        "sair_coordinator_replicas",
+        "sair_coordinator_replicas_serving",
+        "sair_coordinator_rho",
+        "sair_coordinator_effective_cost_per_hour",
+    ] {
+        assert!(
+            m.contains(&format!("# TYPE {family} gauge")),
+            "{family} is a gauge: {m}"
+        );
+    }
     let health = sair_tests::http::request(http, "GET", "/healthz", b"").expect("healthz");
     assert_eq!(health.status, 200);
     let bad = sair_tests::http::request(http, "GET", "/v1/decisions?limit=x", b"").expect("400");

@@ -1,13 +1,13 @@
 //! Every metric of the live coordinator: names, descriptions, and pre-resolved handles.
 //!
-//! Labels come from bounded sets: `pipeline` from the pipelines file, `source` from
+//! Labels come from bounded sets: `pipeline` and `stage` from the pipelines file, `source` from
 //! [`DecisionSource`] (plus `none`), `action` from [`ActionKind`], `reason` from
 //! [`RefusedReason`]. The actuator's own `sair_actuator_*` counters (every failed attempt,
 //! every give-up) and the mesh's `sair_mesh_*` are served on the same `/metrics`.
 
 use metrics::{Counter, Gauge, Histogram, Unit};
 
-use crate::policy::DecisionSource;
+use crate::policy::{DecisionSource, StageKind};
 
 /// Wall time of one policy decision (the `decide` call, an LLM round trip included).
 pub const DECISION_SECONDS: &str = "sair_coordinator_decision_seconds";
@@ -30,6 +30,16 @@ pub const RHO_PUBLISHED_TOTAL: &str = "sair_coordinator_rho_published_total";
 pub const REPORTS_REFUSED_TOTAL: &str = "sair_coordinator_reports_refused_total";
 /// 1 while this coordinator leads (decides and acts), 0 while it stands by.
 pub const LEADER: &str = "sair_coordinator_leader";
+/// Replicas asked for per stage: the count in force, as this coordinator last decided it (or
+/// its starting allocation until it has decided).
+pub const REPLICAS: &str = "sair_coordinator_replicas";
+/// Replicas serving per stage, as the actuator reports them (ready pods under Kubernetes).
+pub const REPLICAS_SERVING: &str = "sair_coordinator_replicas_serving";
+/// The ρ target in force per GPU stage (CPU stages have none).
+pub const RHO: &str = "sair_coordinator_rho";
+/// The allocation's cost rate as `sair eval` bills it: a CPU replica whole, a GPU replica by
+/// its share ρ, replicas asked for (`[cost]` prices of the pipelines file).
+pub const EFFECTIVE_COST_PER_HOUR: &str = "sair_coordinator_effective_cost_per_hour";
 /// Prompt tokens sent to the policy's LLM (the server's count where it reports usage, else
 /// the estimate); stays 0 without an LLM.
 pub const LLM_PROMPT_TOKENS_TOTAL: &str = "sair_coordinator_llm_prompt_tokens_total";
@@ -118,6 +128,19 @@ pub fn describe() {
         "Prompt tokens sent to the policy's LLM (server count, else estimate)"
     );
     metrics::describe_gauge!(
+        REPLICAS,
+        "Replicas asked for per stage (the decision in force)"
+    );
+    metrics::describe_gauge!(
+        REPLICAS_SERVING,
+        "Replicas serving per stage, as the actuator reports them"
+    );
+    metrics::describe_gauge!(RHO, "ρ target in force per GPU stage");
+    metrics::describe_gauge!(
+        EFFECTIVE_COST_PER_HOUR,
+        "Cost rate of the allocation, GPUs billed by their share ρ (per hour, the [cost] prices)"
+    );
+    metrics::describe_gauge!(
         LEADER,
         "1 while this coordinator leads (decides and acts), 0 while it stands by"
     );
@@ -136,13 +159,40 @@ pub struct LiveMetrics {
     pub leader: Gauge,
     /// Set from the policy's cumulative count after each decision.
     pub llm_prompt_tokens: Counter,
+    /// Per stage, in the pipelines file's order.
+    stages: Vec<StageGauges>,
+    pub effective_cost_per_hour: Gauge,
+}
+
+/// The allocation gauges of one stage.
+#[derive(Debug, Clone)]
+struct StageGauges {
+    replicas: Gauge,
+    serving: Gauge,
+    /// GPU stages only.
+    rho: Option<Gauge>,
 }
 
 impl LiveMetrics {
-    /// Handles for `pipeline` on the installed recorder.
-    pub fn new(pipeline: &str) -> Self {
+    /// Handles for `pipeline` and its `stages` (name and kind, in the file's order) on the
+    /// installed recorder.
+    pub fn new<'a>(pipeline: &str, stages: impl IntoIterator<Item = (&'a str, StageKind)>) -> Self {
         let p = pipeline.to_owned();
+        let stages = stages
+            .into_iter()
+            .map(|(name, kind)| {
+                let s = name.to_owned();
+                StageGauges {
+                    replicas: metrics::gauge!(REPLICAS, "pipeline" => p.clone(), "stage" => s.clone()),
+                    serving: metrics::gauge!(REPLICAS_SERVING, "pipeline" => p.clone(), "stage" => s.clone()),
+                    rho: (kind == StageKind::Gpu)
+                        .then(|| metrics::gauge!(RHO, "pipeline" => p.clone(), "stage" => s)),
+                }
+            })
+            .collect();
         Self {
+            stages,
+            effective_cost_per_hour: metrics::gauge!(EFFECTIVE_COST_PER_HOUR, "pipeline" => p.clone()),
             decision_seconds: metrics::histogram!(DECISION_SECONDS, "pipeline" => p.clone()),
             decisions: SOURCES.map(|s| {
                 let source = s.map_or("none", DecisionSource::as_str);
@@ -166,6 +216,17 @@ impl LiveMetrics {
     pub fn decision(&self, source: Option<DecisionSource>) {
         if let Some(i) = SOURCES.iter().position(|s| *s == source) {
             self.decisions[i].increment(1);
+        }
+    }
+
+    /// Sets stage `i`'s allocation: replicas serving and asked for, and ρ (GPU stages).
+    pub fn allocation(&self, i: usize, serving: u32, desired: u32, rho: f64) {
+        if let Some(g) = self.stages.get(i) {
+            g.serving.set(f64::from(serving));
+            g.replicas.set(f64::from(desired));
+            if let Some(r) = &g.rho {
+                r.set(rho);
+            }
         }
     }
 
