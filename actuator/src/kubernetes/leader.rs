@@ -66,6 +66,14 @@ impl LeaderWatch {
         self.rx.borrow().is_leader_at(Instant::now().into_std())
     }
 
+    /// The Lease's term (`leaseTransitions`) while this coordinator may act ([`Self::is_leader`]),
+    /// else `None`: what the coordinator hands the mesh as its candidacy
+    /// (`sair_mesh::leader::Candidacy`), so that the Lease holder is the mesh's leader.
+    pub fn held_term(&self) -> Option<u64> {
+        let l = self.rx.borrow();
+        l.is_leader_at(Instant::now().into_std()).then_some(l.term)
+    }
+
     /// The Lease's namespace and name.
     pub fn lease(&self) -> (&str, &str) {
         (&self.namespace, &self.name)

@@ -288,9 +288,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ),
             None => None,
         };
+        // Under the Lease the mesh's claimant is the Lease holder (the live loop hands it the
+        // Lease's state every poll); until then this coordinator does not claim by name.
+        let candidacy = match cli.actuator {
+            ActuatorKind::Kubernetes => sair_mesh::Candidacy::NotHolder,
+            ActuatorKind::Local | ActuatorKind::DryRun => sair_mesh::Candidacy::LowestName,
+        };
         let mesh = plan
             .mesh
-            .start(&tls)
+            .start(&tls, candidacy)
             .map_err(|e| (Exit::Unavailable, anyhow!(e)))?;
         let stages = &plan.file.scenario.stages;
         let mut election = None;
@@ -354,7 +360,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         sair_service::announce::bound(BINARY, &bound);
         let gate = election.as_ref().map(|e| {
             let watch = e.watch();
-            Box::new(move || watch.is_leader()) as sair_coordinator::live::run::Gate
+            Box::new(move || watch.held_term()) as sair_coordinator::live::run::Gate
         });
         let mut live = Live::new(
             plan.file,

@@ -11,13 +11,14 @@ use sair_mesh::certs::{CertError, MeshTls};
 use sair_mesh::metrics::MeshMetrics;
 use sair_mesh::transport::Transport;
 use sair_mesh::transport::quic::QuicTransport;
-use sair_mesh::{MemberId, Mesh, MeshConfig, Role};
+use sair_mesh::{Candidacy, MemberId, Mesh, MeshConfig, Role};
 
 /// The mesh options.
 #[derive(Debug, Clone, Default, Args)]
 pub struct MeshArgs {
     /// This member's name on the mesh (default: the host name). Among live coordinators the
-    /// lowest name leads. `--node` is the same option.
+    /// lowest name leads, except under `--actuator kubernetes`, where the Lease holder (this
+    /// name is its identity) leads. `--node` is the same option.
     #[arg(long, env = "SAIR_NODE_NAME", visible_alias = "node")]
     pub node_name: Option<String>,
     /// Address of this coordinator's mesh endpoint (QUIC, UDP), as the other members reach it
@@ -140,10 +141,14 @@ impl MeshPlan {
         })
     }
 
-    /// Binds the endpoint and joins through the seeds, as a coordinator. The mesh metrics go
-    /// to the installed recorder (this process's `/metrics`). `Err` is a bind failure (69).
-    pub fn start(&self, tls: &MeshTls) -> Result<Mesh, String> {
-        let config = MeshConfig::default();
+    /// Binds the endpoint and joins through the seeds, as a coordinator that may claim
+    /// leadership by `candidacy` from the start. The mesh metrics go to the installed recorder
+    /// (this process's `/metrics`). `Err` is a bind failure (69).
+    pub fn start(&self, tls: &MeshTls, candidacy: Candidacy) -> Result<Mesh, String> {
+        let config = MeshConfig {
+            candidacy,
+            ..MeshConfig::default()
+        };
         config
             .validate()
             .map_err(|e| format!("mesh configuration: {e}"))?;
