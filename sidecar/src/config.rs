@@ -317,14 +317,30 @@ pub struct Config {
     )]
     pub discovery_interval_seconds: Option<f64>,
 
-    /// Runtime threads; 1 runs everything on one thread (no cross-thread wake-ups, the
-    /// lowest tail latency on a busy node), 0 = one per CPU.
+    /// Threads serving requests, 0 = one per CPU; 1 runs everything on one thread.
     #[arg(long, env = "SAIR_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
+
+    /// How the serving threads share work: per-core (each thread runs its own single-threaded
+    /// runtime and keeps every connection it is given for the connection's whole life, so a
+    /// request never changes thread) or work-stealing (one tokio multi-thread runtime).
+    #[arg(long, env = "SAIR_RUNTIME", value_enum, default_value_t = RuntimeModel::PerCore)]
+    pub runtime: RuntimeModel,
 
     /// Log format and verbosity (`--log-format`, `-v`; the old `--log-json` is kept).
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// How the serving threads share work (`--runtime`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RuntimeModel {
+    /// `--worker-threads` threads, each with a current-thread tokio runtime; one accepts and
+    /// hands each connection to the thread with the fewest open, which serves it to its end.
+    #[default]
+    PerCore,
+    /// One tokio multi-thread (work-stealing) runtime with `--worker-threads` workers.
+    WorkStealing,
 }
 
 /// How the sidecar speaks to the model server (`--upstream-protocol`).
@@ -652,6 +668,24 @@ impl Config {
             .parse()
             .ok()?;
         Some(soft.saturating_sub(128).max(16))
+    }
+
+    /// How many threads serve requests: `--worker-threads`, or for 0 one per CPU.
+    pub fn serving_threads(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        }
+    }
+
+    /// The serving threads [`crate::Sidecar::run`] starts beside the one it runs on: with
+    /// `--runtime per-core`, one fewer than [`Config::serving_threads`]; with
+    /// `work-stealing`, none (the multi-thread runtime is the caller's).
+    pub fn extra_serving_threads(&self) -> usize {
+        match self.runtime {
+            RuntimeModel::PerCore => self.serving_threads().saturating_sub(1),
+            RuntimeModel::WorkStealing => 0,
+        }
     }
 
     /// The replica id used in reports.

@@ -17,7 +17,7 @@ use crate::upstream::UpstreamPool;
 use crate::window::WindowFeed;
 
 /// The parts of one sidecar's request path, built once by [`crate::Sidecar::new`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StageContext {
     /// This stage's name (Server-Timing, error bodies).
     pub stage: Arc<str>,
@@ -48,6 +48,15 @@ pub struct StageContext {
 }
 
 impl StageContext {
+    /// The context of another serving thread: everything shared (admission, budget, tally,
+    /// balancer) except the upstream connection pool, which is the thread's own.
+    pub fn for_thread(&self) -> StageContext {
+        StageContext {
+            pool: Arc::new(self.pool.sibling()),
+            ..self.clone()
+        }
+    }
+
     /// `Retry-After` for `seconds`.
     pub fn retry_after(seconds: u32) -> HeaderValue {
         number_value(u64::from(seconds))

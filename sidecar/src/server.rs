@@ -1,18 +1,24 @@
 //! The drivers: the proxy accept loop, the admin server (`sair_service::admin`: `/metrics`,
 //! `/healthz`, `/readyz`), discovery and reporting tasks, and the shutdown handshake.
 //!
+//! Threads: with `--runtime per-core` `run` starts `--worker-threads` − 1 serving threads
+//! beside the one it runs on and hands each accepted connection to the least busy
+//! ([`threads`]); with `work-stealing` it serves on the caller's runtime only.
+//!
 //! Shutdown handshake: when the `shutdown` future given to [`Sidecar::run`] completes, the
 //! proxy listener is dropped (new connections are refused), `/readyz` turns 503, every open
-//! connection is told to finish the request it is serving (queued requests included) and then
-//! close, and `run` waits for that up to `--drain-timeout`. Background tasks and the admin
-//! server are then stopped and `run` returns `Ok(())`.
+//! connection — on every serving thread — is told to finish the request it is serving (queued
+//! requests included) and then close, and `run` waits for that up to `--drain-timeout`.
+//! Background tasks and the admin server are then stopped and `run` returns `Ok(())`.
+
+mod threads;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -36,6 +42,8 @@ use crate::tally::Tally;
 use crate::upstream::UpstreamPool;
 use crate::window::{ReportIdentity, ReportWindow, WindowFeed};
 
+use self::threads::{Serve, Threads, Worker};
+
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SidecarError {
@@ -47,6 +55,13 @@ pub enum SidecarError {
     Tls(#[from] sair_wire::transport::TransportError),
     #[error("could not read the agent CA file {path}: {why}")]
     AgentCa { path: String, why: String },
+    /// A serving thread or its runtime could not be started (`--worker-threads`).
+    #[error("could not start serving thread {index}: {source}")]
+    Thread {
+        index: usize,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One configured sidecar, ready to [`run`](Sidecar::run).
@@ -179,11 +194,35 @@ impl Sidecar {
         if let (Some(agent), Some(buffer)) = (self.agent.clone(), self.buffer.clone()) {
             tasks.spawn(report::send_loop(agent, buffer, stop.clone()));
         }
-        tasks.spawn(upkeep(
-            self.handle.clone(),
-            self.ctx.pool.clone(),
-            stop.clone(),
-        ));
+        // The other serving threads (--runtime per-core): each its own runtime, its own
+        // upstream pool and the shared rest of the request path.
+        let stop_serving = CancellationToken::new();
+        let mut pools = vec![self.ctx.pool.clone()];
+        let builder = self.http_builder();
+        let mut workers = Vec::new();
+        for index in 1..=self.config.extra_serving_threads() {
+            let ctx = self.ctx.for_thread();
+            pools.push(ctx.pool.clone());
+            let serve = Serve {
+                builder: builder.clone(),
+                service: TowerToHyperService::new(Edge::new(&ctx)),
+                gauge: self.metrics.connections.clone(),
+                open: Arc::default(),
+            };
+            let worker = Worker::start(
+                index,
+                serve,
+                stop_serving.clone(),
+                self.config.drain_timeout(),
+            )
+            .map_err(|source| {
+                // Those already started stop at once (they have no connections yet).
+                stop_serving.cancel();
+                SidecarError::Thread { index, source }
+            })?;
+            workers.push(worker);
+        }
+        tasks.spawn(upkeep(self.handle.clone(), pools, stop.clone()));
         let handle = self.handle.clone();
         let draining = ready.clone();
         let admin = Admin::new(move || handle.render()).readiness(move || {
@@ -199,29 +238,22 @@ impl Sidecar {
             stop.clone().cancelled_owned(),
         ));
 
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        // `validate` keeps --max-header-bytes at or above hyper's 8 KiB minimum (below it
-        // `max_buf_size` panics), so the limit is honoured as given.
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.config.header_read_timeout())
-            .max_buf_size(self.config.max_header_bytes);
-        if self.config.max_headers != DEFAULT_MAX_HEADERS {
-            // Any explicit count makes hyper parse headers into a heap array per request;
-            // the default keeps its stack array.
-            builder.http1().max_headers(self.config.max_headers);
-        }
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX));
-        let service = TowerToHyperService::new(Edge::new(&self.ctx));
+        let local = Serve {
+            builder,
+            service: TowerToHyperService::new(Edge::new(&self.ctx)),
+            gauge: self.metrics.connections.clone(),
+            open: Arc::default(),
+        };
+        let threads = Threads {
+            local: local.open.clone(),
+            workers,
+        };
         let graceful = GracefulShutdown::new();
         tracing::info!(
             listen = ?listener.local_addr().ok(),
             stage = %self.config.stage,
             upstream = %self.config.upstream,
+            threads = threads.workers.len() + 1,
             "sidecar serving"
         );
         // At the limit the loop stops accepting: new connections wait in the kernel's listen
@@ -254,22 +286,9 @@ impl Sidecar {
                 accepted = sair_service::accept::accept(&listener) => accepted,
                 () = &mut shutdown => break,
             };
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
+            if let Some((stream, permit)) = threads.place(stream, peer, permit) {
+                local.spawn(stream, peer, permit, &graceful);
             }
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service.clone())
-                .into_owned();
-            let conn = graceful.watch(conn);
-            let gauge = self.metrics.connections.clone();
-            gauge.increment(1.0);
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-                gauge.decrement(1.0);
-                drop(permit);
-            });
         }
         drop(listener);
         ready.store(false, Ordering::Release);
@@ -278,10 +297,13 @@ impl Sidecar {
             queued = self.ctx.admission.queue_depth(),
             "draining"
         );
-        if tokio::time::timeout(self.config.drain_timeout(), graceful.shutdown())
-            .await
-            .is_err()
-        {
+        // The other threads drain their own connections meanwhile, each within the timeout.
+        stop_serving.cancel();
+        let (drained, ()) = tokio::join!(
+            tokio::time::timeout(self.config.drain_timeout(), graceful.shutdown()),
+            threads.stopped(),
+        );
+        if drained.is_err() {
             tracing::warn!(
                 inflight = self.ctx.admission.inflight(),
                 "drain timeout reached; abandoning remaining requests"
@@ -291,6 +313,30 @@ impl Sidecar {
         while tasks.join_next().await.is_some() {}
         tracing::info!("sidecar stopped");
         Ok(())
+    }
+}
+
+impl Sidecar {
+    /// The HTTP/1 and h2 server settings every connection is served with.
+    fn http_builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // `validate` keeps --max-header-bytes at or above hyper's 8 KiB minimum (below it
+        // `max_buf_size` panics), so the limit is honoured as given.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.config.header_read_timeout())
+            .max_buf_size(self.config.max_header_bytes);
+        if self.config.max_headers != DEFAULT_MAX_HEADERS {
+            // Any explicit count makes hyper parse headers into a heap array per request;
+            // the default keeps its stack array.
+            builder.http1().max_headers(self.config.max_headers);
+        }
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX));
+        builder
     }
 }
 
@@ -324,14 +370,17 @@ fn agent_target(config: &Config, address: &str) -> Result<AgentTarget, SidecarEr
 /// bounded even when nobody scrapes `/metrics` (a recorder that is not installed globally gets
 /// no upkeep thread from the exporter).
 ///
-/// Also drops upstream connections idle for longer than the pool's idle timeout.
-async fn upkeep(handle: PrometheusHandle, pool: Arc<UpstreamPool>, stop: CancellationToken) {
+/// Also drops upstream connections idle for longer than the pool's idle timeout, in every
+/// serving thread's pool.
+async fn upkeep(handle: PrometheusHandle, pools: Vec<Arc<UpstreamPool>>, stop: CancellationToken) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = every.tick() => {
                 handle.run_upkeep();
-                pool.evict_idle();
+                for pool in &pools {
+                    pool.evict_idle();
+                }
             }
             _ = stop.cancelled() => return,
         }

@@ -248,6 +248,25 @@ impl UpstreamPool {
         }
     }
 
+    /// A pool with the same peer, limits, budget and retry policy and no connections yet:
+    /// each serving thread of `--runtime per-core` has its own, so a connection is only ever
+    /// driven by the thread whose IO driver it is registered with.
+    pub fn sibling(&self) -> Self {
+        UpstreamPool {
+            upstream: self.upstream.clone(),
+            upstream_host: self.upstream_host.clone(),
+            upstream_idle: HostPool::default(),
+            upstream_h2: H2Conn::default(),
+            others: Mutex::new(HashMap::new()),
+            idle_timeout: self.idle_timeout,
+            connect_timeout: self.connect_timeout,
+            exchange_timeout: self.exchange_timeout,
+            max_body_bytes: self.max_body_bytes,
+            budget: self.budget.clone(),
+            retry: self.retry.clone(),
+        }
+    }
+
     /// Connects to the model server that fail before the request is written are retried
     /// under `retry`, within the exchange timeout.
     pub fn with_connect_retry(mut self, retry: ConnectRetry) -> Self {

@@ -27,5 +27,7 @@ mod retry;
 mod shutdown;
 #[path = "it/streaming.rs"]
 mod streaming;
+#[path = "it/threads.rs"]
+mod threads;
 #[path = "it/timing.rs"]
 mod timing;

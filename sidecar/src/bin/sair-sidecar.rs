@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use sair_service::Exit;
+use sair_sidecar::config::RuntimeModel;
 use sair_sidecar::{Config, ConfigError, Sidecar, SidecarError};
 
 const BINARY: &str = "sair-sidecar";
@@ -35,6 +36,11 @@ fn main() -> ExitCode {
             eprintln!("{BINARY}: invalid configuration: {e}");
             return Exit::Usage.into();
         }
+        // Only `run` starts threads.
+        Err(e @ SidecarError::Thread { .. }) => {
+            eprintln!("{BINARY}: {e}");
+            return Exit::Internal.into();
+        }
     };
     match serve(config, sidecar) {
         Ok(()) => ExitCode::SUCCESS,
@@ -58,14 +64,15 @@ enum Failure {
 }
 
 fn serve(config: Config, sidecar: Sidecar) -> Result<(), Failure> {
-    let rt = match config.worker_threads {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        0 => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
+    // per-core: this thread's own current-thread runtime (`run` starts the other serving
+    // threads); work-stealing: one multi-thread runtime, or a current-thread one for 1.
+    let rt = match (config.runtime, config.serving_threads()) {
+        (RuntimeModel::PerCore, _) | (RuntimeModel::WorkStealing, 1) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
+        (RuntimeModel::WorkStealing, n) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(n)
             .enable_all()
             .build(),

@@ -57,6 +57,8 @@ fn every_numeric_flag_out_of_range_exits_64_naming_the_flag() {
         ("--body-read-timeout", "0s"),
         ("--body-read-timeout", "31d"),
         ("--connect-retry-for", "11m"),
+        // Not numeric, but new with the per-core runtime: a name it does not know.
+        ("--runtime", "fibers"),
     ];
     for (flag, value) in cases {
         let out = start(&[flag, value]);

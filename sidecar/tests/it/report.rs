@@ -52,7 +52,9 @@ async fn report_with_traffic(rx: &mut mpsc::UnboundedReceiver<StageReport>) -> S
             .expect("no report with traffic arrived")
             .expect("receiver closed");
         r.validate().unwrap();
-        if r.arrivals > 0 {
+        // A window boundary may fall between a request's arrival and its completion: wait
+        // for a window that saw a request finish.
+        if r.arrivals > 0 && r.completions > 0 {
             return r;
         }
     }

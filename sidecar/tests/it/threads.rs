@@ -1,0 +1,127 @@
+//! `--runtime per-core`: connections spread over several serving threads still share one
+//! admission queue, one set of metrics and one drain.
+
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// Separate connections (one client each), so the acceptor spreads them over the threads.
+fn posts(url: &str, n: usize) -> Vec<tokio::task::JoinHandle<Result<Answer, String>>> {
+    (0..n)
+        .map(|i| {
+            let url = url.to_owned();
+            tokio::spawn(async move { post(&url, &format!("r{i}")).await })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_threads_share_one_admission_queue() {
+    let up = upstream("m", Duration::from_millis(100)).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--runtime",
+        "per-core",
+        "--worker-threads",
+        "4",
+        "--max-concurrency",
+        "1",
+    ])
+    .await;
+    const N: usize = 8;
+    let began = Instant::now();
+    let mut bodies = Vec::new();
+    for (i, t) in posts(&sc.url(), N).into_iter().enumerate() {
+        let (status, _, body) = t.await.unwrap().unwrap();
+        assert_eq!(status, 200, "request {i}");
+        bodies.push(String::from_utf8(body.to_vec()).unwrap());
+    }
+    let took = began.elapsed();
+    tracing::info!(?took, "8 requests through one slot on 4 threads");
+    bodies.sort();
+    let want: Vec<String> = (0..N).map(|i| format!("r{i}|m")).collect();
+    assert_eq!(bodies, want);
+    // One slot for the whole process: the 100 ms exchanges ran one after another, whichever
+    // thread their connections were given to.
+    assert!(
+        took >= Duration::from_millis(100 * N as u64),
+        "{N} requests through --max-concurrency 1 took only {took:?}"
+    );
+    assert_eq!(up.hits(), N as u64);
+    assert_eq!(
+        sc.sample("sair_stage_requests_total", &["outcome=\"ok\""])
+            .await,
+        Some(N as f64)
+    );
+    // Every connection closed again on whichever thread served it.
+    eventually("connection gauge back to 0", || async {
+        (sc.sample("sair_sidecar_connections", &[]).await? == 0.0).then_some(())
+    })
+    .await;
+    sc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_covers_requests_on_every_serving_thread() {
+    let up = upstream("m", Duration::from_millis(300)).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--runtime",
+        "per-core",
+        "--worker-threads",
+        "3",
+        "--max-concurrency",
+        "2",
+    ])
+    .await;
+    const N: usize = 9;
+    let tasks = posts(&sc.url(), N);
+    eventually("all requests admitted or queued", || async {
+        let text = sc.metrics_text().await;
+        let inflight = find_sample(&text, "sair_stage_inflight", &[])?;
+        let depth = find_sample(&text, "sair_stage_queue_depth", &[])?;
+        (inflight + depth == N as f64).then_some(())
+    })
+    .await;
+    let addr = sc.addr;
+    // Drains while the requests are still queued or in flight on three threads.
+    let stopped = tokio::spawn(sc.stop());
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (status, _, body) = t
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("request {i} lost in the drain: {e}"));
+        assert_eq!(status, 200, "request {i}");
+        assert_eq!(body, format!("r{i}|m").as_bytes());
+    }
+    stopped.await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_stealing_runtime_still_serves() {
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--runtime",
+        "work-stealing",
+        "--worker-threads",
+        "4",
+    ])
+    .await;
+    for (i, t) in posts(&sc.url(), 4).into_iter().enumerate() {
+        let (status, _, body) = t.await.unwrap().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, format!("r{i}|m").as_bytes());
+    }
+    sc.stop().await;
+}
