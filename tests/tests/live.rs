@@ -130,9 +130,6 @@ fn watch_rho(run: &mut DemoRun, http: &str, until: Instant) -> (bool, Vec<String
 }
 
 #[test]
-#[ignore = "issue 11 open: passes 2 of 3 runs here; the sair policy sometimes raises infer to its \
-            GPU's whole share at the base rate during start-up, leaving no room to scale up for \
-            the burst. Run with --ignored."]
 fn a_burst_scales_the_bottleneck_up_and_down_and_beats_the_static_allocation() {
     let _one = one_demo();
     let mut sair = demo::demo("e2e-sair").args(burst_args("sair")).start();
