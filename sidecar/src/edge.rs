@@ -76,6 +76,27 @@ impl Service<Request<Incoming>> for Edge {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        self.respond(req)
+    }
+}
+
+/// hyper calls its services by reference: served directly, the edge is not cloned per request
+/// (`TowerToHyperService` clones the tower service, here a boxed stack, for every call).
+impl hyper::service::Service<Request<Incoming>> for Edge {
+    type Response = Response<ProxyBody>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        self.respond(req)
+    }
+}
+
+impl Edge {
+    fn respond(
+        &self,
+        req: Request<Incoming>,
+    ) -> BoxFuture<'static, Result<Response<ProxyBody>, Infallible>> {
         let at = Instant::now();
         let edge = self.parts.clone();
         let inner = self.inner.clone();

@@ -21,7 +21,6 @@ use std::time::Instant;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sair_service::admin::{self, Admin};
 use sair_wire::transport::{Identity, Trust};
@@ -205,7 +204,7 @@ impl Sidecar {
             pools.push(ctx.pool.clone());
             let serve = Serve {
                 builder: builder.clone(),
-                service: TowerToHyperService::new(Edge::new(&ctx)),
+                service: Edge::new(&ctx),
                 gauge: self.metrics.connections.clone(),
                 open: Arc::default(),
             };
@@ -240,7 +239,7 @@ impl Sidecar {
 
         let local = Serve {
             builder,
-            service: TowerToHyperService::new(Edge::new(&self.ctx)),
+            service: Edge::new(&self.ctx),
             gauge: self.metrics.connections.clone(),
             open: Arc::default(),
         };

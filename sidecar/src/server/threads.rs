@@ -26,7 +26,6 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -36,7 +35,7 @@ use crate::edge::Edge;
 /// What serving a connection takes on one thread.
 pub(super) struct Serve {
     pub(super) builder: auto::Builder<TokioExecutor>,
-    pub(super) service: TowerToHyperService<Edge>,
+    pub(super) service: Edge,
     /// `sair_sidecar_connections`.
     pub(super) gauge: metrics::Gauge,
     /// The connections given to this thread and not yet closed (the hand-off's measure).
