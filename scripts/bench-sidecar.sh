@@ -7,7 +7,10 @@
 #   scripts/bench-sidecar.sh [RATE] [SECONDS] [ROUNDS]     (defaults: 5000 10 2)
 #
 # SIDECAR_THREADS (default 0 = one per core), NGINX_WORKERS (default auto = one per core) and
-# HAPROXY_THREADS (default: the number of cores) size the three proxies alike.
+# HAPROXY_THREADS (default: the number of cores) size the three proxies alike;
+# BASELINE_THREADS (default SIDECAR_THREADS) the baseline sidecar's. SIDECAR_ARGS and
+# BASELINE_ARGS add flags to either (e.g. BASELINE_ARGS="--runtime work-stealing" with
+# SIDECAR_BASELINE set to the same binary).
 # IDLE_CONNECTIONS (default 10000, or fewer when the open-file limit cannot hold that many
 # haproxy connections: 9000 under a 20000 limit; 0 skips the phase); the script raises the soft
 # open-file limit to the hard one. SIDECAR_BASELINE=path/to/an/older/sair-sidecar adds a fourth
@@ -47,7 +50,9 @@ HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 # LOADGEN=sair drives the load with sair-loadgen (Poisson, latency from intended send time)
 # instead of the fixed-interval openloop example.
 LOADGEN=${LOADGEN:-openloop}
-cargo build --release -q -p sair-sidecar --bin sair-sidecar --example openloop
+# SKIP_BUILD=1 uses the binaries already in $CARGO_TARGET_DIR/release (the shared target
+# directory's lock can be held for minutes by other builds).
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p sair-sidecar --bin sair-sidecar --example openloop
 if [ "$LOADGEN" = sair ]; then cargo build --release -q -p sair-loadgen --bin sair-loadgen; fi
 # Seconds under load per run (openloop adds a 2 s warm-up and starts 0.2 s after launch).
 if [ "$LOADGEN" = sair ]; then RUNLEN=$SECS; else RUNLEN=$(python3 -c "print($SECS + 2.2)"); fi
@@ -123,7 +128,7 @@ fi
 # --header-read-timeout also bounds how long an idle keep-alive connection stays open (hyper
 # arms the head timer while a connection waits for its next request): 300 s, like haproxy's
 # keep-alive timeout above, so the idle-connection phase measures held connections.
-RUST_LOG=warn "$BIN/sair-sidecar" --listen 127.0.0.1:$SC --metrics-listen 127.0.0.1:$SCM \
+RUST_LOG=warn "$BIN/sair-sidecar" ${SIDECAR_ARGS:-} --listen 127.0.0.1:$SC --metrics-listen 127.0.0.1:$SCM \
     --upstream http://127.0.0.1:$UP --stage bench --pipeline bench --header-read-timeout 300s \
     --worker-threads "${SIDECAR_THREADS:-0}" >"$WORK/sidecar.out" 2>"$WORK/sidecar.log" &
 SC_PID=$!
@@ -132,9 +137,10 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$SC/" >/dev/null 2>&1 && brea
 TARGETS="direct sidecar nginx"
 if [ -n "$HAPROXY" ]; then TARGETS="$TARGETS haproxy"; fi
 if [ -n "${SIDECAR_BASELINE:-}" ]; then
-    RUST_LOG=warn "$SIDECAR_BASELINE" --listen 127.0.0.1:$BL --metrics-listen 127.0.0.1:18094 \
+    RUST_LOG=warn "$SIDECAR_BASELINE" ${BASELINE_ARGS:-} --listen 127.0.0.1:$BL --metrics-listen 127.0.0.1:18094 \
         --upstream http://127.0.0.1:$UP --stage bench --pipeline bench \
-        --worker-threads "${SIDECAR_THREADS:-0}" >"$WORK/baseline.out" 2>"$WORK/baseline.log" &
+        --header-read-timeout 300s \
+        --worker-threads "${BASELINE_THREADS:-${SIDECAR_THREADS:-0}}" >"$WORK/baseline.out" 2>"$WORK/baseline.log" &
     BL_PID=$!
     pids+=("$BL_PID")
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$BL/" >/dev/null 2>&1 && break; sleep 0.1; done

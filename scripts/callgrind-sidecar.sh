@@ -26,7 +26,9 @@ mkdir -p "$OUT"
 UP=18181
 SC=18183
 SCM=18193
-cargo build --release -q -p sair-sidecar --bin sair-sidecar --example openloop
+# SKIP_BUILD=1 uses the binaries already in $CARGO_TARGET_DIR/release (the shared target
+# directory's lock can be held for minutes by other builds).
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -q -p sair-sidecar --bin sair-sidecar --example openloop
 BIN=$CARGO_TARGET_DIR/release
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
@@ -54,7 +56,7 @@ http {
 CONF
 "$NGINX" -c "$WORK/nginx.conf" -p "$WORK"
 
-RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+RUST_LOG=warn valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$OUT/callgrind.out" \
     "${SIDECAR_BIN:-$BIN/sair-sidecar}" --listen 127.0.0.1:$SC --metrics-listen 127.0.0.1:$SCM \
     --upstream http://127.0.0.1:$UP --stage bench --pipeline bench \
     --worker-threads "$THREADS" >"$WORK/sidecar.out" 2>"$WORK/sidecar.log" &
