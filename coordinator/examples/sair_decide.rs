@@ -28,6 +28,7 @@ fn stage(name: &str, kind: StageKind, service_s: f64, replicas: u32, rate: f64) 
         replicas,
         replicas_desired: replicas,
         rho: 1.0,
+        shares: Vec::new(),
         concurrency: 4,
         min_replicas: 1,
         max_replicas: 32,

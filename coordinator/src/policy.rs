@@ -51,12 +51,31 @@ pub struct StageState {
     pub replicas: u32,
     /// Replicas requested (serving plus starting).
     pub replicas_desired: u32,
-    /// GPU share per replica, in (0, 1]; 1.0 for CPU stages.
+    /// GPU share per replica, in (0, 1]; 1.0 for CPU stages. When the replicas' shares differ
+    /// ([`StageState::shares`]), their mean.
     pub rho: f64,
+    /// Per-replica GPU shares (issue 15, item 2), one per replica asked for, in the stage's
+    /// replica order: serving replicas first (oldest first), then starting ones. Empty when every
+    /// replica runs at `rho` (always so for CPU stages, and live for now: the live coordinator
+    /// applies one share per stage).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<f64>,
     /// Concurrency slots per replica.
     pub concurrency: u32,
     pub min_replicas: u32,
     pub max_replicas: u32,
+}
+
+impl StageState {
+    /// The share of each replica asked for (serving first, then starting): `shares` when it
+    /// names one per replica, else `rho` for each.
+    pub fn replica_shares(&self) -> Vec<f64> {
+        if !self.shares.is_empty() && self.shares.len() == self.replicas_desired as usize {
+            self.shares.clone()
+        } else {
+            vec![self.rho; self.replicas_desired as usize]
+        }
+    }
 }
 
 /// What was observed of the whole pipeline over the last interval.
@@ -81,20 +100,115 @@ pub struct PipelineState {
 }
 
 /// The allocation a policy asks for, per stage, in pipeline order.
+///
+/// # Per-replica GPU shares
+/// By default every replica of a stage runs at `rho[i]`. What an action does to a GPU stage's
+/// shares ([`Action::resolve_shares`], applied alike to every policy by the simulator):
+/// - `shares[i]` non-empty: the share of each replica, in the stage's replica order (serving
+///   first, then starting; replicas the action adds last), `replicas[i]` of them, `rho[i]`
+///   their mean;
+/// - else `rho[i]` differs from the stage's current `rho`: every replica at `rho[i]`;
+/// - else (`rho` unchanged): the replicas kept keep their shares, new ones start at `rho[i]`.
+///
+/// Fewer replicas drop the newest shares first. With one share per stage (every policy but
+/// `sair-per-replica`) this is exactly the one-ρ-per-stage rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     pub replicas: Vec<u32>,
     /// GPU share per replica for GPU stages; ignored (kept at 1.0) for CPU stages.
     pub rho: Vec<f64>,
+    /// Per-replica GPU shares by stage (see the type's docs); empty, or an empty entry, for one
+    /// share per stage.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<Vec<f64>>,
 }
 
 impl Action {
-    /// The allocation currently in place, i.e. "no change".
-    pub fn hold(state: &PipelineState) -> Self {
+    /// One share per stage: every replica of stage `i` at `rho[i]`.
+    pub fn uniform(replicas: Vec<u32>, rho: Vec<f64>) -> Self {
         Self {
-            replicas: state.stages.iter().map(|s| s.replicas_desired).collect(),
-            rho: state.stages.iter().map(|s| s.rho).collect(),
+            replicas,
+            rho,
+            shares: Vec::new(),
         }
+    }
+
+    /// The allocation currently in place, i.e. "no change" (per-replica shares are kept, as
+    /// `rho` is unchanged).
+    pub fn hold(state: &PipelineState) -> Self {
+        Self::uniform(
+            state.stages.iter().map(|s| s.replicas_desired).collect(),
+            state.stages.iter().map(|s| s.rho).collect(),
+        )
+    }
+
+    /// The per-replica shares asked for stage `i`, if any.
+    pub fn explicit_shares(&self, i: usize) -> Option<&[f64]> {
+        self.shares
+            .get(i)
+            .map(Vec::as_slice)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Sets stage `i`'s per-replica shares (and its replica count and mean ρ to match).
+    pub fn set_shares(&mut self, i: usize, shares: Vec<f64>) {
+        if self.shares.len() < self.replicas.len() {
+            self.shares.resize(self.replicas.len(), Vec::new());
+        }
+        self.replicas[i] = shares.len() as u32;
+        self.rho[i] = mean_share(&shares, self.rho[i]);
+        self.shares[i] = shares;
+    }
+
+    /// The share of each of `n` replicas of stage `i` after this action, given the shares in
+    /// place (`current`, replica order) and the stage's current ρ (see the type's docs).
+    pub fn resolve_shares(&self, i: usize, n: u32, current: &[f64], current_rho: f64) -> Vec<f64> {
+        let rho = self.rho.get(i).copied().unwrap_or(current_rho);
+        resolve_shares(self.explicit_shares(i), n, rho, current, current_rho)
+    }
+
+    /// Collapses per-replica shares to one per stage, the largest (what the live coordinator
+    /// applies: it sets one share per stage for now).
+    pub fn collapse_shares(&mut self) {
+        for (i, v) in std::mem::take(&mut self.shares).into_iter().enumerate() {
+            if let (Some(max), Some(r)) = (
+                v.iter().copied().filter(|x| x.is_finite()).reduce(f64::max),
+                self.rho.get_mut(i),
+            ) {
+                *r = max;
+            }
+        }
+    }
+}
+
+/// The per-replica shares rule of [`Action`]: `explicit` shares (padded with `rho` or cut to
+/// `n`), else all at `rho` when it differs from `current_rho`, else the `current` shares kept
+/// (cut to `n`) and new replicas at `rho`.
+pub fn resolve_shares(
+    explicit: Option<&[f64]>,
+    n: u32,
+    rho: f64,
+    current: &[f64],
+    current_rho: f64,
+) -> Vec<f64> {
+    let n = n as usize;
+    let base: &[f64] = match explicit {
+        Some(v) => v,
+        None if (rho - current_rho).abs() > 1e-12 => &[],
+        None => current,
+    };
+    let mut out: Vec<f64> = base.iter().copied().take(n).collect();
+    out.resize(n, rho);
+    out
+}
+
+/// The mean of `shares`, exactly the common value when they are all equal; `empty` when there
+/// are none.
+pub fn mean_share(shares: &[f64], empty: f64) -> f64 {
+    match shares.first() {
+        None => empty,
+        Some(&f) if shares.iter().all(|&x| x == f) => f,
+        Some(_) => shares.iter().sum::<f64>() / shares.len() as f64,
     }
 }
 

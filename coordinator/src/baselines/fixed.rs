@@ -58,7 +58,7 @@ impl Static {
             }
         }
         Self {
-            plan: Action { replicas, rho },
+            plan: Action::uniform(replicas, rho),
         }
     }
 

@@ -55,6 +55,7 @@ impl Oracle {
         let mut a = Action {
             replicas: vec![1; n],
             rho: vec![1.0; n],
+            shares: Vec::new(),
         };
         let period = self.period_s().unwrap_or(self.ctx.interval_s);
         let now = self.peak(t_s, period);

@@ -29,6 +29,7 @@ impl StartingAllocation {
                         crate::policy::StageKind::Cpu => 1.0,
                     })
                     .collect(),
+                shares: Vec::new(),
             },
         }
     }

@@ -73,6 +73,7 @@ pub fn state(
                 replicas: replicas[i],
                 replicas_desired: replicas[i],
                 rho: 1.0,
+                shares: Vec::new(),
                 concurrency: 1,
                 min_replicas: p.spec.min_replicas,
                 max_replicas: p.spec.max_replicas,

@@ -34,6 +34,7 @@ pub fn stage(
         replicas,
         replicas_desired: replicas,
         rho,
+        shares: Vec::new(),
         concurrency: 1,
         min_replicas: 1,
         max_replicas: 16,

@@ -130,7 +130,7 @@ pub fn gpu_fits(s: &PipelineState, a: &Action) -> bool {
     let mut shares: Vec<f64> = Vec::new();
     for (i, st) in s.stages.iter().enumerate() {
         if st.kind == StageKind::Gpu {
-            shares.extend(std::iter::repeat_n(a.rho[i], a.replicas[i] as usize));
+            shares.extend(resolved_shares(st, a, i));
         }
     }
     shares.sort_by(|x, y| y.total_cmp(x));
@@ -145,6 +145,13 @@ pub fn gpu_fits(s: &PipelineState, a: &Action) -> bool {
         return false;
     }
     true
+}
+
+/// The share of each replica of stage `i` after `a` (the simulator's rule, [`Action`]'s docs):
+/// one per replica asked for, serving ones first.
+pub fn resolved_shares(st: &StageState, a: &Action, i: usize) -> Vec<f64> {
+    let n = a.replicas.get(i).copied().unwrap_or(st.replicas_desired);
+    a.resolve_shares(i, n, &st.replica_shares(), st.rho)
 }
 
 /// What the start-up check needs to know of the demand and the stages.
@@ -186,8 +193,28 @@ pub fn startup_gap(
         let slots = |replicas: u32, rho: f64| {
             f64::from(replicas.saturating_mul(st.concurrency.max(1))) * share(rho)
         };
-        let now = slots(st.replicas, st.rho);
-        let window = slots(st.replicas.min(want), rho_new);
+        let per_replica =
+            st.kind == StageKind::Gpu && (!st.shares.is_empty() || a.explicit_shares(i).is_some());
+        let (now, window) = if per_replica {
+            // Serving capacity now and, while the new replicas start, of the serving replicas
+            // kept at the shares the move gives them.
+            let conc = f64::from(st.concurrency.max(1));
+            let serving = st.replicas as usize;
+            let now: f64 = st.replica_shares().iter().take(serving).sum::<f64>() * conc;
+            let kept = serving.min(want as usize);
+            let window: f64 = resolved_shares(st, a, i)
+                .iter()
+                .take(kept)
+                .map(|&r| r.max(1e-3))
+                .sum::<f64>()
+                * conc;
+            (now, window)
+        } else {
+            (
+                slots(st.replicas, st.rho),
+                slots(st.replicas.min(want), rho_new),
+            )
+        };
         if window >= now - 1e-9 {
             continue;
         }
@@ -286,6 +313,24 @@ impl Validator {
                     rho: a.rho[i],
                     min: l.rho_min,
                 });
+            }
+            if let Some(v) = a.explicit_shares(i) {
+                if st.kind != StageKind::Gpu || v.len() != a.replicas[i] as usize {
+                    errs.push(Rejection::Shape {
+                        want: a.replicas[i] as usize,
+                        got: v.len(),
+                    });
+                }
+                if let Some(&bad) = v
+                    .iter()
+                    .find(|&&r| !(r.is_finite() && r >= l.rho_min - 1e-9 && r <= 1.0 + 1e-9))
+                {
+                    errs.push(Rejection::Rho {
+                        stage: st.name.clone(),
+                        rho: bad,
+                        min: l.rho_min,
+                    });
+                }
             }
             let cur = st.replicas_desired;
             let step_ok = if a.replicas[i] > cur {

@@ -2,7 +2,7 @@
 //! cancelling and draining replicas, placing GPU shares, and the cost integrals.
 
 use super::{Kind, RState, Replica, Sim, placement};
-use crate::policy::{Action, StageKind};
+use crate::policy::{Action, StageKind, mean_share, resolve_shares};
 use crate::scenario::MIN_SHARE;
 
 impl Sim<'_> {
@@ -83,27 +83,39 @@ impl Sim<'_> {
         st.count(RState::Serving) + st.count(RState::Starting)
     }
 
-    pub(super) fn gpu_shares(&self, n: &[u32], rho: &[f64]) -> Vec<f64> {
-        self.sc
-            .stages
+    /// The shares of stage `i`'s replicas asked for (starting and serving, not draining), in
+    /// replica order: serving first (oldest first), then starting.
+    pub(super) fn stage_shares(&self, i: usize) -> Vec<f64> {
+        let st = &self.stages[i];
+        st.active
             .iter()
-            .enumerate()
-            .filter(|(_, s)| s.kind == StageKind::Gpu)
-            .flat_map(|(i, _)| std::iter::repeat_n(rho[i], n[i] as usize))
+            .map(|&r| &st.replicas[r as usize])
+            .filter(|rep| matches!(rep.state, RState::Starting | RState::Serving))
+            .map(|rep| rep.rho)
             .collect()
     }
 
-    pub(super) fn packs(&self, n: &[u32], rho: &[f64]) -> bool {
-        let shares = self.gpu_shares(n, rho);
+    fn packs(&self, targets: &[Vec<f64>]) -> bool {
+        let shares: Vec<f64> = self
+            .sc
+            .stages
+            .iter()
+            .zip(targets)
+            .filter(|(s, _)| s.kind == StageKind::Gpu)
+            .flat_map(|(_, t)| t.iter().copied())
+            .collect();
         shares.is_empty() || placement::pack(&shares, self.sc.gpus).is_some()
     }
 
     /// Applies an action, clamped to bounds and to what packs on the GPUs. Returns whether the
-    /// allocation changed.
+    /// allocation changed. Per-replica shares follow [`Action`]'s rule for every policy alike;
+    /// what does not pack is cut back in order: the added GPU replicas (newest first), then
+    /// share increases, else the GPU stages keep their allocation.
     pub fn apply(&mut self, a: &Action) -> bool {
         let k = self.sc.stages.len();
         let cur_n: Vec<u32> = (0..k).map(|i| self.desired(i)).collect();
         let cur_rho: Vec<f64> = self.stages.iter().map(|s| s.rho).collect();
+        let cur_shares: Vec<Vec<f64>> = (0..k).map(|i| self.stage_shares(i)).collect();
         let mut n: Vec<u32> = (0..k)
             .map(|i| {
                 let c = &self.sc.stages[i];
@@ -120,11 +132,44 @@ impl Sim<'_> {
                 _ => cur_rho[i],
             })
             .collect();
-        let asked = (n.clone(), rho.clone());
+        let mut explicit: Vec<Option<Vec<f64>>> = (0..k)
+            .map(|i| {
+                let v = a.explicit_shares(i)?;
+                (self.sc.stages[i].kind == StageKind::Gpu).then(|| {
+                    v.iter()
+                        .map(|&r| {
+                            if r.is_finite() {
+                                r.clamp(MIN_SHARE, 1.0)
+                            } else {
+                                rho[i]
+                            }
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let targets = |n: &[u32], rho: &[f64], explicit: &[Option<Vec<f64>>]| -> Vec<Vec<f64>> {
+            (0..k)
+                .map(|i| {
+                    resolve_shares(
+                        explicit[i].as_deref(),
+                        n[i],
+                        rho[i],
+                        &cur_shares[i],
+                        cur_rho[i],
+                    )
+                })
+                .collect()
+        };
+        let asked = (n.clone(), rho.clone(), explicit.clone());
         let gpu: Vec<usize> = (0..k)
             .filter(|&i| self.sc.stages[i].kind == StageKind::Gpu)
             .collect();
-        while !self.packs(&n, &rho) {
+        let raised = |i: usize, rho: &[f64], explicit: &[Option<Vec<f64>>]| match &explicit[i] {
+            None => rho[i] > cur_rho[i],
+            Some(v) => v.iter().zip(&cur_shares[i]).any(|(x, c)| x > c),
+        };
+        while !self.packs(&targets(&n, &rho, &explicit)) {
             if let Some(&i) = gpu
                 .iter()
                 .filter(|&&i| n[i] > cur_n[i].max(self.sc.stages[i].min_replicas))
@@ -133,22 +178,31 @@ impl Sim<'_> {
                 n[i] -= 1;
                 continue;
             }
-            if gpu.iter().any(|&i| rho[i] > cur_rho[i]) {
+            if gpu.iter().any(|&i| raised(i, &rho, &explicit)) {
                 for &i in &gpu {
                     rho[i] = rho[i].min(cur_rho[i]);
+                    if let Some(v) = &mut explicit[i] {
+                        for (x, c) in v.iter_mut().zip(&cur_shares[i]) {
+                            *x = x.min(*c);
+                        }
+                    }
                 }
                 continue;
             }
             for &i in &gpu {
                 n[i] = cur_n[i];
                 rho[i] = cur_rho[i];
+                explicit[i] = None;
             }
             break;
         }
-        if (n.clone(), rho.clone()) != asked {
+        if (n.clone(), rho.clone(), explicit.clone()) != asked {
             self.clamped += 1;
         }
-        let changed = n != cur_n || rho.iter().zip(&cur_rho).any(|(a, b)| (a - b).abs() > 1e-12);
+        let target = targets(&n, &rho, &explicit);
+        let changed = n != cur_n
+            || (0..k).any(|i| explicit[i].is_none() && (rho[i] - cur_rho[i]).abs() > 1e-12)
+            || target != cur_shares;
         if !changed {
             return false;
         }
@@ -156,7 +210,7 @@ impl Sim<'_> {
         self.accrue_cost(t);
         for i in 0..k {
             self.stages[i].advance(t);
-            if (rho[i] - cur_rho[i]).abs() > 1e-12 {
+            if explicit[i].is_none() && (rho[i] - cur_rho[i]).abs() > 1e-12 {
                 let st = &mut self.stages[i];
                 st.rho = rho[i];
                 for &r in &st.active {
@@ -168,6 +222,24 @@ impl Sim<'_> {
             }
             for _ in n[i]..cur_n[i] {
                 self.remove_replica(i);
+            }
+            if self.sc.stages[i].kind == StageKind::Gpu {
+                let st = &mut self.stages[i];
+                let kept = st
+                    .active
+                    .iter()
+                    .copied()
+                    .filter(|&r| {
+                        matches!(
+                            st.replicas[r as usize].state,
+                            RState::Starting | RState::Serving
+                        )
+                    })
+                    .collect::<Vec<_>>();
+                for (r, &share) in kept.into_iter().zip(&target[i]) {
+                    st.replicas[r as usize].rho = share;
+                }
+                st.rho = mean_share(&target[i], st.rho);
             }
         }
         self.place_gpus();

@@ -22,7 +22,18 @@ impl Sim<'_> {
         let mut best = (0, f64::NEG_INFINITY);
         for (i, s) in self.sc.stages.iter().enumerate() {
             let st = &self.stages[i];
-            let cap = f64::from(st.count(RState::Serving) * s.concurrency) * st.rho;
+            let serving: Vec<f64> = st
+                .active
+                .iter()
+                .map(|&r| &st.replicas[r as usize])
+                .filter(|rep| rep.state == RState::Serving)
+                .map(|rep| rep.rho)
+                .collect();
+            let cap = if serving.iter().all(|&x| x == st.rho) {
+                f64::from(serving.len() as u32 * s.concurrency) * st.rho
+            } else {
+                serving.iter().sum::<f64>() * f64::from(s.concurrency)
+            };
             let u = if cap > 0.0 {
                 lambda * s.service_s / cap
             } else {
@@ -38,6 +49,16 @@ impl Sim<'_> {
     /// The state a live coordinator would assemble for the window since the last call.
     pub fn state(&mut self, t: f64) -> PipelineState {
         let len = (t - self.win_start).max(1e-9);
+        let shares: Vec<Vec<f64>> = (0..self.sc.stages.len())
+            .map(|i| {
+                let v = self.stage_shares(i);
+                if v.iter().all(|&x| x == self.stages[i].rho) {
+                    Vec::new()
+                } else {
+                    v
+                }
+            })
+            .collect();
         let stages = self
             .sc
             .stages
@@ -76,6 +97,7 @@ impl Sim<'_> {
                     replicas: st.count(RState::Serving),
                     replicas_desired: st.count(RState::Serving) + st.count(RState::Starting),
                     rho: st.rho,
+                    shares: shares[i].clone(),
                     concurrency: c.concurrency,
                     min_replicas: c.min_replicas,
                     max_replicas: c.max_replicas,

@@ -170,6 +170,7 @@ fn gpu_packing_clamps_and_costs_by_share() {
     let a = Action {
         replicas: vec![1, 4, 1],
         rho: vec![1.0, 0.5, 1.0],
+        shares: Vec::new(),
     };
     assert!(sim.apply(&a));
     assert_eq!(sim.desired(1), 2);
@@ -181,6 +182,7 @@ fn gpu_packing_clamps_and_costs_by_share() {
     let b = Action {
         replicas: vec![1, 2, 1],
         rho: vec![1.0, 0.25, 1.0],
+        shares: Vec::new(),
     };
     assert!(sim.apply(&b));
     assert!((sim.cost_rate - (2.0 * 0.048 + 0.5 * 1.10)).abs() < 1e-9);
@@ -194,6 +196,7 @@ fn startup_delay_and_drain() {
     let a = Action {
         replicas: vec![3, 1, 1],
         rho: vec![1.0, 0.5, 1.0],
+        shares: Vec::new(),
     };
     sim.apply(&a);
     let s = sim.state(1.0);
@@ -203,6 +206,7 @@ fn startup_delay_and_drain() {
     sim.apply(&Action {
         replicas: vec![1, 1, 1],
         rho: vec![1.0, 0.5, 1.0],
+        shares: Vec::new(),
     });
     assert_eq!(sim.desired(0), 1);
 }
@@ -217,6 +221,7 @@ fn bottleneck_ground_truth_moves_with_allocation() {
     sim.apply(&Action {
         replicas: vec![1, 2, 1],
         rho: vec![1.0, 1.0, 1.0],
+        shares: Vec::new(),
     });
     // infer now serves 0.6/(2×... ) only once its new replica is up; the serving one has ρ=1:
     // 0.6/2 = 0.3 < pre 0.4 → pre.
@@ -231,9 +236,85 @@ fn timeline_separates_serving_from_starting() {
     sim.apply(&Action {
         replicas: vec![3, 1, 1],
         rho: vec![1.0, 0.5, 1.0],
+        shares: Vec::new(),
     });
     sim.timeline_tick(1.0);
     let p = &sim.timeline[0];
     assert_eq!(p.replicas[0], 3);
     assert_eq!(p.serving[0], 1, "two replicas still starting");
+}
+
+/// Issue 15, item 2: per-replica GPU shares. A new replica comes up at a small share while the
+/// serving one keeps its own; packing and billing follow each replica's share; an action with
+/// one share per stage and an unchanged ρ keeps the shares; a changed ρ sets them all.
+#[test]
+fn per_replica_shares_pack_bill_and_serve_per_replica() {
+    let sc = three_stage(1);
+    let mut sim = Sim::new(&sc, 1);
+    // infer starts with one replica at 0.5 on the one GPU; add one at 0.3.
+    let mut a = Action::uniform(vec![1, 1, 1], vec![1.0, 0.5, 1.0]);
+    a.set_shares(1, vec![0.5, 0.3]);
+    assert_eq!(a.replicas[1], 2);
+    assert!((a.rho[1] - 0.4).abs() < 1e-12, "rho is the shares' mean");
+    assert!(sim.apply(&a));
+    assert_eq!(sim.stage_shares(1), [0.5, 0.3]);
+    assert!((sim.cost_rate - (2.0 * 0.048 + 0.8 * 1.10)).abs() < 1e-9);
+    let s = sim.state(1.0);
+    assert_eq!(s.stages[1].replicas, 1, "the new replica is starting");
+    assert_eq!(s.stages[1].replicas_desired, 2);
+    assert_eq!(s.stages[1].shares, [0.5, 0.3]);
+    assert!((s.stages[1].rho - 0.4).abs() < 1e-12);
+    // Holding (one share per stage, ρ unchanged) keeps each replica's share.
+    assert!(!sim.apply(&Action::hold(&s)));
+    assert_eq!(sim.stage_shares(1), [0.5, 0.3]);
+    // A third replica at 0.3 does not pack on the one GPU (1.1): it is cut back.
+    let mut over = Action::hold(&s);
+    over.set_shares(1, vec![0.5, 0.3, 0.3]);
+    let clamped = sim.clamped;
+    assert!(!sim.apply(&over));
+    assert_eq!(sim.clamped, clamped + 1);
+    assert_eq!(sim.stage_shares(1), [0.5, 0.3]);
+    // A share raised beyond what packs is cut back to the share in place.
+    let mut raise = Action::hold(&s);
+    raise.set_shares(1, vec![0.8, 0.3]);
+    assert!(!sim.apply(&raise));
+    assert_eq!(sim.stage_shares(1), [0.5, 0.3]);
+    // One fewer replica drops the newest share.
+    let mut down = Action::hold(&s);
+    down.replicas[1] = 1;
+    assert!(sim.apply(&down));
+    assert_eq!(sim.stage_shares(1), [0.5]);
+    assert!(
+        sim.state(2.0).stages[1].shares.is_empty(),
+        "one share again"
+    );
+    // A changed ρ with one share per stage sets every replica's.
+    let mut b = Action::uniform(vec![1, 2, 1], vec![1.0, 0.45, 1.0]);
+    assert!(sim.apply(&b));
+    assert_eq!(sim.stage_shares(1), [0.45, 0.45]);
+    b.rho[1] = 0.45;
+    assert!(!sim.apply(&b));
+}
+
+/// Each replica carries its own share (its requests are served at work / share), and a stage
+/// without start-up serves at both shares at once; the state's ρ is their mean.
+#[test]
+fn per_replica_shares_reach_each_replica() {
+    let mut sc = three_stage(2);
+    sc.stages[1].startup_s = 0.0;
+    sc.stages[1].dist = crate::scenario::ServiceDist::Const;
+    let mut sim = Sim::new(&sc, 1);
+    let mut a = Action::uniform(vec![1, 1, 1], vec![1.0, 0.5, 1.0]);
+    a.set_shares(1, vec![1.0, 0.25]);
+    assert!(sim.apply(&a));
+    let st = &sim.stages[1];
+    let shares: Vec<f64> = st
+        .active
+        .iter()
+        .map(|&r| st.replicas[r as usize].rho)
+        .collect();
+    assert_eq!(shares, [1.0, 0.25]);
+    let s = sim.state(1.0);
+    assert_eq!(s.stages[1].replicas, 2);
+    assert!((s.stages[1].rho - 0.625).abs() < 1e-12);
 }

@@ -37,6 +37,7 @@ fn shared_with_one_decision() -> std::sync::Arc<std::sync::Mutex<Shared>> {
                 Action {
                     replicas: vec![2],
                     rho: vec![0.5],
+                    shares: Vec::new(),
                 },
                 Some(0),
                 format!("decision {k}"),

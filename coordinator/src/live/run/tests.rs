@@ -55,7 +55,7 @@ fn setup() -> (PipelinesFile, PipelineState) {
 }
 
 fn decide(replicas: Vec<u32>, rho: Vec<f64>) -> Decision {
-    Decision::new(Action { replicas, rho }, Some(1), "because")
+    Decision::new(Action::uniform(replicas, rho), Some(1), "because")
 }
 
 #[test]

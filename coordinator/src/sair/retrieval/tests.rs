@@ -23,6 +23,7 @@ fn ep(f: Vec<f64>, kind: MoveKind, reward: f64, surprisal: f64) -> Episode {
         action: Action {
             replicas: vec![1],
             rho: vec![1.0],
+            shares: Vec::new(),
         },
         before: p,
         predicted: p,

@@ -22,6 +22,7 @@ fn ep(i: usize, pad: usize) -> Episode {
         action: Action {
             replicas: vec![1, 2],
             rho: vec![1.0, 0.5],
+            shares: Vec::new(),
         },
         before: p,
         predicted: p,

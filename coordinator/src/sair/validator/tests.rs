@@ -68,7 +68,7 @@ proptest! {
         let s = pipeline(100.0, 0.0);
         let l = Limits::default();
         let v = Validator::new(l);
-        let a = Action { replicas: reps, rho: rhos };
+        let a = Action::uniform(reps, rhos);
         let c = clamp_step(&s, &l.clamp_bounds(&s, &a), &l);
         if gpu_fits(&s, &c) {
             prop_assert!(v.check(&s, &c, 0.0, false).is_ok(), "{c:?}");

@@ -217,6 +217,7 @@ fn unsafe_valid_id_is_rejected_by_the_validator() {
         &Action {
             replicas: vec![3, 2, 1],
             rho: vec![1.0; 3],
+            shares: Vec::new(),
         },
         0.0,
     );

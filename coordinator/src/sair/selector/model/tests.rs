@@ -96,6 +96,7 @@ fn fixture_episode(kind: MoveKind, stage: Option<usize>, before: f64, predicted:
         action: Action {
             replicas: vec![2, 2, 1],
             rho: vec![1.0; 3],
+            shares: Vec::new(),
         },
         before: cost(before),
         predicted: cost(predicted),
