@@ -142,8 +142,16 @@ impl LocalActuator {
             let records_path = options
                 .work_dir
                 .join(format!("{}.{}.replicas.json", stage.pipeline, stage.stage));
-            let (adopted, serving_now) =
-                adoptable(stage, endpoints::load_records(stage, &records_path));
+            let records = endpoints::load_records(stage, &records_path);
+            // New ids continue after every recorded replica, the ones not adopted too: a killed
+            // half-started replica's last report may still be on the mesh, and a new replica
+            // reusing its id would be merged with it.
+            let next_id = records
+                .iter()
+                .map(|r| r.replica.saturating_add(1))
+                .max()
+                .unwrap_or(0);
+            let (adopted, serving_now) = adoptable(stage, records);
             let serving = Arc::new(ServingSet::create(
                 stage.clone(),
                 endpoints_path(stage),
@@ -164,7 +172,6 @@ impl LocalActuator {
             };
             tracing::info!(%stage, program = %plan.program.display(),
                 endpoints = %plan.serving.path().display(), "local actuator: stage configured");
-            let next_id = adopted.iter().map(|r| r.replica + 1).max().unwrap_or(0);
             let replicas: BTreeMap<u32, ReplicaHandle> = adopted
                 .into_iter()
                 .map(|rec| {
