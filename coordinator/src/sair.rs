@@ -60,6 +60,9 @@ pub const NAMES: &[&str] = &[
     "sair-fine-rho",
     "sair-rebalance",
     "sair-fine-rho-rebalance",
+    "sair-per-replica",
+    "sair-per-replica-up",
+    "sair-per-replica-trim",
 ];
 
 /// Configuration of the SAIR policy.
@@ -154,6 +157,17 @@ impl SairConfig {
                 self.candidates.fine_rho = true;
                 self.candidates.rebalance = true;
             }
+            // Per-replica GPU shares (issue 15, item 2): opt-in variants until measured.
+            "sair-per-replica" => {
+                self.candidates.replica_shares_up = true;
+                self.candidates.replica_shares_trim = true;
+                self.guard.per_replica = true;
+            }
+            "sair-per-replica-up" => {
+                self.candidates.replica_shares_up = true;
+                self.guard.per_replica = true;
+            }
+            "sair-per-replica-trim" => self.candidates.replica_shares_trim = true,
             "sair-no-p99-floor" => self.reward.p99_floor_slo = 0.0,
             "sair-one-cap" => self.cpu_max_utilisation = ModelSelector::default().max_utilisation,
             _ => return None,

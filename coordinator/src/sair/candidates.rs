@@ -214,6 +214,14 @@ pub struct CandidateConfig {
     /// `sair`: measured, it was almost never chosen and did not help; `sair-rebalance` turns it
     /// on.
     pub rebalance: bool,
+    /// Per-replica GPU shares, growing (issue 15, item 2; `sair-per-replica-up`): on a GPU
+    /// stage whose next replica does not pack at its ρ, one more replica at the largest share
+    /// that packs while the serving ones keep theirs; once the shares differ, the smallest one
+    /// step up, and (every replica serving) the shares evened out at their mean.
+    pub replica_shares_up: bool,
+    /// Per-replica GPU shares, trimming (`sair-per-replica-trim`): the newest replica's share
+    /// one step down, a scale-down smaller than a replica that leaves the others' shares.
+    pub replica_shares_trim: bool,
 }
 
 impl Default for CandidateConfig {
@@ -226,6 +234,8 @@ impl Default for CandidateConfig {
             right_size_targets: [0.35, 0.5, 0.7],
             fine_rho: false,
             rebalance: false,
+            replica_shares_up: false,
+            replica_shares_trim: false,
         }
     }
 }
@@ -322,6 +332,11 @@ pub fn generate(
                 ));
             }
         }
+        if cfg.replica_shares_up || cfg.replica_shares_trim {
+            for &i in &gpu {
+                raw.extend(per_replica_moves(s, &hold, i, cfg));
+            }
+        }
         for &from in &gpu {
             for &to in &gpu {
                 if from == to {
@@ -385,7 +400,11 @@ pub fn generate(
     };
     for (kind, stage, label, a) in raw {
         let a = within_limits(&a);
-        if !gpu_fits(s, &a) || out.iter().any(|c| c.action == a) {
+        let shares_match = (0..n).all(|i| {
+            a.explicit_shares(i)
+                .is_none_or(|v| v.len() == a.replicas[i] as usize)
+        });
+        if !shares_match || !gpu_fits(s, &a) || out.iter().any(|c| c.action == a) {
             continue;
         }
         let predicted = m.predict(&a);
@@ -397,6 +416,95 @@ pub fn generate(
             action: a,
             predicted,
         });
+    }
+    out
+}
+
+/// The per-replica share moves on GPU stage `i` ([`CandidateConfig::replica_shares_up`],
+/// [`CandidateConfig::replica_shares_trim`]).
+fn per_replica_moves(
+    s: &PipelineState,
+    hold: &Action,
+    i: usize,
+    cfg: &CandidateConfig,
+) -> Vec<(MoveKind, Option<usize>, String, Action)> {
+    let st = &s.stages[i];
+    let name = st.name.as_str();
+    let cur = st.replica_shares();
+    let mut out = Vec::new();
+    // One more replica at the largest share that packs, the others keeping theirs: capacity
+    // grows without cutting the replicas that serve while the new one starts.
+    let mut up = hold.clone();
+    up.replicas[i] = up.replicas[i].saturating_add(1);
+    if cfg.replica_shares_up && up.replicas[i] <= st.max_replicas && !gpu_fits(s, &up) {
+        let mut share = quantise_rho(st.rho.min(1.0) - RHO_QUANTUM, cfg.rho_min);
+        loop {
+            let mut a = hold.clone();
+            let mut v = cur.clone();
+            v.push(share);
+            a.set_shares(i, v);
+            if gpu_fits(s, &a) {
+                out.push((
+                    MoveKind::ScaleUp,
+                    Some(i),
+                    format!("{name} +1 replica at rho {share:.2}, serving replicas keep theirs"),
+                    a,
+                ));
+                break;
+            }
+            let lower = quantise_rho(share - RHO_QUANTUM, cfg.rho_min);
+            if lower >= share {
+                break;
+            }
+            share = lower;
+        }
+    }
+    if cfg.replica_shares_trim && cur.len() >= 2 {
+        // The newest replica's share one step down: a scale-down smaller than a replica.
+        let mut v = cur.clone();
+        if let Some(last) = v.last_mut() {
+            *last = quantise_rho(*last - cfg.rho_step, cfg.rho_min);
+        }
+        if v != cur {
+            let mut a = hold.clone();
+            let share = v[v.len() - 1];
+            a.set_shares(i, v);
+            out.push((
+                MoveKind::RhoDown,
+                Some(i),
+                format!("{name} newest replica's rho -> {share:.2}, the others keep theirs"),
+                a,
+            ));
+        }
+    }
+    if cfg.replica_shares_up && !st.shares.is_empty() {
+        // The smallest share one step up.
+        let mut v = cur.clone();
+        if let Some(k) = (0..v.len()).min_by(|&x, &y| v[x].total_cmp(&v[y])) {
+            v[k] = quantise_rho(v[k] + cfg.rho_step, cfg.rho_min);
+            let share = v[k];
+            let mut a = hold.clone();
+            a.set_shares(i, v);
+            out.push((
+                MoveKind::RhoUp,
+                Some(i),
+                format!("{name} smallest replica share -> {share:.2}"),
+                a,
+            ));
+        }
+        // Every replica at the mean share (quantised down), once all of them serve.
+        if st.replicas == st.replicas_desired && !cur.is_empty() {
+            let mean = cur.iter().sum::<f64>() / cur.len() as f64;
+            let even = ((mean / RHO_QUANTUM + 1e-9).floor() * RHO_QUANTUM).clamp(cfg.rho_min, 1.0);
+            let mut a = hold.clone();
+            a.set_shares(i, vec![even; cur.len()]);
+            out.push((
+                MoveKind::MoveShare,
+                Some(i),
+                format!("{name} every replica at rho {even:.2} (shares evened out)"),
+                a,
+            ));
+        }
     }
     out
 }

@@ -25,7 +25,15 @@ pub struct GuardConfig {
     pub refractory_s: f64,
     /// Utilisation the guard sizes a breaching stage for.
     pub target_utilisation: f64,
+    /// When a GPU stage's next replica does not pack at its ρ, add replicas at the largest
+    /// shares that pack (at least [`GUARD_MIN_SHARE`]) while the serving ones keep theirs
+    /// (issue 15, item 2; the `sair-per-replica*` variants).
+    pub per_replica: bool,
 }
+
+/// The smallest share the guard starts a replica at: a smaller one adds little capacity for
+/// a whole start-up.
+pub const GUARD_MIN_SHARE: f64 = 0.2;
 
 impl Default for GuardConfig {
     fn default() -> Self {
@@ -36,6 +44,7 @@ impl Default for GuardConfig {
             sustain_s: 5.0,
             refractory_s: 20.0,
             target_utilisation: 0.7,
+            per_replica: false,
         }
     }
 }
@@ -115,10 +124,63 @@ impl Guard {
             if st.kind == StageKind::Gpu && !gpu_fits(s, &a) {
                 a.rho[i] = st.rho;
             }
+            if self.cfg.per_replica
+                && st.kind == StageKind::Gpu
+                && a.replicas[i] == st.replicas_desired
+                && (a.rho[i] - st.rho).abs() < 1e-12
+                && need > 1.0 + 1e-9
+            {
+                self.add_at_free_shares(s, &mut a, i, need, limits);
+            }
             self.last_fire[i] = Some(s.t_s);
             self.breach_since[i] = None;
         }
         Some((worst, a))
+    }
+}
+
+impl Guard {
+    /// Adds replicas to GPU stage `i` at the largest quantised shares that pack (down to
+    /// [`GUARD_MIN_SHARE`]), the replicas in place keeping theirs, until they add the share
+    /// `need` asks for or nothing more packs; within the step and replica limits.
+    fn add_at_free_shares(
+        &self,
+        s: &PipelineState,
+        a: &mut Action,
+        i: usize,
+        need: f64,
+        limits: &Limits,
+    ) {
+        let st = &s.stages[i];
+        let cur = st.replicas_desired.max(1);
+        let cap = cur
+            .saturating_add(cur.max(limits.min_up_step))
+            .min(limits.max_replicas(st));
+        let wanted = (need - 1.0) * f64::from(cur) * st.rho;
+        let mut v = st.replica_shares();
+        let mut added = 0.0;
+        while added < wanted - 1e-9 && (v.len() as u32) < cap {
+            let top = (st.rho.min(1.0) / 0.05 + 1e-9).floor() as u32;
+            let bottom = (GUARD_MIN_SHARE / 0.05 - 1e-9).ceil() as u32;
+            let mut placed = false;
+            for k in (bottom..=top.max(bottom)).rev() {
+                let q = f64::from(k) * 0.05;
+                let mut b = a.clone();
+                let mut w = v.clone();
+                w.push(q);
+                b.set_shares(i, w);
+                if gpu_fits(s, &b) {
+                    v.push(q);
+                    added += q;
+                    *a = b;
+                    placed = true;
+                    break;
+                }
+            }
+            if !placed {
+                break;
+            }
+        }
     }
 }
 

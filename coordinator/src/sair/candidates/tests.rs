@@ -176,3 +176,53 @@ fn plus_one_replica_at_a_rebalanced_rho_is_offered_only_when_it_adds_share() {
     let full = pipeline(40.0, 0.0);
     assert!(rebalanced(&full, on).is_empty());
 }
+
+/// Issue 15, item 2: with per-replica shares on, a GPU stage whose GPUs are committed at its ρ
+/// is offered one more replica at the share that is left, the serving replicas keeping
+/// theirs; and the newest replica's share one step down. Every such move passes the validator
+/// and packs; off by default.
+#[test]
+fn per_replica_moves_add_a_replica_at_the_free_share() {
+    let mut s = pipeline(150.0, 0.0);
+    // infer: 2 replicas at 0.85 on 2 GPUs: a third at 0.85 does not pack, one at 0.15 does.
+    s.stages[1].rho = 0.85;
+    let (p, _) = model_for(&s);
+    let m = Model {
+        state: &s,
+        planning: &p,
+        prices: Prices::default(),
+        calibration: Calibration::default(),
+    };
+    let limits = Limits::default();
+    let off = generate(&m, 1, &CandidateConfig::default(), &limits);
+    assert!(off.iter().all(|c| c.action.shares.is_empty()));
+    let cfg = CandidateConfig {
+        replica_shares_up: true,
+        replica_shares_trim: true,
+        ..CandidateConfig::default()
+    };
+    let cands = generate(&m, 1, &cfg, &limits);
+    let v = crate::sair::validator::Validator::new(limits);
+    let up = cands
+        .iter()
+        .find(|c| c.kind == MoveKind::ScaleUp && c.action.explicit_shares(1).is_some())
+        .expect("a replica at the free share");
+    let shares = up.action.explicit_shares(1).unwrap();
+    assert_eq!(shares.len(), 3);
+    assert_eq!(
+        &shares[..2],
+        [0.85, 0.85],
+        "the serving replicas keep theirs"
+    );
+    assert!((shares[2] - 0.15).abs() < 1e-9, "{shares:?}");
+    assert_eq!(up.action.replicas[1], 3);
+    let trim = cands
+        .iter()
+        .find(|c| c.kind == MoveKind::RhoDown && c.action.explicit_shares(1).is_some())
+        .expect("the newest replica's share one step down");
+    assert_eq!(trim.action.explicit_shares(1).unwrap().len(), 2);
+    for c in cands.iter() {
+        assert!(v.check(&s, &c.action, 0.0, false).is_ok(), "{c:?}");
+        assert!(gpu_fits(&s, &c.action), "{c:?}");
+    }
+}

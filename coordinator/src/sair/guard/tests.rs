@@ -25,3 +25,40 @@ fn fires_only_after_a_sustained_breach_then_rests() {
     assert_eq!(i, 1);
     assert!(a.rho[1] >= 0.6 - 1e-9, "{a:?}");
 }
+
+/// Issue 15, item 2: with per-replica shares, a breaching GPU stage whose GPUs are committed
+/// (ρ 1, no whole GPU free) gets a replica at the share left (≥ 0.2), the serving ones keeping
+/// theirs; without, the guard cannot add one.
+#[test]
+fn per_replica_guard_adds_replicas_at_the_free_shares() {
+    let l = Limits::default();
+    let mut s = pipeline(250.0, 0.0);
+    s.stages[1].queue_wait_p99_s = 0.2; // three times over: fires at once
+    // infer: 2 replicas at ρ 1; another GPU stage holds 0.7 of the third GPU.
+    s.stages.push(crate::sair::test_util::stage(
+        "extra",
+        StageKind::Gpu,
+        0.001,
+        1,
+        0.7,
+        250.0,
+    ));
+    s.gpus = 3;
+    let plain = Guard::new(GuardConfig::default()).check(&s, &l);
+    assert!(
+        plain.is_none_or(|(_, a)| a.replicas[1] == 2 && a.shares.is_empty()),
+        "the plain guard cannot add a replica at ρ 1"
+    );
+    let mut g = Guard::new(GuardConfig {
+        per_replica: true,
+        ..GuardConfig::default()
+    });
+    let (i, a) = g.check(&s, &l).expect("fires");
+    assert_eq!(i, 1);
+    let shares = a.explicit_shares(1).expect("per-replica shares");
+    assert_eq!(shares.len(), 3, "{shares:?}");
+    assert_eq!(&shares[..2], [1.0, 1.0], "the serving replicas keep theirs");
+    assert!((shares[2] - 0.3).abs() < 1e-9, "{shares:?}");
+    assert_eq!(a.replicas[1], 3);
+    assert!(gpu_fits(&s, &a), "{a:?}");
+}
