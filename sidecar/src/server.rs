@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sair_service::admin::{self, Admin};
@@ -41,7 +40,7 @@ use crate::tally::Tally;
 use crate::upstream::UpstreamPool;
 use crate::window::{ReportIdentity, ReportWindow, WindowFeed};
 
-use self::threads::{Serve, Threads, Worker};
+use self::threads::{Protocols, Serve, Threads, Worker};
 
 /// Why the sidecar could not start.
 #[derive(Debug, thiserror::Error)]
@@ -197,14 +196,15 @@ impl Sidecar {
         // upstream pool and the shared rest of the request path.
         let stop_serving = CancellationToken::new();
         let mut pools = vec![self.ctx.pool.clone()];
-        let builder = self.http_builder();
+        let protocols = Arc::new(self.protocols());
         let mut workers = Vec::new();
         for index in 1..=self.config.extra_serving_threads() {
             let ctx = self.ctx.for_thread();
             pools.push(ctx.pool.clone());
             let serve = Serve {
-                builder: builder.clone(),
+                protocols: protocols.clone(),
                 service: Edge::new(&ctx),
+                stop: stop_serving.clone(),
                 gauge: self.metrics.connections.clone(),
                 open: Arc::default(),
             };
@@ -238,8 +238,9 @@ impl Sidecar {
         ));
 
         let local = Serve {
-            builder,
+            protocols,
             service: Edge::new(&self.ctx),
+            stop: stop_serving.clone(),
             gauge: self.metrics.connections.clone(),
             open: Arc::default(),
         };
@@ -317,25 +318,28 @@ impl Sidecar {
 
 impl Sidecar {
     /// The HTTP/1 and h2 server settings every connection is served with.
-    fn http_builder(&self) -> auto::Builder<TokioExecutor> {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+    fn protocols(&self) -> Protocols {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
         // `validate` keeps --max-header-bytes at or above hyper's 8 KiB minimum (below it
         // `max_buf_size` panics), so the limit is honoured as given.
-        builder
-            .http1()
+        http1
             .timer(TokioTimer::new())
             .header_read_timeout(self.config.header_read_timeout())
             .max_buf_size(self.config.max_header_bytes);
         if self.config.max_headers != DEFAULT_MAX_HEADERS {
             // Any explicit count makes hyper parse headers into a heap array per request;
             // the default keeps its stack array.
-            builder.http1().max_headers(self.config.max_headers);
+            http1.max_headers(self.config.max_headers);
         }
-        builder
-            .http2()
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.config.max_header_bytes).unwrap_or(u32::MAX));
-        builder
+        Protocols {
+            http1,
+            http2,
+            first_bytes_timeout: self.config.header_read_timeout(),
+        }
     }
 }
 

@@ -23,19 +23,32 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::edge::Edge;
 
+/// How connections are spoken to: HTTP/1.1, or h2c with prior knowledge, told apart by the
+/// connection's first bytes.
+#[derive(Debug)]
+pub(super) struct Protocols {
+    pub(super) http1: http1::Builder,
+    pub(super) http2: http2::Builder<TokioExecutor>,
+    /// The first bytes must arrive within this (`--header-read-timeout`), or the connection
+    /// is closed, as hyper closes one whose head does not arrive.
+    pub(super) first_bytes_timeout: Duration,
+}
+
 /// What serving a connection takes on one thread.
 pub(super) struct Serve {
-    pub(super) builder: auto::Builder<TokioExecutor>,
+    pub(super) protocols: Arc<Protocols>,
     pub(super) service: Edge,
+    /// Cancelled at shutdown: a connection that has not sent its first bytes yet is closed.
+    pub(super) stop: CancellationToken,
     /// `sair_sidecar_connections`.
     pub(super) gauge: metrics::Gauge,
     /// The connections given to this thread and not yet closed (the hand-off's measure).
@@ -55,11 +68,13 @@ impl Serve {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
         }
-        let conn = self
-            .builder
-            .serve_connection(TokioIo::new(stream), self.service.clone())
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = serve_connection(
+            stream,
+            self.protocols.clone(),
+            self.service.clone(),
+            graceful.watcher(),
+            self.stop.clone(),
+        );
         let gauge = self.gauge.clone();
         let open = self.open.clone();
         gauge.increment(1.0);
@@ -71,6 +86,73 @@ impl Serve {
             open.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
+    }
+}
+
+/// The client connection preface of HTTP/2 (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves one connection: HTTP/1.1, or h2c when it opens with the HTTP/2 preface.
+///
+/// The protocol is told from the first bytes *peeked* (left in the socket for hyper), before
+/// anything of hyper's exists: a connection that has sent nothing yet holds no buffers, and an
+/// HTTP/1 connection's task does not carry the size of the h2 connection state (hyper-util's
+/// `auto` connection is an enum of both, 3.5 KB, in every connection's task). The h2 state is
+/// boxed instead: gRPC clients keep few, long-lived connections.
+async fn serve_connection(
+    stream: TcpStream,
+    protocols: Arc<Protocols>,
+    service: Edge,
+    watcher: Watcher,
+    stop: CancellationToken,
+) -> Result<(), hyper::Error> {
+    let h2 = tokio::select! {
+        sniffed = tokio::time::timeout(protocols.first_bytes_timeout, opens_with_preface(&stream)) => {
+            match sniffed {
+                Ok(Ok(Some(h2))) => h2,
+                // Closed before sending anything.
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "connection failed before its first request");
+                    return Ok(());
+                }
+                Err(_) => {
+                    tracing::debug!("no request within --header-read-timeout; closed");
+                    return Ok(());
+                }
+            }
+        }
+        () = stop.cancelled() => return Ok(()),
+    };
+    let io = TokioIo::new(stream);
+    if h2 {
+        Box::pin(watcher.watch(protocols.http2.serve_connection(io, service))).await
+    } else {
+        watcher
+            .watch(protocols.http1.serve_connection(io, service))
+            .await
+    }
+}
+
+/// Whether the connection opens with the HTTP/2 preface (`None`: closed before any byte). A
+/// connection whose first bytes differ from the preface is HTTP/1, decided at its first byte
+/// for any HTTP/1 method.
+async fn opens_with_preface(stream: &TcpStream) -> std::io::Result<Option<bool>> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if buf[..n] != H2_PREFACE[..n] {
+            return Ok(Some(false));
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Some(true));
+        }
+        // A preface split across segments: peeking again at once would return the same
+        // bytes, so wait a little for the rest (bounded by the caller's timeout).
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

@@ -125,3 +125,38 @@ async fn work_stealing_runtime_still_serves() {
     }
     sc.stop().await;
 }
+
+/// A connection that never sends a byte is closed at `--header-read-timeout`, before hyper
+/// (or any buffer of it) is involved; one that sends its head late is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_at_the_head_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar(&[
+        "--stage",
+        "s",
+        "--upstream",
+        &up.url(),
+        "--header-read-timeout",
+        "1s",
+    ])
+    .await;
+    let mut silent = tokio::net::TcpStream::connect(sc.addr).await.unwrap();
+    let mut late = tokio::net::TcpStream::connect(sc.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    late.write_all(b"GET / HTTP/1.1\r\nhost: s\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    late.read_to_end(&mut answer).await.unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    let began = Instant::now();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(patience(), silent.read(&mut buf))
+        .await
+        .expect("a silent connection stays open past the head timeout")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    tracing::info!(closed_after = ?began.elapsed(), "silent connection closed");
+    sc.stop().await;
+}
