@@ -7,19 +7,19 @@
 //! keys) through the [`crate::target::TargetSource`] seam, fenced by epoch ([`rho`]), so the
 //! commitment check (Σρ ≤ 1) applies to them exactly as to `set-rate`.
 //!
-//! Start-up: [`MeshArgs::plan`] checks the flags before anything binds (a bad `--mesh-listen`
+//! Start-up: [`MeshArgs::plan`] (`sair_service::mesh`, shared with the coordinator) checks
+//! the flags before anything binds (a bad `--mesh-listen`
 //! or `--seeds` is exit 64 naming the flag); [`MeshMember::start`] loads the certificates
 //! (unreadable files: exit 64 naming `--cert`, `--key` or `--ca`) and binds the QUIC endpoint.
 //! Shutdown: [`MeshMember::run`] returns when its stop signal turns true, after leaving the
 //! cluster gracefully (peers are told at once instead of suspecting it).
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::Args;
 use metrics::Counter;
 use sair_mesh::certs::{CertError, MeshTls};
 use sair_mesh::leader::EPOCH_KEY;
@@ -32,7 +32,6 @@ use sair_wire::keys;
 use tokio::sync::{mpsc, watch};
 
 use crate::AgentError;
-use crate::config::parse_listen;
 use crate::measure::{NvmlMeter, Utilization};
 use crate::reports::ReportStore;
 use crate::target::TargetUpdate;
@@ -44,147 +43,35 @@ use rho::{Outcome, RhoBook};
 /// How often the node's facts are published (and decisions re-read).
 pub const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 
-/// The mesh options of `run`. Without `--mesh-listen` the agent is not on the mesh and the
-/// others must not be given.
-#[derive(Debug, Clone, Default, Args)]
-pub struct MeshArgs {
-    /// Address of this agent's mesh endpoint (QUIC, UDP), as the other members reach it (not
-    /// 0.0.0.0; port 0 picks one, announced on stdout as role `mesh`). Without it the agent is
-    /// not on the mesh.
-    #[arg(long, env = "SAIR_MESH_LISTEN")]
-    pub mesh_listen: Option<String>,
-    /// Mesh members to join through, `host:port`, comma-separated (any live member will do;
-    /// list several).
-    #[arg(long, env = "SAIR_SEEDS", value_delimiter = ',')]
-    pub seeds: Vec<String>,
-    /// This member's certificate (PEM), signed by the cluster CA (`sair certs issue`).
-    #[arg(long, env = "SAIR_CERT")]
-    pub cert: Option<PathBuf>,
-    /// This member's private key (PEM).
-    #[arg(long, env = "SAIR_KEY")]
-    pub key: Option<PathBuf>,
-    /// The cluster CA's certificate (PEM, `ca.pem` of `sair certs init`); peers whose
-    /// certificate it did not sign are refused.
-    #[arg(long, env = "SAIR_CA")]
-    pub ca: Option<PathBuf>,
-}
+/// The mesh options of `run` (`--mesh-listen`, `--seeds`, `--cert`, `--key`, `--ca`), shared
+/// with the coordinator: without `--mesh-listen` the agent is not on the mesh and the others
+/// must not be given. A bad one is a configuration error (exit 64) naming the flag.
+pub use sair_service::mesh::{MeshArgs, MeshFlagError, MeshPlan};
 
-/// Checked mesh options.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MeshPlan {
-    /// Where the endpoint binds (and what it advertises).
-    pub listen: SocketAddr,
-    /// Seeds, resolved.
-    pub seeds: Vec<SocketAddr>,
-    /// `--cert`.
-    pub cert: PathBuf,
-    /// `--key`.
-    pub key: PathBuf,
-    /// `--ca`.
-    pub ca: PathBuf,
+impl From<MeshFlagError> for AgentError {
+    fn from(e: MeshFlagError) -> Self {
+        AgentError::Config(e.to_string())
+    }
 }
 
 fn config_error(msg: String) -> AgentError {
     AgentError::Config(msg)
 }
 
-impl MeshArgs {
-    /// Checks the options (see [`Self::plan`]).
-    pub fn validate(&self) -> Result<(), AgentError> {
-        self.plan().map(drop)
-    }
-
-    /// The checked options, `None` when the agent is not on the mesh. Every error names its
-    /// flag.
-    pub fn plan(&self) -> Result<Option<MeshPlan>, AgentError> {
-        let listen = match &self.mesh_listen {
-            Some(s) => parse_listen("--mesh-listen", s)?,
-            None => None,
-        };
-        let Some(listen) = listen else {
-            let given = [
-                ("--seeds", !self.seeds.is_empty()),
-                ("--cert", self.cert.is_some()),
-                ("--key", self.key.is_some()),
-                ("--ca", self.ca.is_some()),
-            ];
-            if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
-                return Err(config_error(format!(
-                    "{flag} is a mesh option: give --mesh-listen too, or drop {flag}"
-                )));
+/// Loads `--cert`, `--key` and `--ca` of `plan`; an error names the flag and the file.
+pub fn tls(plan: &MeshPlan) -> Result<MeshTls, AgentError> {
+    MeshTls::from_files(&plan.cert, &plan.key, &plan.ca).map_err(|e| {
+        let flag = match &e {
+            CertError::Pem { what, .. } if what.contains("CA") => "--ca",
+            CertError::Pem { what, .. } if what.contains("key") => "--key",
+            CertError::Pem { path, .. } | CertError::Io { path, .. } if *path == plan.ca => "--ca",
+            CertError::Pem { path, .. } | CertError::Io { path, .. } if *path == plan.key => {
+                "--key"
             }
-            return Ok(None);
+            _ => "--cert",
         };
-        if listen.ip().is_unspecified() {
-            return Err(config_error(format!(
-                "--mesh-listen {listen}: give the address the other members reach this node at \
-                 (e.g. $(HOST_IP):7946), not an unspecified one"
-            )));
-        }
-        let need = |v: &Option<PathBuf>, flag: &str, what: &str| {
-            v.clone()
-                .ok_or_else(|| config_error(format!("--mesh-listen needs {flag} ({what})")))
-        };
-        let cert = need(
-            &self.cert,
-            "--cert",
-            "this member's certificate, from `sair certs issue`",
-        )?;
-        let key = need(&self.key, "--key", "this member's private key")?;
-        let ca = need(
-            &self.ca,
-            "--ca",
-            "the cluster CA's certificate, from `sair certs init`",
-        )?;
-        let mut seeds = Vec::new();
-        for s in self
-            .seeds
-            .iter()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-        {
-            let addr = s
-                .to_socket_addrs()
-                .map_err(|e| e.to_string())
-                .and_then(|mut a| a.next().ok_or_else(|| "it resolves to nothing".to_owned()))
-                .map_err(|e| {
-                    config_error(format!("--seeds {s:?} is not a reachable host:port: {e}"))
-                })?;
-            if addr.port() == 0 || addr.ip().is_unspecified() {
-                return Err(config_error(format!(
-                    "--seeds {s:?}: a seed needs a real address and port"
-                )));
-            }
-            seeds.push(addr);
-        }
-        Ok(Some(MeshPlan {
-            listen,
-            seeds,
-            cert,
-            key,
-            ca,
-        }))
-    }
-}
-
-impl MeshPlan {
-    /// Loads `--cert`, `--key` and `--ca`; an error names the flag and the file.
-    pub fn tls(&self) -> Result<MeshTls, AgentError> {
-        MeshTls::from_files(&self.cert, &self.key, &self.ca).map_err(|e| {
-            let flag = match &e {
-                CertError::Pem { what, .. } if what.contains("CA") => "--ca",
-                CertError::Pem { what, .. } if what.contains("key") => "--key",
-                CertError::Pem { path, .. } | CertError::Io { path, .. } if *path == self.ca => {
-                    "--ca"
-                }
-                CertError::Pem { path, .. } | CertError::Io { path, .. } if *path == self.key => {
-                    "--key"
-                }
-                _ => "--cert",
-            };
-            config_error(format!("{flag}: {e}"))
-        })
-    }
+        config_error(format!("{flag}: {e}"))
+    })
 }
 
 /// Pre-resolved handles of `sair_agent_mesh_decisions_total`, one per [`Outcome`].
@@ -244,7 +131,7 @@ impl MeshMember {
     ) -> Result<Self, AgentError> {
         sair_mesh::id::validate_name(node)
             .map_err(|e| config_error(format!("--node {node:?}: {e}")))?;
-        let tls = plan.tls()?;
+        let tls = tls(plan)?;
         let config = MeshConfig::default();
         config
             .validate()

@@ -116,8 +116,8 @@ fn args(listen: Option<&str>, seeds: &[&str]) -> MeshArgs {
     }
 }
 
-fn config_message(r: Result<Option<MeshPlan>, AgentError>) -> String {
-    match r {
+fn config_message(r: Result<Option<MeshPlan>, MeshFlagError>) -> String {
+    match r.map_err(AgentError::from) {
         Err(e @ AgentError::Config(_)) => e.to_string(),
         other => panic!("not a configuration error: {other:?}"),
     }
@@ -159,14 +159,14 @@ fn unreadable_certificates_name_their_flag() {
         ca: ca.into(),
     };
     let missing = dir.join("missing.pem");
-    assert!(plan(&m.cert, &m.key, &ca.cert).tls().is_ok());
+    assert!(tls(&plan(&m.cert, &m.key, &ca.cert)).is_ok());
     for (p, flag) in [
         (plan(&missing, &m.key, &ca.cert), "--cert"),
         (plan(&m.cert, &missing, &ca.cert), "--key"),
         (plan(&m.cert, &m.key, &missing), "--ca"),
         (plan(&m.cert, &m.cert, &ca.cert), "--key"),
     ] {
-        match p.tls() {
+        match tls(&p) {
             Err(e @ AgentError::Config(_)) => {
                 let s = e.to_string();
                 assert!(s.contains(flag), "{flag}: {s}");

@@ -88,7 +88,7 @@ pub struct Cli {
     #[arg(long, env = "SAIR_DECISION_HISTORY", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(2..=100_000))]
     pub decision_history: u64,
     #[command(flatten)]
-    pub mesh: crate::mesh::MeshArgs,
+    pub mesh: crate::mesh::MeshOptions,
     #[command(flatten)]
     pub local: LocalArgs,
     #[command(flatten)]
