@@ -7,7 +7,8 @@ usage: scripts/sair-goals.py OUT/results.json [POLICY]
 Per scenario it takes the median over seeds of P99, cost per 1k requests, SLO-violation rate
 and bottleneck accuracy, then reports: whether POLICY (default `sair`) is Pareto-dominated by
 any baseline on (P99, cost); its P99 against HPA's; its cost against Static's; its SLO-violation
-rate where some baseline achieves <= 1%; its bottleneck detection. Prints a markdown table.
+rate where HPA, VPA, Threshold or KPA achieves <= 1% (issue 15's goal; Static is not among
+them); its bottleneck detection. Prints a markdown table.
 
 With oracle runs in the file it adds each scenario's distance to the oracle frontier as
 `sair eval` defines it (means over seeds: extra cost over the cheapest clairvoyant point --
@@ -22,6 +23,9 @@ import sys
 from collections import defaultdict
 
 BASELINES = ["static", "hpa", "vpa", "threshold", "kpa"]
+# Issue 15's SLO goal: violations <= 1% wherever HPA, VPA, Threshold or KPA reaches that (Static,
+# which knows the peak, is not among them).
+REACTIVE = ["hpa", "vpa", "threshold", "kpa"]
 
 
 def clairvoyant(p):
@@ -71,7 +75,7 @@ def summary(runs, pols):
     def pct(xs):
         return f"{statistics.median(xs):+.0%}" if xs else "–"
 
-    print("| policy | scenarios | median P99 vs HPA | burst+ramp P99 vs HPA | cost below Static | mean SLO violation | not dominated | SLO <= 1% where a baseline is | median distance to frontier |")
+    print("| policy | scenarios | median P99 vs HPA | burst+ramp P99 vs HPA | cost below Static | mean SLO violation | not dominated | SLO <= 1% where HPA/VPA/Threshold/KPA is | median distance to frontier |")
     print("|---|---|---|---|---|---|---|---|---|")
     for pol in pols:
         for label, group in (("shipped", [s for s in scenarios if s in shipped]),
@@ -94,7 +98,7 @@ def summary(runs, pols):
                     and med(sc, bl, "p99_ms") <= p and med(sc, bl, "cost_per_1k") <= c
                     and (med(sc, bl, "p99_ms") < p or med(sc, bl, "cost_per_1k") < c)
                     for bl in BASELINES)
-                bls = [med(sc, bl, "slo_violation_rate") for bl in BASELINES if by[(sc, bl)] and bl != pol]
+                bls = [med(sc, bl, "slo_violation_rate") for bl in REACTIVE if by[(sc, bl)] and bl != pol]
                 if bls and min(bls) <= 0.01:
                     slo[1] += 1
                     slo[0] += v <= 0.01
@@ -120,7 +124,7 @@ def main():
         vals = [r[key] for r in by[(sc, p)] if r[key] is not None]
         return statistics.median(vals) if vals else None
 
-    print(f"| scenario | {pol} P99 ms | HPA P99 ms | P99 vs HPA | {pol} cost/1k | Static cost/1k | cost vs Static | {pol} SLO viol | best baseline viol | dominated by | bottleneck | frontier gap |")
+    print(f"| scenario | {pol} P99 ms | HPA P99 ms | P99 vs HPA | {pol} cost/1k | Static cost/1k | cost vs Static | {pol} SLO viol | best reactive viol | dominated by | bottleneck | frontier gap |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     checks = defaultdict(list)
     p99_ratios = []
@@ -135,7 +139,7 @@ def main():
             and med(sc, bl, "p99_ms") <= p and med(sc, bl, "cost_per_1k") <= c
             and (med(sc, bl, "p99_ms") < p or med(sc, bl, "cost_per_1k") < c)
         ]
-        best_v = min(med(sc, bl, "slo_violation_rate") for bl in BASELINES if by[(sc, bl)])
+        best_v = min(med(sc, bl, "slo_violation_rate") for bl in REACTIVE if by[(sc, bl)])
         r_p = 1 - p / hp if hp else float("nan")
         r_c = 1 - c / sc_cost if sc_cost else float("nan")
         p99_ratios.append(r_p)
@@ -143,7 +147,7 @@ def main():
         checks["P99 >= 35% below HPA"].append(r_p >= 0.35)
         checks["cost >= 30% below Static"].append(r_c >= 0.30)
         if best_v <= 0.01:
-            checks["SLO viol <= 1% where a baseline is"].append(v <= 0.01)
+            checks["SLO viol <= 1% where HPA, VPA, Threshold or KPA is"].append(v <= 0.01)
         checks["bottleneck >= 90%"].append(b is not None and b >= 0.90)
         g = frontier_gap(by, sc, pol)
         gap = "–" if g is None else ("beyond" if g[0] == "beyond" else f"{g[0]} {g[1]:+.0%}")
