@@ -3,7 +3,7 @@
 //!
 //! Threads: with `--runtime per-core` `run` starts `--worker-threads` − 1 serving threads
 //! beside the one it runs on and hands each accepted connection to the least busy
-//! ([`threads`]); with `work-stealing` it serves on the caller's runtime only.
+//! (`server/threads.rs`); with `work-stealing` it serves on the caller's runtime only.
 //!
 //! Shutdown handshake: when the `shutdown` future given to [`Sidecar::run`] completes, the
 //! proxy listener is dropped (new connections are refused), `/readyz` turns 503, every open
