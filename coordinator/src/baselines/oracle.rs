@@ -22,6 +22,9 @@ pub struct Oracle {
     pattern: Pattern,
     duration_s: f64,
     target: f64,
+    /// `oracle-pr-NN`: GPU stages get per-replica shares (whole shares first, the rest on one
+    /// replica), the replicas in place keeping theirs where that carries today's load.
+    per_replica: bool,
 }
 
 impl Oracle {
@@ -35,6 +38,7 @@ impl Oracle {
             pattern: w.pattern.clone(),
             duration_s: w.duration_s,
             target: target.clamp(0.05, 1.0),
+            per_replica: name.starts_with("oracle-pr"),
         })
     }
 
@@ -49,8 +53,87 @@ impl Oracle {
             .fold(0.0, f64::max)
     }
 
+    /// The per-replica plan (`oracle-pr-NN`): each GPU stage's share for the future peak as
+    /// whole-GPU replicas plus one for the remainder (quantised up), within its replica bounds
+    /// (spread evenly over the most replicas when it needs more); the replicas serving now (the
+    /// first shares) raised where they must carry today's load; then, while the shares do not
+    /// pack, the largest share is cut by a quantum.
+    fn plan_per_replica(&self, t_s: f64, serving: &[u32]) -> Action {
+        let mut a = self.plan_uniform(t_s, serving);
+        let period = self.period_s().unwrap_or(self.ctx.interval_s);
+        let now = self.peak(t_s, period);
+        let q = |x: f64| ((x / RHO_QUANTUM - 1e-9).ceil() * RHO_QUANTUM).clamp(RHO_QUANTUM, 1.0);
+        let gpu: Vec<usize> = self.ctx.gpu_stages().collect();
+        for &i in &gpu {
+            let s = &self.ctx.stages[i];
+            let per_slot = s.nominal_service_s / f64::from(s.spec.concurrency.max(1));
+            let ahead = self.peak(t_s, s.startup_s + period);
+            let total = (ahead * per_slot / self.target).max(RHO_QUANTUM);
+            let lo = s.spec.min_replicas.max(1) as usize;
+            let hi = (s.spec.max_replicas.max(1) as usize).max(lo);
+            let whole = total.floor() as usize;
+            let rest = total - whole as f64;
+            let mut v: Vec<f64> = vec![1.0; whole];
+            if rest > 1e-9 {
+                v.push(q(rest));
+            }
+            if v.len() > hi {
+                v = vec![q(total / hi as f64); hi];
+            }
+            while v.len() < lo {
+                v.push(RHO_QUANTUM);
+            }
+            let serving_now = serving.get(i).copied().unwrap_or(0) as usize;
+            let k = serving_now.clamp(1, v.len());
+            let need_now = now * per_slot / self.target;
+            let have: f64 = v.iter().take(k).sum();
+            if have < need_now {
+                let each = q(need_now / k as f64);
+                for x in v.iter_mut().take(k) {
+                    *x = x.max(each);
+                }
+            }
+            a.set_shares(i, v);
+        }
+        let packs = |a: &Action| {
+            let shares: Vec<f64> = gpu
+                .iter()
+                .flat_map(|&i| a.explicit_shares(i).unwrap_or_default().to_vec())
+                .collect();
+            crate::sim::placement::pack(&shares, self.ctx.gpus).is_some()
+        };
+        // Bounded: each step lowers one share by a quantum, down to one quantum each.
+        while self.ctx.gpus > 0 && !packs(&a) {
+            let Some((i, r)) = gpu
+                .iter()
+                .flat_map(|&i| {
+                    let v = a.explicit_shares(i).unwrap_or_default();
+                    (0..v.len()).map(move |r| (i, r))
+                })
+                .filter(|&(i, r)| a.shares[i][r] > RHO_QUANTUM + 1e-9)
+                .max_by(|x, y| a.shares[x.0][x.1].total_cmp(&a.shares[y.0][y.1]))
+            else {
+                break;
+            };
+            let mut v = a.shares[i].clone();
+            v[r] = (v[r] - RHO_QUANTUM).max(RHO_QUANTUM);
+            a.set_shares(i, v);
+        }
+        a
+    }
+
     /// The allocation for time `t_s`, given the replicas serving now.
     pub fn plan(&self, t_s: f64, serving: &[u32]) -> Action {
+        if self.per_replica {
+            self.plan_per_replica(t_s, serving)
+        } else {
+            self.plan_uniform(t_s, serving)
+        }
+    }
+
+    /// One share per stage: replicas for the future peak, the share for it and for today's
+    /// load on the replicas serving now; shares that do not pack cut evenly.
+    fn plan_uniform(&self, t_s: f64, serving: &[u32]) -> Action {
         let n = self.ctx.stages.len();
         let mut a = Action {
             replicas: vec![1; n],
@@ -136,8 +219,12 @@ impl Policy for Oracle {
     }
 }
 
-/// The target utilisation an oracle name stands for: `oracle` is 0.6, `oracle-NN` is NN %.
+/// The target utilisation an oracle name stands for: `oracle` is 0.6, `oracle-NN` (and the
+/// per-replica `oracle-pr-NN`) is NN %.
 pub fn target(name: &str) -> Option<f64> {
+    let name = name
+        .strip_prefix("oracle-pr")
+        .map_or(name.to_string(), |r| format!("oracle{r}"));
     match name.strip_prefix("oracle") {
         Some("") => Some(0.6),
         Some(rest) => {
@@ -159,5 +246,7 @@ mod tests {
         assert_eq!(target("oracle-0"), None);
         assert_eq!(target("oracle45"), None);
         assert_eq!(target("static"), None);
+        assert_eq!(target("oracle-pr-45"), Some(0.45));
+        assert_eq!(target("oracle-pr"), Some(0.6));
     }
 }

@@ -124,3 +124,31 @@ fn threshold_cooldown_and_static_plan() {
     // peak 100 rps × 10 ms / 0.7 = 1.43 → 2.
     assert_eq!(st.plan().replicas, vec![2]);
 }
+
+/// `oracle-pr-NN` plans per-replica GPU shares (whole shares first, the rest on one replica)
+/// that pack, and on a scenario where one share per stage must be cut evenly to pack (the
+/// held-out document-OCR flash crowds, two GPU stages on 2 GPUs) it reaches a far lower P99.
+#[test]
+fn per_replica_oracle_packs_whole_shares_first() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios-heldout");
+    let sc = crate::scenario::Scenario::load(&dir.join("document-ocr-burst.toml")).unwrap();
+    let ctx = sc.context(1, None);
+    let pr = crate::policies::build("oracle-pr-45", &ctx).unwrap();
+    let a = pr.initial_action().expect("a plan");
+    let mut all = Vec::new();
+    for i in ctx.gpu_stages() {
+        let v = a.explicit_shares(i).expect("per-replica shares").to_vec();
+        assert_eq!(v.len(), a.replicas[i] as usize);
+        assert!(v.iter().all(|&x| x > 0.0 && x <= 1.0), "{v:?}");
+        all.extend(v);
+    }
+    assert!(
+        crate::sim::placement::pack(&all, ctx.gpus).is_some(),
+        "{all:?}"
+    );
+    let mut uniform = crate::policies::build("oracle-45", &ctx).unwrap();
+    let mut per_replica = crate::policies::build("oracle-pr-45", &ctx).unwrap();
+    let u = crate::sim::run(&sc, uniform.as_mut(), 1);
+    let p = crate::sim::run(&sc, per_replica.as_mut(), 1);
+    assert!(p.p99_s < u.p99_s / 2.0, "{} vs {}", p.p99_s, u.p99_s);
+}
