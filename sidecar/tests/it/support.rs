@@ -209,6 +209,14 @@ pub async fn sidecar(args: &[&str]) -> Sidecar {
     }
 }
 
+/// An in-process sidecar for stage `s` in front of `up`, with `extra` flags.
+pub async fn sidecar_in_front_of(up: &Upstream, extra: &[&str]) -> Sidecar {
+    let url = up.url();
+    let mut args = vec!["--stage", "s", "--upstream", &url];
+    args.extend_from_slice(extra);
+    sidecar(&args).await
+}
+
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }
