@@ -4,15 +4,20 @@
 //! and a Lease handover fences the old holder (docs/coordinator.md, "Leadership").
 //!
 //! The real loops (`sair_coordinator::live::run::Live`) run on an in-process mesh
-//! (`sair_mesh::transport::mem`) with dry-run actuators, in real time (1 s polls).
+//! (`sair_mesh::transport::mem`), in real time (1 s polls), scaling one shared set of fake
+//! Deployments that, as the `kubernetes` actuator does, refuse a coordinator without the Lease.
+//! The two pipelines files differ (c1's starts `infer` at ρ 0.3, c2's at 0.5; both at one
+//! replica while two are deployed): a coordinator that follows takes over from what is in force,
+//! not from its own file.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sair_actuator::StageRef;
-use sair_actuator::dry_run::DryRun;
+use std::collections::HashMap;
+
 use sair_actuator::retry::Backoff;
+use sair_actuator::{Actuator, ActuatorError, BoxFuture, ReplicaStatus, StageRef};
 use sair_coordinator::live::api::Shared;
 use sair_coordinator::live::config::PipelinesFile;
 use sair_coordinator::live::policy as live_policy;
@@ -24,6 +29,7 @@ use sair_mesh::transport::mem::MemNetwork;
 use sair_mesh::{Candidacy, MemberId, Mesh, MeshConfig, Role};
 use sair_wire::keys;
 
+/// The pipelines file, `{rho}` the GPU stage's starting share.
 const FILE: &str = r#"
 [pipeline]
 name = "p"
@@ -38,7 +44,7 @@ name = "infer"
 kind = "gpu"
 min_replicas = 1
 max_replicas = 2
-rho = 0.5
+rho = {rho}
 [cost]
 cpu_replica = 1
 gpu = 1
@@ -82,6 +88,81 @@ fn member(
     )
 }
 
+/// The Deployments both coordinators scale (as the API server holds them): a count per
+/// stage; a scale from a coordinator that does not hold the Lease is refused and counted.
+#[derive(Clone)]
+struct Deployments {
+    name: &'static str,
+    lease: Lease,
+    counts: Arc<Mutex<HashMap<StageRef, u32>>>,
+    refused: Arc<Mutex<Vec<String>>>,
+}
+
+impl Actuator for Deployments {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn scale<'a>(
+        &'a mut self,
+        stage: &'a StageRef,
+        replicas: u32,
+    ) -> BoxFuture<'a, Result<(), ActuatorError>> {
+        Box::pin(async move {
+            let holder = self
+                .lease
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(|l| l.0);
+            if holder != Some(self.name) {
+                let why = format!(
+                    "{} scaled {stage} to {replicas} without the Lease",
+                    self.name
+                );
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(why.clone());
+                return Err(ActuatorError::InvalidConfig {
+                    stage: stage.clone(),
+                    reason: why,
+                });
+            }
+            self.counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(stage.clone(), replicas);
+            Ok(())
+        })
+    }
+
+    fn status<'a>(
+        &'a mut self,
+        stage: &'a StageRef,
+    ) -> BoxFuture<'a, Result<ReplicaStatus, ActuatorError>> {
+        Box::pin(async move {
+            let n = self
+                .counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(stage)
+                .copied()
+                .ok_or_else(|| ActuatorError::UnknownStage {
+                    actuator: "kubernetes",
+                    stage: stage.clone(),
+                })?;
+            Ok(ReplicaStatus {
+                desired: n,
+                serving: n,
+            })
+        })
+    }
+
+    fn shutdown(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}
+
 struct Coordinator {
     shared: Arc<Mutex<Shared>>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -96,18 +177,33 @@ impl Coordinator {
             .decisions
             .len()
     }
+
+    /// The replica counts of the latest decision recorded.
+    fn latest_replicas(&self) -> Option<Vec<u32>> {
+        let shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        shared
+            .decisions
+            .latest(1)
+            .first()
+            .map(|r| r.action.replicas.clone())
+    }
 }
 
-fn coordinator(name: &'static str, mesh: Mesh, lease: &Lease) -> Coordinator {
-    let file = PipelinesFile::parse(FILE, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+fn coordinator(
+    name: &'static str,
+    rho: f64,
+    mesh: Mesh,
+    lease: &Lease,
+    deployments: &Deployments,
+) -> Coordinator {
+    let text = FILE.replace("{rho}", &rho.to_string());
+    let file = PipelinesFile::parse(&text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
     let ctx = file.context(1.0, 1, None, None);
     let policy = live_policy::build("static", &file, &ctx).unwrap_or_else(|e| panic!("{e}"));
-    let actuator = DryRun::with_stages(
-        file.scenario
-            .stages
-            .iter()
-            .map(|s| (StageRef::new(file.pipeline(), s.name.clone()), 1)),
-    );
+    let actuator = Deployments {
+        name,
+        ..deployments.clone()
+    };
     let shared = Shared::new(100);
     let lease = Arc::clone(lease);
     // As `LeaderWatch::held_term`: the Lease's term while this coordinator holds it.
@@ -194,15 +290,29 @@ async fn the_lease_holder_leads_though_not_the_lowest_name_and_a_handover_fences
     let seed = [agent.addr()];
     // The Lease goes to c2, which sorts after c1: by name c1 would lead.
     let lease: Lease = Arc::new(Mutex::new(Some(("c2", 0))));
+    // Deployed: pre 1, infer 2 (both files start infer at 1).
+    let deployments = Deployments {
+        name: "",
+        lease: Arc::clone(&lease),
+        counts: Arc::new(Mutex::new(HashMap::from([
+            (StageRef::new("p", "pre"), 1),
+            (StageRef::new("p", "infer"), 2),
+        ]))),
+        refused: Arc::new(Mutex::new(Vec::new())),
+    };
     let c1 = coordinator(
         "c1",
+        0.3,
         member(&net, "c1", Role::Coordinator, Candidacy::NotHolder, &seed),
         &lease,
+        &deployments,
     );
     let c2 = coordinator(
         "c2",
+        0.5,
         member(&net, "c2", Role::Coordinator, Candidacy::NotHolder, &seed),
         &lease,
+        &deployments,
     );
 
     let first = until_leader_decides(&agent, "c2").await;
@@ -217,6 +327,9 @@ async fn the_lease_holder_leads_though_not_the_lowest_name_and_a_handover_fences
     );
     assert!(c2.decisions() > 0, "the holder decides");
     assert_eq!(c1.decisions(), 0, "c1 holds no Lease and stands by");
+    // No report reaches the mesh here, so every decision holds the allocation in force: the
+    // deployed counts, not the file's starting one.
+    assert_eq!(c2.latest_replicas(), Some(vec![1, 2]));
     // The agent's fence admits the holder's ρ decision.
     let mut fence = Fence::default();
     assert_eq!(
@@ -241,6 +354,10 @@ async fn the_lease_holder_leads_though_not_the_lowest_name_and_a_handover_fences
         fence.admit(&second.epoch, leader.as_deref()),
         Admission::Admitted
     );
+    // c1 took over from what was in force: c2's ρ (not its own file's 0.3) and the deployed
+    // counts.
+    let rho: keys::RhoTarget = keys::decode(&second.body).unwrap_or_else(|| panic!("a ρ body"));
+    assert_eq!(rho.rho, 0.5, "the new leader republishes the ρ in force");
     // The old holder's decision is fenced: not the leader, and older than the admitted epoch.
     assert!(matches!(
         fence.admit(&first.epoch, leader.as_deref()),
@@ -254,6 +371,31 @@ async fn the_lease_holder_leads_though_not_the_lowest_name_and_a_handover_fences
     let before = c2.decisions();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(c2.decisions(), before, "the old holder stopped deciding");
+    assert_eq!(c1.latest_replicas(), Some(vec![1, 2]));
+    let (_, decisions) = agent_view(&agent).await;
+    for (m, d) in &decisions {
+        if m == "c1" {
+            let t: keys::RhoTarget = keys::decode(&d.body).unwrap_or_else(|| panic!("a ρ body"));
+            assert_eq!(t.rho, 0.5, "c1 holds the ρ it took over");
+        }
+    }
+    // Nobody scaled without the Lease (a follower adopts the counts instead of imposing its
+    // file's), and the counts are as deployed.
+    let refused = deployments
+        .refused
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(
+        deployments
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&StageRef::new("p", "infer"))
+            .copied(),
+        Some(2)
+    );
     let (_, decisions) = agent_view(&agent).await;
     for (m, d) in &decisions {
         if m == "c2" {

@@ -6,8 +6,10 @@
 //!   claim on the mesh (`sair_mesh::leader`); who may claim is the lowest-named live
 //!   coordinator, or, under a [`Gate`] (the Kubernetes Lease), only the Lease holder, with the
 //!   Lease's term as the floor of its epoch's term. The others observe and serve the API, and
-//!   stand by. ρ targets are published with `Mesh::decide`, which stamps them with the
-//!   leader's epoch, so agents ignore a deposed leader's.
+//!   stand by, following the allocation in force (the leader's ρ; under a gate the actuator's
+//!   replica counts) so that they take over from it. ρ targets are published with
+//!   `Mesh::decide`, which stamps them with the leader's epoch, so agents ignore a deposed
+//!   leader's.
 //! - **Stale data is never decided on.** A stage without a fresh report, or an interval before
 //!   the load is known (`observe::Traffic`), makes the decision a
 //!   hold of the allocation, recorded with the stale stages in its rationale; the policy is
@@ -220,10 +222,14 @@ impl Live {
         &mut self,
         shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), LiveError> {
-        // The starting allocation: replicas now; ρ as soon as this coordinator leads.
-        for i in 0..self.alloc.len() {
-            let want = self.alloc[i].desired;
-            self.scale(i, want).await;
+        // The starting allocation: replicas now; ρ as soon as this coordinator leads. Under a
+        // gate (the Kubernetes Lease) the Deployments already have their counts: the loop
+        // adopts them while it follows (`observe`) and changes them only once it leads.
+        if self.gate.is_none() {
+            for i in 0..self.alloc.len() {
+                let want = self.alloc[i].desired;
+                self.scale(i, want).await;
+            }
         }
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -300,7 +306,14 @@ impl Live {
         for i in 0..self.alloc.len() {
             let stage = self.stage_ref(i);
             match self.actuator.status(&stage).await {
-                Ok(s) => self.alloc[i].serving = s.serving,
+                Ok(s) => {
+                    self.alloc[i].serving = s.serving;
+                    // Under a gate the actuator reads the cluster: a coordinator that does not
+                    // lead follows the counts in force, so that it takes over from them.
+                    if self.gate.is_some() && !self.leading {
+                        self.alloc[i].desired = s.desired;
+                    }
+                }
                 // Reported (retried) at the decision; between decisions a failed look keeps
                 // the last count.
                 Err(e) => tracing::debug!(%stage, error = %e, "actuator status unavailable"),
@@ -323,6 +336,9 @@ impl Live {
         let leading = view.leader.as_deref() == Some(self.node.as_str())
             && view.epoch.is_some()
             && granted.is_none_or(|g| g.is_some());
+        if !leading {
+            self.follow_rho(view.leader.as_deref()).await?;
+        }
         if leading != self.leading {
             tracing::info!(
                 leader = ?view.leader,
@@ -335,6 +351,34 @@ impl Live {
             );
             self.leading = leading;
             self.metrics.leader.set(if leading { 1.0 } else { 0.0 });
+        }
+        Ok(())
+    }
+
+    /// While another coordinator leads, takes its ρ targets (its decisions under
+    /// `ctl/rho/<pipeline>/<stage>`, written under its own epoch) as the ρ in force, so that
+    /// on taking over this coordinator republishes them rather than its starting allocation.
+    async fn follow_rho(&mut self, leader: Option<&str>) -> Result<(), LiveError> {
+        let Some(leader) = leader.filter(|l| *l != self.node) else {
+            return Ok(());
+        };
+        for i in self.file.gpu_stages() {
+            let key = keys::rho_key(self.file.pipeline(), &self.file.scenario.stages[i].name);
+            let Some(bytes) = self
+                .mesh
+                .get(leader, &key)
+                .await
+                .map_err(|_| LiveError::MeshStopped)?
+            else {
+                continue;
+            };
+            if let Some(d) = sair_mesh::Decision::from_bytes(&bytes)
+                && d.epoch.leader == leader
+                && let Some(t) = keys::decode::<RhoTarget>(&d.body)
+                && t.rho.is_finite()
+            {
+                self.alloc[i].rho = t.rho.clamp(MIN_SHARE, 1.0);
+            }
         }
         Ok(())
     }
