@@ -298,3 +298,6 @@ async fn serve_handed(
         tracing::warn!("drain timeout reached on a serving thread; abandoning its requests");
     }
 }
+
+#[cfg(test)]
+mod tests;
