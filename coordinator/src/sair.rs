@@ -62,6 +62,7 @@ pub const NAMES: &[&str] = &[
     "sair-fine-rho-rebalance",
     "sair-per-replica",
     "sair-per-replica-up",
+    "sair-per-replica-guard",
     "sair-per-replica-trim",
 ];
 
@@ -163,10 +164,8 @@ impl SairConfig {
                 self.candidates.replica_shares_trim = true;
                 self.guard.per_replica = true;
             }
-            "sair-per-replica-up" => {
-                self.candidates.replica_shares_up = true;
-                self.guard.per_replica = true;
-            }
+            "sair-per-replica-up" => self.candidates.replica_shares_up = true,
+            "sair-per-replica-guard" => self.guard.per_replica = true,
             "sair-per-replica-trim" => self.candidates.replica_shares_trim = true,
             "sair-no-p99-floor" => self.reward.p99_floor_slo = 0.0,
             "sair-one-cap" => self.cpu_max_utilisation = ModelSelector::default().max_utilisation,

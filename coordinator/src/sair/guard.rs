@@ -27,7 +27,7 @@ pub struct GuardConfig {
     pub target_utilisation: f64,
     /// When a GPU stage's next replica does not pack at its ρ, add replicas at the largest
     /// shares that pack (at least [`GUARD_MIN_SHARE`]) while the serving ones keep theirs
-    /// (issue 15, item 2; the `sair-per-replica*` variants).
+    /// (issue 15, item 2; `sair-per-replica-guard` and `sair-per-replica`).
     pub per_replica: bool,
 }
 
