@@ -217,6 +217,21 @@ pub async fn sidecar_in_front_of(up: &Upstream, extra: &[&str]) -> Sidecar {
     sidecar(&args).await
 }
 
+/// Awaits spawned requests: request `i` must be answered 200 with the body `want(i)`.
+pub async fn expect_answers(
+    tasks: Vec<tokio::task::JoinHandle<Result<Answer, String>>>,
+    want: impl Fn(usize) -> String,
+) {
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (status, _, body) = t
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("request {i} lost: {e}"));
+        assert_eq!(status, 200, "request {i}");
+        assert_eq!(body, want(i).as_bytes(), "request {i}");
+    }
+}
+
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build(HttpConnector::new())
 }

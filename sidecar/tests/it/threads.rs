@@ -18,14 +18,7 @@ fn posts(url: &str, n: usize) -> Vec<tokio::task::JoinHandle<Result<Answer, Stri
 /// Awaits requests made by [`posts`]: each answered 200 with its own body, echoed by model
 /// server `m`.
 async fn expect_echoes(tasks: Vec<tokio::task::JoinHandle<Result<Answer, String>>>) {
-    for (i, t) in tasks.into_iter().enumerate() {
-        let (status, _, body) = t
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| panic!("request {i} lost: {e}"));
-        assert_eq!(status, 200, "request {i}");
-        assert_eq!(body, format!("r{i}|m").as_bytes(), "request {i}");
-    }
+    expect_answers(tasks, |i| format!("r{i}|m")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
