@@ -94,6 +94,8 @@ pub mod bounds {
     pub const MAX_HEADER_BYTES: (u64, u64) = (8192, 16 << 20);
     /// `--max-headers`.
     pub const MAX_HEADERS: (u64, u64) = (1, 1024);
+    /// `--upstream-max-headers`: the model server's header-field limit, as `--max-headers`.
+    pub const UPSTREAM_MAX_HEADERS: (u64, u64) = (1, 1024);
     /// `--report-buffer`: the buffer is allocated up front.
     pub const REPORT_BUFFER: (u64, u64) = (1, 100_000);
     /// `--worker-threads` (0 = one per CPU): each thread reserves a stack.
@@ -209,6 +211,12 @@ pub struct Config {
     /// Most header fields in an HTTP/1 request head; 431 beyond.
     #[arg(long, env = "SAIR_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS)]
     pub max_headers: usize,
+
+    /// Most header fields the model server (or next stage) takes in a request head; the
+    /// sidecar answers 431 itself rather than forward a request that, with the pipeline
+    /// context headers it adds, would carry more (hyper-based servers: 100).
+    #[arg(long, env = "SAIR_UPSTREAM_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS)]
+    pub upstream_max_headers: usize,
 
     /// A client must send a complete request head within this time (slow clients).
     #[arg(long, env = "SAIR_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
@@ -548,6 +556,12 @@ impl Config {
                 wide(self.max_headers),
                 MAX_HEADERS,
                 "header fields per request",
+            ),
+            (
+                "upstream-max-headers",
+                wide(self.upstream_max_headers),
+                UPSTREAM_MAX_HEADERS,
+                "header fields per forwarded request",
             ),
             (
                 "report-buffer",

@@ -37,6 +37,8 @@ pub struct StageContext {
     pub next_retry: ConnectRetry,
     /// HTTP/1.1 or h2c toward the model server.
     pub upstream_protocol: crate::config::UpstreamProtocol,
+    /// Header fields a forwarded request may carry (`--upstream-max-headers`; 431 beyond).
+    pub upstream_max_headers: usize,
     /// Request body limit (413 beyond).
     pub max_body_bytes: usize,
     /// Every buffered body's bytes together (`--max-buffered-bytes`; 503 beyond).

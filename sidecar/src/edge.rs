@@ -19,7 +19,8 @@ use crate::budget::Budget;
 use crate::context::StageContext;
 use crate::error::ProxyError;
 use crate::headers::{
-    PipelineContext, SERVER_TIMING, accepts_trailers, is_grpc, server_timing, timing_value,
+    PipelineContext, SERVER_TIMING, accepts_trailers, forwarded_over, is_grpc, server_timing,
+    timing_value,
 };
 use crate::layer::ProxyResponse;
 use crate::stack::{self, ProxyService};
@@ -33,6 +34,8 @@ struct EdgeParts {
     stage: Arc<str>,
     next_stage: Arc<str>,
     max_body_bytes: usize,
+    /// Header fields a forwarded request may carry (`--upstream-max-headers`).
+    upstream_max_headers: usize,
     /// Every buffered body's bytes (`--max-buffered-bytes`).
     budget: Arc<Budget>,
     /// The whole request body must arrive within this of the head (`--body-read-timeout`).
@@ -57,6 +60,7 @@ impl Edge {
                 stage: ctx.stage.clone(),
                 next_stage: ctx.next_stage.clone(),
                 max_body_bytes: ctx.max_body_bytes,
+                upstream_max_headers: ctx.upstream_max_headers,
                 budget: ctx.budget.clone(),
                 body_timeout: ctx.body_timeout,
                 retry_after: ctx.retry_after.clone(),
@@ -107,11 +111,20 @@ impl Edge {
             parts.extensions.insert(head);
             let trailers = accepts_trailers(&parts.headers);
             let grpc = is_grpc(&parts.headers);
+            // The pipeline context must not push the request over the model server's limit:
+            // refused here, before the body is read, rather than answered 431 downstream.
+            let too_many = forwarded_over(&parts.headers, &parts.method, edge.upstream_max_headers)
+                .map(|fields| ProxyError::TooManyHeaders {
+                    fields,
+                    limit: edge.upstream_max_headers,
+                });
 
             // The body's bytes stay in the budget until the answer's head is back (the
             // request has been written to the model server by then).
             let mut hold = edge.budget.reserve();
-            let read = if http_body::Body::is_end_stream(&body) {
+            let read = if let Some(e) = too_many {
+                Err(e)
+            } else if http_body::Body::is_end_stream(&body) {
                 // No body (a GET, `Content-Length: 0`): nothing to read, no timer to arm.
                 Ok(Bytes::new())
             } else {
@@ -119,17 +132,16 @@ impl Edge {
                 // Counted from the head, so a body trickled at a byte a second is cut at the
                 // same moment as one that stalls (issue 13).
                 match tokio::time::timeout_at((at + edge.body_timeout).into(), read).await {
-                    Ok(read) => read.map(|b| b.bytes),
-                    Err(_) => Err(BodyError::Timeout {
+                    Ok(read) => read.map(|b| b.bytes).map_err(ProxyError::Body),
+                    Err(_) => Err(ProxyError::Body(BodyError::Timeout {
                         after: edge.body_timeout,
-                    }),
+                    })),
                 }
             };
             let result = match read {
                 Ok(body) => inner.oneshot(Request::from_parts(parts, body)).await,
                 Err(e) => {
                     // Never reached the stack: counted here, as the metrics layer would.
-                    let e = ProxyError::Body(e);
                     edge.tally.arrival();
                     edge.tally.finish_failed(&e, head);
                     Err(e)

@@ -16,6 +16,13 @@ pub enum ProxyError {
     /// The request body could not be read whole (413 when too large, 400 otherwise).
     #[error("request {0}")]
     Body(#[source] BodyError),
+    /// The request would carry more header fields once forwarded (the pipeline context
+    /// added) than the model server takes, `--upstream-max-headers` (431).
+    #[error(
+        "request has {fields} header fields once forwarded, over the model server's limit of \
+         {limit} (--upstream-max-headers)"
+    )]
+    TooManyHeaders { fields: usize, limit: usize },
     /// Admission refused the request: queue full or queue timeout (503).
     #[error("{0}; retry later")]
     Refused(Refusal),
@@ -49,6 +56,7 @@ impl ProxyError {
             ProxyError::Body(BodyError::Malformed(_)) => Failure::BodyMalformed,
             ProxyError::Body(BodyError::Timeout { .. }) => Failure::BodyTimeout,
             ProxyError::Body(BodyError::OverBudget { .. }) => Failure::BufferFull,
+            ProxyError::TooManyHeaders { .. } => Failure::TooManyHeaders,
             ProxyError::Refused(Refusal::QueueFull { .. }) => Failure::QueueFull,
             ProxyError::Refused(Refusal::QueueTimeout { .. }) => Failure::QueueTimeout,
             ProxyError::Upstream { source, .. } => match source.kind() {
@@ -88,6 +96,7 @@ impl ProxyError {
                 StatusCode::BAD_REQUEST
             }
             ProxyError::Body(BodyError::Timeout { .. }) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::TooManyHeaders { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::Refused(_) | ProxyError::Body(BodyError::OverBudget { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -97,7 +106,7 @@ impl ProxyError {
         }
     }
 
-    /// The `outcome` label. A 413 is the client's error, not an admission rejection: it never
+    /// The `outcome` label. A 413 (or the sidecar's own 431) is the client's error, not an admission rejection: it never
     /// reached the queue. A malformed body is the client's error too; only a client that went
     /// away mid-body is `canceled`.
     pub fn outcome(&self) -> RequestOutcome {
@@ -108,7 +117,8 @@ impl ProxyError {
         match self {
             ProxyError::Body(
                 BodyError::TooLarge { .. } | BodyError::Malformed(_) | BodyError::Timeout { .. },
-            ) => RequestOutcome::ClientError,
+            )
+            | ProxyError::TooManyHeaders { .. } => RequestOutcome::ClientError,
             ProxyError::Body(BodyError::OverBudget { .. }) => RequestOutcome::Rejected,
             ProxyError::Body(BodyError::Read(_)) => RequestOutcome::Canceled,
             ProxyError::Refused(Refusal::QueueFull { .. }) => RequestOutcome::Rejected,
@@ -125,7 +135,9 @@ impl ProxyError {
             ProxyError::Upstream { timing, .. }
             | ProxyError::Downstream { timing, .. }
             | ProxyError::NoNextEndpoint { timing } => *timing,
-            ProxyError::Body(_) | ProxyError::Refused(_) => None,
+            ProxyError::Body(_) | ProxyError::TooManyHeaders { .. } | ProxyError::Refused(_) => {
+                None
+            }
         }
     }
 

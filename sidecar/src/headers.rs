@@ -105,6 +105,37 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name) || name == "keep-alive" || name == "proxy-connection"
 }
 
+/// At most how many more header fields a stamped request carries when forwarded than it
+/// holds now: a `Host` the client did not send, and a `Content-Length` hyper writes for a
+/// body the client framed some other way (or not at all).
+const FORWARD_ADDS: usize = 2;
+
+/// Whether the stamped request head `h` (client fields plus the pipeline context) stays
+/// within `limit` header fields once forwarded. The usual request is well under it and costs
+/// one comparison; only one near the limit is counted field by field, as the upstream layer
+/// will send it: hop-by-hop fields, `Host` and `Content-Length` removed, then `Host` always,
+/// `Content-Length` when a body may be sent, and `TE: trailers` when the client accepts
+/// trailers, put back. Returns the forwarded count when over the limit.
+pub fn forwarded_over(h: &HeaderMap, method: &http::Method, limit: usize) -> Option<usize> {
+    if h.len() + FORWARD_ADDS <= limit {
+        return None;
+    }
+    let kept = h
+        .iter()
+        .filter(|(name, _)| {
+            !is_hop_by_hop(name) && *name != header::HOST && *name != header::CONTENT_LENGTH
+        })
+        .count();
+    let framed = h.contains_key(header::CONTENT_LENGTH)
+        || h.contains_key(header::TRANSFER_ENCODING)
+        || matches!(
+            *method,
+            http::Method::POST | http::Method::PUT | http::Method::PATCH
+        );
+    let fields = kept + 1 + usize::from(framed) + usize::from(accepts_trailers(h));
+    (fields > limit).then_some(fields)
+}
+
 fn unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -53,7 +53,8 @@ pub enum RequestOutcome {
     Timeout,
     /// The client went away before the answer was ready (or its body could not be read).
     Canceled,
-    /// The request itself was refused for what it is (a body over `--max-body-bytes`: 413).
+    /// The request itself was refused for what it is (a body over `--max-body-bytes`: 413;
+    /// more header fields than `--upstream-max-headers` once forwarded: 431).
     /// Not an admission decision: it never reached the queue.
     ClientError,
 }
@@ -152,6 +153,9 @@ failures! {
     BodyMalformed => Client, "malformed";
     /// The request body did not arrive within `--body-read-timeout` (408, `client_error`).
     BodyTimeout => Client, "timeout";
+    /// The request would carry more header fields once forwarded than
+    /// `--upstream-max-headers` (431, `client_error`).
+    TooManyHeaders => Client, "too_many_headers";
     /// A body did not fit the buffer budget, `--max-buffered-bytes` (503, `rejected`).
     BufferFull => Admission, "buffer_full";
     /// The admission queue was full (503).

@@ -142,6 +142,7 @@ impl Sidecar {
             admission,
             balancer: next.as_ref().map(|_| Balancer::new()),
             upstream_protocol: config.upstream_protocol,
+            upstream_max_headers: config.upstream_max_headers,
             max_body_bytes: config.max_body_bytes,
             budget,
             body_timeout: config.body_read_timeout,

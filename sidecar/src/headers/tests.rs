@@ -180,3 +180,35 @@ fn streamed_timing_lists_our_entries_then_the_later_ones() {
         "gen-ttfb;dur=1.500, gen-service;dur=900.000, next-service;dur=1.000"
     );
 }
+
+/// The forwarded field count: hop-by-hop fields, `Host` and `Content-Length` out; `Host`,
+/// `Content-Length` (when a body may be sent) and `TE: trailers` (when accepted) back in.
+#[test]
+fn forwarded_over_counts_the_fields_as_forwarded() {
+    let mut h = HeaderMap::new();
+    for i in 0..8 {
+        h.insert(
+            HeaderName::from_bytes(format!("x-f{i}").as_bytes()).unwrap(),
+            HeaderValue::from_static("a"),
+        );
+    }
+    // 8 fields, far under the limit: the fast path.
+    assert_eq!(forwarded_over(&h, &http::Method::GET, 100), None);
+    // 8 + Host.
+    assert_eq!(forwarded_over(&h, &http::Method::GET, 9), None);
+    assert_eq!(forwarded_over(&h, &http::Method::GET, 8), Some(9));
+    // + Content-Length for a POST.
+    assert_eq!(forwarded_over(&h, &http::Method::POST, 9), Some(10));
+    h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+    h.insert(header::HOST, HeaderValue::from_static("x"));
+    assert_eq!(forwarded_over(&h, &http::Method::GET, 9), None);
+    // TE: trailers is put back; chunked framing becomes a Content-Length.
+    h.insert(header::TE, HeaderValue::from_static("trailers"));
+    h.insert(
+        header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
+    assert_eq!(forwarded_over(&h, &http::Method::GET, 10), Some(11));
+    assert_eq!(forwarded_over(&h, &http::Method::GET, 11), None);
+}

@@ -298,19 +298,7 @@ async fn a_malformed_chunk_is_a_client_error_not_canceled() {
     .await;
     tracing::info!(answer, "malformed chunk");
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
-    eventually("the malformed body counted as a client error", || async {
-        let client = sc
-            .sample("sair_stage_requests_total", &["outcome=\"client_error\""])
-            .await?;
-        let malformed = sc
-            .sample(
-                "sair_stage_failures_total",
-                &["source=\"client\"", "reason=\"malformed\""],
-            )
-            .await?;
-        (client == 1.0 && malformed == 1.0).then_some(())
-    })
-    .await;
+    counted_once_as_client_error(&sc, "malformed").await;
     let canceled = sc
         .sample("sair_stage_requests_total", &["outcome=\"canceled\""])
         .await;
@@ -323,19 +311,36 @@ async fn a_malformed_chunk_is_a_client_error_not_canceled() {
     sc.stop().await;
 }
 
+/// Waits until `sc` has counted one request `client_error` and one failure client / `reason`.
+async fn counted_once_as_client_error(sc: &Sidecar, reason: &str) {
+    let reason = format!("reason=\"{reason}\"");
+    eventually(&format!("one client error, {reason}"), || async {
+        let client = sc
+            .sample("sair_stage_requests_total", &["outcome=\"client_error\""])
+            .await?;
+        let failures = sc
+            .sample("sair_stage_failures_total", &["source=\"client\"", &reason])
+            .await?;
+        (client == 1.0 && failures == 1.0).then_some(())
+    })
+    .await;
+}
+
+/// A GET head with `Host`, `Connection: close` and `fields` more fields of `field_len` bytes.
+fn head_of(fields: usize, field_len: usize) -> String {
+    let mut h = String::from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for i in 0..fields {
+        h.push_str(&format!("x-f{i}: {}\r\n", "a".repeat(field_len)));
+    }
+    h.push_str("\r\n");
+    h
+}
+
 /// `--max-header-bytes` is honoured as given (no silent raise), and the header-count limit
 /// (`--max-headers`, default 100, hyper's) answers 431 and can be raised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_limits_are_honoured_and_configurable() {
     let up = upstream("m", Duration::ZERO).await;
-    let head_of = |fields: usize, field_len: usize| {
-        let mut h = String::from("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-        for i in 0..fields {
-            h.push_str(&format!("x-f{i}: {}\r\n", "a".repeat(field_len)));
-        }
-        h.push_str("\r\n");
-        h
-    };
     // A 10 KB head: over an 8 KiB limit, within the 64 KiB default.
     let ten_kb = head_of(10, 1000);
     let small = sidecar(&[
@@ -368,8 +373,61 @@ async fn header_limits_are_honoured_and_configurable() {
     ])
     .await;
     let answer = raw_exchange(raised.addr, many.as_bytes()).await;
+    // Accepted from the client, but over the model server's limit (`--upstream-max-headers`,
+    // still 100) once forwarded: the sidecar answers 431 itself.
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert!(answer.contains("--upstream-max-headers"), "{answer:?}");
+    raised.stop().await;
+    let both = sidecar_in_front_of(
+        &up,
+        &["--max-headers", "200", "--upstream-max-headers", "200"],
+    )
+    .await;
+    let answer = raw_exchange(both.addr, many.as_bytes()).await;
     // The sidecar lets it through to the model server: Server-Timing has a service time.
     // (This stand-in is hyper with its own 100-field limit, so it answers 431 itself.)
     assert!(answer.contains("s-service;dur="), "{answer:?}");
-    raised.stop().await;
+    both.stop().await;
+}
+
+/// The pipeline context headers never push a request over the model server's header-field
+/// limit (`--upstream-max-headers`, default 100 like the hyper stand-in): a head that is 100
+/// fields once forwarded (`Connection` dropped, `x-sair-request-id` and `x-sair-start`
+/// added) reaches it; one more field and the sidecar answers 431 itself, naming the flag,
+/// counted as the client's error, and the model server never sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_headers_never_push_a_request_over_the_upstream_limit() {
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar_in_front_of(&up, &[]).await;
+    // Host + 97 + the two context fields = 100 forwarded.
+    let answer = raw_exchange(sc.addr, head_of(97, 1).as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        answer.contains("|m"),
+        "the model server answered: {answer:?}"
+    );
+    assert_eq!(up.hits(), 1);
+    // 100 fields from the client (within --max-headers), 101 once forwarded.
+    let answer = raw_exchange(sc.addr, head_of(98, 1).as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert!(answer.contains("--upstream-max-headers"), "{answer:?}");
+    assert!(
+        answer.contains("x-sair-request-id"),
+        "context kept: {answer:?}"
+    );
+    assert_eq!(up.hits(), 1, "the model server never saw the 431");
+    counted_once_as_client_error(&sc, "too_many_headers").await;
+    let rejected = sc
+        .sample("sair_stage_requests_total", &["outcome=\"rejected\""])
+        .await;
+    assert_eq!(rejected, Some(0.0), "not an admission rejection");
+    sc.stop().await;
+    // Raised for a model server that takes more, the same head goes through to it.
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar_in_front_of(&up, &["--upstream-max-headers", "101"]).await;
+    let answer = raw_exchange(sc.addr, head_of(98, 1).as_bytes()).await;
+    // It reached the model server (a service time), whose own limit of 100 answers 431.
+    assert!(answer.contains("s-service;dur="), "{answer:?}");
+    assert!(!answer.contains("--upstream-max-headers"), "{answer:?}");
+    sc.stop().await;
 }

@@ -44,6 +44,8 @@ fn every_numeric_flag_out_of_range_exits_64_naming_the_flag() {
         ("--max-header-bytes", "16777217"),
         ("--max-headers", "0"),
         ("--max-headers", "1025"),
+        ("--upstream-max-headers", "0"),
+        ("--upstream-max-headers", "1025"),
         ("--report-buffer", "0"),
         ("--report-buffer", "1000000000000"),
         ("--worker-threads", "1025"),
