@@ -282,9 +282,26 @@ impl LocalActuator {
                 max,
             });
         }
+        let running = u32::try_from(rt.replicas.len()).unwrap_or(u32::MAX);
+        // Ids come after every id in the records file (outside input): refuse, rather than
+        // overflow or reuse one, when they would run past u32::MAX.
+        if rt
+            .next_id
+            .checked_add(replicas.saturating_sub(running))
+            .is_none()
+        {
+            return Err(ActuatorError::InvalidConfig {
+                stage: stage.clone(),
+                reason: format!(
+                    "no replica id is left after {} (named in the replica records file {}; \
+                     remove the file once its processes are stopped)",
+                    rt.next_id,
+                    rt.plan.serving.records_path().display()
+                ),
+            });
+        }
         let before = rt.desired;
         rt.desired = replicas;
-        let running = u32::try_from(rt.replicas.len()).unwrap_or(u32::MAX);
         if replicas > running {
             for _ in running..replicas {
                 let id = rt.next_id;

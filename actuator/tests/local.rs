@@ -362,6 +362,33 @@ async fn a_bad_command_is_a_clear_error() {
     Box::new(a).shutdown().await;
 }
 
+/// The replica records file is outside input: an id at the top of the range is refused with
+/// the file named, instead of overflowing the next id (a panic) or reusing one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_records_file_with_the_last_id_is_refused_not_a_panic() {
+    let o = options("act-ids");
+    let records = o.work_dir.join("p.s.replicas.json");
+    std::fs::write(
+        &records,
+        format!(
+            r#"{{"version":1,"replicas":[{{"replica":{},"server":null,"server_port":1,"sidecar":null,"listen":null,"admin":null}}]}}"#,
+            u32::MAX
+        ),
+    )
+    .expect("write the records file");
+    let s = StageRef::new("p", "s");
+    let mut a = LocalActuator::new(o, vec![stage("p", "s", None, run(&["--no-such-flag"]))])
+        .expect("valid config");
+    let err = a.scale(&s, 1).await.expect_err("no id is left");
+    assert!(
+        matches!(err, ActuatorError::InvalidConfig { .. })
+            && err.to_string().contains("p.s.replicas.json"),
+        "{err}"
+    );
+    assert!(a.replicas(&s).is_empty(), "nothing started");
+    Box::new(a).shutdown().await;
+}
+
 /// The supervisor half of `a_restarted_supervisor_adopts_the_replicas_left_running`: run only
 /// when that test starts this executable again with `SAIR_ACT_CHILD_DIR` set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

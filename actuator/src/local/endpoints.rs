@@ -168,6 +168,10 @@ impl ServingSet {
         &self.path
     }
 
+    pub(crate) fn records_path(&self) -> &Path {
+        &self.records_path
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while the lock was held cannot leave the map half-updated (each change is one
         // insert or remove), so a poisoned lock is still consistent.
