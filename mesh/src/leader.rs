@@ -10,9 +10,11 @@
 //! **Who leads, everywhere:** the live coordinator whose claim is the newest ([`leader_of`]).
 //! A claimant claims an [`Epoch`] — a term above every term it has seen (and at least the
 //! authority's), with its own name — and publishes it under [`EPOCH_KEY`]; every decision it
-//! publishes carries that epoch ([`Decision`]). Claims are never withdrawn: they carry the term
-//! history, so a new claimant always claims above a deposed leader's term even if it never saw
-//! that leader lead. A receiver admits a decision only if it comes from the leader it sees now
+//! publishes carries that epoch ([`Decision`]). A claim is not withdrawn when its author stops
+//! claiming: it carries the term history, so a new claimant claims above a deposed leader's
+//! term even if it never saw that leader lead. A dead coordinator's claim is forgotten with it,
+//! so agents keep the newest epoch they have seen under their own [`EPOCH_KEY`] (never a claim:
+//! only a coordinator's own epoch is one), and the history outlives every coordinator. A receiver admits a decision only if it comes from the leader it sees now
 //! *and* its epoch is not older than the newest epoch it has admitted ([`Fence`]). After a
 //! partition heals (or a Lease changes hands), the claimant sees its rival's term, claims above
 //! it, and the rival's decisions are refused both because it no longer leads and because their
@@ -111,8 +113,10 @@ pub fn next_claim<'a>(
         (Some(c), None) if c.leader == me && c.term >= floor => None,
         (c, n) => {
             let top = c.map_or(0, |c| c.term).max(n.map_or(0, |n| n.term));
+            // Terms arrive from peers: a corrupt or hostile u64::MAX must not panic (or wrap
+            // to a term every fence refuses); at the top the claim stays at u64::MAX.
             Some(Epoch {
-                term: (top + 1).max(floor),
+                term: top.saturating_add(1).max(floor),
                 leader: me.to_owned(),
             })
         }

@@ -36,6 +36,18 @@ fn a_leader_claims_a_term_above_everything_it_saw() {
 }
 
 #[test]
+fn a_peers_top_term_neither_panics_nor_wraps_the_claim() {
+    assert_eq!(
+        next_claim("c1", None, &[e(u64::MAX, "c0")], 0),
+        Some(e(u64::MAX, "c1"))
+    );
+    assert_eq!(
+        next_claim("c1", Some(&e(u64::MAX - 1, "c1")), &[e(u64::MAX, "c2")], 3),
+        Some(e(u64::MAX, "c1"))
+    );
+}
+
+#[test]
 fn an_authoritys_term_raises_the_claim_and_never_lowers_it() {
     // The Lease's term (leaseTransitions 7) is above everything the mesh saw: claim it.
     assert_eq!(next_claim("c2", None, &[e(3, "c1")], 7), Some(e(7, "c2")));
