@@ -30,8 +30,9 @@ pub const RHO_PUBLISHED_TOTAL: &str = "sair_coordinator_rho_published_total";
 pub const REPORTS_REFUSED_TOTAL: &str = "sair_coordinator_reports_refused_total";
 /// 1 while this coordinator leads (decides and acts), 0 while it stands by.
 pub const LEADER: &str = "sair_coordinator_leader";
-/// Replicas asked for per stage: the count in force, as this coordinator last decided it (or
-/// its starting allocation until it has decided).
+/// Replicas asked for per stage: the count in force, as this coordinator last decided it; before
+/// that, its starting allocation, or under a gate (the Kubernetes Lease) the Deployments'
+/// counts, which a coordinator that does not lead follows.
 pub const REPLICAS: &str = "sair_coordinator_replicas";
 /// Replicas serving per stage, as the actuator reports them (ready pods under Kubernetes).
 pub const REPLICAS_SERVING: &str = "sair_coordinator_replicas_serving";
