@@ -150,8 +150,12 @@ impl Action {
             .filter(|v| !v.is_empty())
     }
 
-    /// Sets stage `i`'s per-replica shares (and its replica count and mean ρ to match).
+    /// Sets stage `i`'s per-replica shares (and its replica count and mean ρ to match); a
+    /// stage the action does not have is left alone.
     pub fn set_shares(&mut self, i: usize, shares: Vec<f64>) {
+        if i >= self.replicas.len() || i >= self.rho.len() {
+            return;
+        }
         if self.shares.len() < self.replicas.len() {
             self.shares.resize(self.replicas.len(), Vec::new());
         }

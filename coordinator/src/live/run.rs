@@ -307,11 +307,15 @@ impl Live {
             let stage = self.stage_ref(i);
             match self.actuator.status(&stage).await {
                 Ok(s) => {
-                    self.alloc[i].serving = s.serving;
+                    // The counts come from outside (a Deployment anyone can scale by hand):
+                    // bounded as the pipelines file's counts are, before any per-replica state
+                    // is sized from them.
+                    let most = crate::scenario::bounds::MAX_REPLICAS;
+                    self.alloc[i].serving = s.serving.min(most);
                     // Under a gate the actuator reads the cluster: a coordinator that does not
                     // lead follows the counts in force, so that it takes over from them.
                     if self.gate.is_some() && !self.leading {
-                        self.alloc[i].desired = s.desired;
+                        self.alloc[i].desired = s.desired.min(most);
                     }
                 }
                 // Reported (retried) at the decision; between decisions a failed look keeps
@@ -386,7 +390,9 @@ impl Live {
     /// Publishes the ρ in force of every GPU stage not yet published under the current epoch
     /// (the start, and after an election).
     async fn publish_rho(&mut self) -> Result<(), LiveError> {
-        if !self.leading {
+        // The grant is checked again here, not only at the poll: a Lease that lapsed since
+        // then must not let one more target out under the old claim.
+        if !self.leading || self.gate.as_ref().is_some_and(|g| g().is_none()) {
             return Ok(());
         }
         let Some(epoch) = self.mesh.view().epoch else {
