@@ -15,6 +15,7 @@
 
 pub mod calibration;
 pub mod candidates;
+pub mod caps;
 mod decision;
 mod episode;
 pub mod features;
@@ -64,6 +65,7 @@ pub const NAMES: &[&str] = &[
     "sair-per-replica-up",
     "sair-per-replica-guard",
     "sair-per-replica-trim",
+    "sair-derived-caps",
 ];
 
 /// Configuration of the SAIR policy.
@@ -106,6 +108,10 @@ pub struct SairConfig {
     /// live run (the demo's 5 s interval) holds for the same number of decisions as the 30 s
     /// scenarios (10 intervals: 300 s there, 50 s in the demo).
     pub burst_hold_intervals: f64,
+    /// Per-stage utilisation caps derived from the stage's SLO share and replica cost
+    /// ([`caps`]) in place of the two constants; `None` in `sair`, set by the opt-in
+    /// `sair-derived-caps` (issue 15, item 4).
+    pub derived_caps: Option<caps::DerivedCaps>,
 }
 
 impl Default for SairConfig {
@@ -130,6 +136,7 @@ impl Default for SairConfig {
             cpu_max_utilisation: ModelSelector::default().cpu_max_utilisation,
             plan_on_mean: true,
             burst_hold_intervals: 10.0,
+            derived_caps: None,
         }
     }
 }
@@ -169,6 +176,15 @@ impl SairConfig {
             "sair-per-replica-trim" => self.candidates.replica_shares_trim = true,
             "sair-no-p99-floor" => self.reward.p99_floor_slo = 0.0,
             "sair-one-cap" => self.cpu_max_utilisation = ModelSelector::default().max_utilisation,
+            // Per-stage caps from the SLO share and cost (issue 15, item 4): opt-in until
+            // measured (docs/results.md, "Per-stage utilisation targets derived from the SLO
+            // share").
+            "sair-derived-caps" => {
+                self.derived_caps = Some(caps::DerivedCaps {
+                    prices: self.prices,
+                    ..caps::DerivedCaps::default()
+                });
+            }
             _ => return None,
         }
         self.name = name.to_string();
@@ -289,6 +305,7 @@ impl Sair {
         let model = ModelSelector {
             use_retrieval: cfg.use_retrieval,
             cpu_max_utilisation: cfg.cpu_max_utilisation,
+            derived_caps: cfg.derived_caps.clone(),
             ..ModelSelector::default()
         };
         let llm = cfg

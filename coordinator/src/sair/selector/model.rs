@@ -4,6 +4,7 @@
 use crate::policy::StageKind;
 
 use super::super::candidates::Candidate;
+use super::super::caps::{self, DerivedCaps};
 use super::super::retrieval::similarity;
 use super::super::store::{Episode, Source};
 use super::{Selection, SelectionInput, Selector};
@@ -76,6 +77,10 @@ pub struct ModelSelector {
     /// has no fast lever (no ρ) to absorb a burst while replicas start. The `sair-one-cap`
     /// ablation sets it to `max_utilisation`.
     pub cpu_max_utilisation: f64,
+    /// Per-stage caps derived from each stage's SLO share and replica cost ([`caps`]), in place
+    /// of the two constants above; `None` (the constants) in `sair`, set by the opt-in
+    /// `sair-derived-caps`.
+    pub derived_caps: Option<DerivedCaps>,
 }
 
 impl Default for ModelSelector {
@@ -85,6 +90,7 @@ impl Default for ModelSelector {
             headroom: 0.8,
             max_utilisation: 0.65,
             cpu_max_utilisation: 0.4,
+            derived_caps: None,
         }
     }
 }
@@ -118,9 +124,18 @@ impl Selector for ModelSelector {
         let limit = self.headroom * input.state.slo_p99_s;
         let p99 = |i: usize| input.candidates[i].predicted.p99_s;
         let safe: Vec<usize> = input.offerable().collect();
-        let cap = |k: usize| match input.state.stages.get(k).map(|st| st.kind) {
-            Some(StageKind::Cpu) => self.cpu_max_utilisation,
-            _ => self.max_utilisation,
+        let derived = self
+            .derived_caps
+            .as_ref()
+            .and_then(|d| caps::stage_caps(d, input.state));
+        let cap = |k: usize| {
+            if let Some(c) = derived.as_ref().and_then(|d| d.get(k)) {
+                return *c;
+            }
+            match input.state.stages.get(k).map(|st| st.kind) {
+                Some(StageKind::Cpu) => self.cpu_max_utilisation,
+                _ => self.max_utilisation,
+            }
         };
         let cool = |i: usize| {
             input.candidates[i]

@@ -58,6 +58,7 @@ fn retrieved_episodes_correct_the_model() {
         headroom: 100.0,
         max_utilisation: 100.0,
         cpu_max_utilisation: 100.0,
+        derived_caps: None,
     };
     assert_eq!(plain.select(&input).index, 1);
     let mut corrected = ModelSelector {
@@ -65,6 +66,7 @@ fn retrieved_episodes_correct_the_model() {
         headroom: 100.0,
         max_utilisation: 100.0,
         cpu_max_utilisation: 100.0,
+        derived_caps: None,
     };
     let sel = corrected.select(&input);
     assert_ne!(sel.index, 1, "{}", sel.rationale);
