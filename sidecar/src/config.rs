@@ -218,7 +218,8 @@ pub struct Config {
     #[arg(long, env = "SAIR_UPSTREAM_MAX_HEADERS", default_value_t = DEFAULT_MAX_HEADERS)]
     pub upstream_max_headers: usize,
 
-    /// A client must send a complete request head within this time (slow clients).
+    /// A client must send a complete request head within this time (slow clients); for a new
+    /// connection counted from its accept, the wait for its first byte included.
     #[arg(long, env = "SAIR_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
 
@@ -325,7 +326,9 @@ pub struct Config {
     )]
     pub discovery_interval_seconds: Option<f64>,
 
-    /// Threads serving requests, 0 = one per CPU; 1 runs everything on one thread.
+    /// Threads serving requests, 0 = one per CPU; 1 runs everything on one thread. With
+    /// `--runtime per-core` each thread keeps its own connections to the model server, so
+    /// their number grows with the threads.
     #[arg(long, env = "SAIR_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
 

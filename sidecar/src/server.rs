@@ -287,8 +287,8 @@ impl Sidecar {
                 accepted = sair_service::accept::accept(&listener) => accepted,
                 () = &mut shutdown => break,
             };
-            if let Some((stream, permit)) = threads.place(stream, peer, permit) {
-                local.spawn(stream, peer, permit, &graceful);
+            if let Some((stream, counted)) = threads.place(stream, peer, permit) {
+                local.spawn(stream, peer, counted, &graceful);
             }
         }
         drop(listener);

@@ -18,14 +18,19 @@
 //! they serve and close, waits for that up to the drain timeout, then drops its runtime (which
 //! ends whatever is left) and reports done.
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use hyper::rt::{Sleep, Timer};
 use hyper::server::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -38,8 +43,9 @@ use crate::edge::Edge;
 pub(super) struct Protocols {
     pub(super) http1: http1::Builder,
     pub(super) http2: http2::Builder<TokioExecutor>,
-    /// The first bytes must arrive within this (`--header-read-timeout`), or the connection
-    /// is closed, as hyper closes one whose head does not arrive.
+    /// `--header-read-timeout`: the first bytes must arrive within this, or the connection is
+    /// closed, as hyper closes one whose head does not arrive; and the first request head is
+    /// due this long after the connection was taken up, not this long after its first byte.
     pub(super) first_bytes_timeout: Duration,
 }
 
@@ -55,14 +61,41 @@ pub(super) struct Serve {
     pub(super) open: Arc<AtomicUsize>,
 }
 
+/// One connection counted as open on the thread it was given to (the hand-off's measure). It
+/// travels with the connection (through the hand-off, into its task), so whichever way the
+/// connection ends (closed, failed to be adopted, dropped with its runtime) the count is
+/// taken back and its `--max-connections` permit freed.
+#[derive(Debug)]
+pub(super) struct Counted {
+    open: Arc<AtomicUsize>,
+    /// Held for the connection's life; freed with it.
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Counted {
+    fn new(open: &Arc<AtomicUsize>, permit: Option<OwnedSemaphorePermit>) -> Counted {
+        open.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            open: open.clone(),
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Serve {
-    /// Serves `stream` on the current runtime to its end, watched by `graceful`. The caller
-    /// has counted it in `open`; its end uncounts it and frees its `permit`.
+    /// Serves `stream` on the current runtime to its end, watched by `graceful`; its end (or
+    /// the runtime's) drops `counted`.
     pub(super) fn spawn(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        permit: Option<OwnedSemaphorePermit>,
+        counted: Counted,
         graceful: &GracefulShutdown,
     ) {
         if let Err(e) = stream.set_nodelay(true) {
@@ -76,15 +109,13 @@ impl Serve {
             self.stop.clone(),
         );
         let gauge = self.gauge.clone();
-        let open = self.open.clone();
         gauge.increment(1.0);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             gauge.decrement(1.0);
-            open.fetch_sub(1, Ordering::Relaxed);
-            drop(permit);
+            drop(counted);
         });
     }
 }
@@ -99,6 +130,10 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// HTTP/1 connection's task does not carry the size of the h2 connection state (hyper-util's
 /// `auto` connection is an enum of both, 3.5 KB, in every connection's task). The h2 state is
 /// boxed instead: gRPC clients keep few, long-lived connections.
+///
+/// `--header-read-timeout` bounds the whole wait for the first request head once: an HTTP/1
+/// connection whose first byte came late gives hyper only what is left of it for that head
+/// ([`FirstHeadBy`]).
 async fn serve_connection(
     stream: TcpStream,
     protocols: Arc<Protocols>,
@@ -106,6 +141,7 @@ async fn serve_connection(
     watcher: Watcher,
     stop: CancellationToken,
 ) -> Result<(), hyper::Error> {
+    let began = TokioTimer::new().now();
     let h2 = tokio::select! {
         sniffed = tokio::time::timeout(protocols.first_bytes_timeout, opens_with_preface(&stream)) => {
             match sniffed {
@@ -126,21 +162,78 @@ async fn serve_connection(
     };
     let io = TokioIo::new(stream);
     if h2 {
-        Box::pin(watcher.watch(protocols.http2.serve_connection(io, service))).await
+        return Box::pin(watcher.watch(protocols.http2.serve_connection(io, service))).await;
+    }
+    // (The cloned builder is dropped before the await: it is not kept in the task.)
+    let conn = if TokioTimer::new().now().saturating_duration_since(began) < LATE {
+        protocols.http1.serve_connection(io, service)
     } else {
-        watcher
-            .watch(protocols.http1.serve_connection(io, service))
-            .await
+        let mut http1 = protocols.http1.clone();
+        http1.timer(FirstHeadBy::new(began + protocols.first_bytes_timeout));
+        http1.serve_connection(io, service)
+    };
+    watcher.watch(conn).await
+}
+
+/// A first byte that came within this of the connection being taken up leaves hyper its own
+/// whole `--header-read-timeout` for the first head (no per-connection timer, which costs an
+/// allocation); the head is then due at most this much late.
+const LATE: Duration = Duration::from_millis(1);
+
+/// hyper's timer for an HTTP/1 connection whose first byte came late: the first deadline hyper
+/// sets (that of the first request head) is moved up to `first_head_by`, so the time spent
+/// waiting for the first byte counts against the head's timeout; later deadlines (the heads of
+/// later requests on the connection) are hyper's own.
+#[derive(Debug)]
+struct FirstHeadBy {
+    first_head_by: Instant,
+    used: AtomicBool,
+}
+
+impl FirstHeadBy {
+    fn new(first_head_by: Instant) -> FirstHeadBy {
+        FirstHeadBy {
+            first_head_by,
+            used: AtomicBool::new(false),
+        }
+    }
+
+    fn deadline(&self, hypers: Instant) -> Instant {
+        if self.used.swap(true, Ordering::Relaxed) {
+            hypers
+        } else {
+            hypers.min(self.first_head_by)
+        }
     }
 }
 
-/// Whether the connection opens with the HTTP/2 preface (`None`: closed before any byte). A
-/// connection whose first bytes differ from the preface is HTTP/1, decided at its first byte
+impl Timer for FirstHeadBy {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
+        TokioTimer::new().sleep(duration)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn Sleep>> {
+        TokioTimer::new().sleep_until(self.deadline(deadline))
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn Sleep>>, new_deadline: Instant) {
+        TokioTimer::new().reset(sleep, self.deadline(new_deadline));
+    }
+
+    fn now(&self) -> Instant {
+        TokioTimer::new().now()
+    }
+}
+
+/// Whether the connection opens with the HTTP/2 preface (`None`: closed before its bytes told).
+/// A connection whose first bytes differ from the preface is HTTP/1, decided at its first byte
 /// for any HTTP/1 method.
 async fn opens_with_preface(stream: &TcpStream) -> std::io::Result<Option<bool>> {
     let mut buf = [0u8; H2_PREFACE.len()];
+    let mut n = stream.peek(&mut buf).await?;
+    // Where a split preface is peeked again: the same socket under another descriptor.
+    let mut dup = None;
     loop {
-        let n = stream.peek(&mut buf).await?;
         if n == 0 {
             return Ok(None);
         }
@@ -150,9 +243,43 @@ async fn opens_with_preface(stream: &TcpStream) -> std::io::Result<Option<bool>>
         if n == H2_PREFACE.len() {
             return Ok(Some(true));
         }
-        // A preface split across segments: peeking again at once would return the same
-        // bytes, so wait a little for the rest (bounded by the caller's timeout).
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        let dup = match &dup {
+            Some(dup) => dup,
+            None => dup.insert(std::net::TcpStream::from(
+                stream.as_fd().try_clone_to_owned()?,
+            )),
+        };
+        n = more(stream, dup, &mut buf, n).await?;
+    }
+}
+
+/// Waits for the connection to hold more than the `seen` bytes peeked so far and peeks them
+/// (0: it was closed first), sleeping meanwhile (the caller's timeout bounds the wait).
+///
+/// The socket stays readable while the bytes are there, so `peek` would return the same
+/// bytes at once, again and again. Instead the peek runs inside `try_io`, which clears the
+/// socket's readiness when it finds nothing new, and the task sleeps until the next segment
+/// (or the peer's close) makes it readable again. A segment that arrives while the peek runs
+/// is not lost: `try_io` clears only the readiness it saw before. (`dup` is the same socket,
+/// non-blocking as well; tokio's own `peek` cannot run inside `try_io`.)
+async fn more(
+    stream: &TcpStream,
+    dup: &std::net::TcpStream,
+    buf: &mut [u8],
+    seen: usize,
+) -> std::io::Result<usize> {
+    loop {
+        let ready = stream.ready(Interest::READABLE).await?;
+        let peeked = stream.try_io(Interest::READABLE, || match dup.peek(buf)? {
+            n if n > seen => Ok(n),
+            // Closed after a part of the preface: it will never be whole.
+            _ if ready.is_read_closed() => Ok(0),
+            _ => Err(ErrorKind::WouldBlock.into()),
+        });
+        match peeked {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
     }
 }
 
@@ -160,7 +287,7 @@ async fn opens_with_preface(stream: &TcpStream) -> std::io::Result<Option<bool>>
 struct Handoff {
     stream: std::net::TcpStream,
     peer: SocketAddr,
-    permit: Option<OwnedSemaphorePermit>,
+    counted: Counted,
 }
 
 /// A serving thread beside the accepting one.
@@ -211,14 +338,14 @@ pub(super) struct Threads {
 
 impl Threads {
     /// Gives `stream` to the thread with the fewest connections (the accepting thread on a
-    /// tie) and counts it there. Returns it (and its permit) when the accepting thread is to
-    /// serve it.
+    /// tie) and counts it there. Returns it, counted, when the accepting thread is to serve
+    /// it.
     pub(super) fn place(
         &self,
         stream: TcpStream,
         peer: SocketAddr,
         permit: Option<OwnedSemaphorePermit>,
-    ) -> Option<(TcpStream, Option<OwnedSemaphorePermit>)> {
+    ) -> Option<(TcpStream, Counted)> {
         let mut fewest = self.local.load(Ordering::Relaxed);
         let mut best = None;
         for w in &self.workers {
@@ -229,8 +356,7 @@ impl Threads {
             }
         }
         let Some(w) = best else {
-            self.local.fetch_add(1, Ordering::Relaxed);
-            return Some((stream, permit));
+            return Some((stream, Counted::new(&self.local, permit)));
         };
         // Deregisters it from this thread's IO driver; the worker registers it with its own.
         let stream = match stream.into_std() {
@@ -240,17 +366,17 @@ impl Threads {
                 return None;
             }
         };
-        w.open.fetch_add(1, Ordering::Relaxed);
+        let counted = Counted::new(&w.open, permit);
         if w.tx
             .send(Handoff {
                 stream,
                 peer,
-                permit,
+                counted,
             })
             .is_err()
         {
-            // The thread has stopped (only during shutdown): the connection is closed.
-            w.open.fetch_sub(1, Ordering::Relaxed);
+            // The thread has stopped (only during shutdown): the connection is closed (and
+            // uncounted with the hand-off).
             tracing::debug!(%peer, "serving thread gone; connection closed");
         }
         None
@@ -271,10 +397,10 @@ async fn serve_handed(
 ) {
     let graceful = GracefulShutdown::new();
     let adopt = |h: Handoff, graceful: &GracefulShutdown| match TcpStream::from_std(h.stream) {
-        Ok(stream) => serve.spawn(stream, h.peer, h.permit, graceful),
+        Ok(stream) => serve.spawn(stream, h.peer, h.counted, graceful),
+        // The connection is closed and uncounted with `h`.
         Err(e) => {
-            serve.open.fetch_sub(1, Ordering::Relaxed);
-            tracing::debug!(peer = %h.peer, error = %e, "could not adopt a connection; closed");
+            tracing::debug!(peer = %h.peer, error = %e, "could not adopt a connection; closed")
         }
     };
     loop {

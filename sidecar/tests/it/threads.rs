@@ -105,6 +105,17 @@ async fn work_stealing_runtime_still_serves() {
     sc.stop().await;
 }
 
+/// Waits for the sidecar to close `conn` without an answer.
+async fn closed_without_answer(conn: &mut tokio::net::TcpStream, what: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(patience(), conn.read(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("{what} stays open past the head timeout"))
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{what} closed without an answer");
+}
+
 /// A connection that never sends a byte is closed at `--header-read-timeout`, before hyper
 /// (or any buffer of it) is involved; one that sends its head late is still served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,12 +133,29 @@ async fn a_silent_connection_is_closed_at_the_head_timeout() {
     late.read_to_end(&mut answer).await.unwrap();
     assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
     let began = Instant::now();
-    let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(patience(), silent.read(&mut buf))
-        .await
-        .expect("a silent connection stays open past the head timeout")
-        .unwrap_or(0);
-    assert_eq!(n, 0, "closed without an answer");
+    closed_without_answer(&mut silent, "a silent connection").await;
     tracing::info!(closed_after = ?began.elapsed(), "silent connection closed");
+    sc.stop().await;
+}
+
+/// A first byte that comes late does not restart the clock: the whole first head is due
+/// `--header-read-timeout` after the connection was taken up (here 2 s), not that long after
+/// its first byte (which gave 1.5 s + 2 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_first_byte_does_not_restart_the_head_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let up = upstream("m", Duration::ZERO).await;
+    let sc = sidecar_in_front_of(&up, &["--header-read-timeout", "2s"]).await;
+    let began = Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(sc.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    slow.write_all(b"G").await.unwrap();
+    closed_without_answer(&mut slow, "a slow head").await;
+    let closed_after = began.elapsed();
+    tracing::info!(?closed_after, "slow head closed");
+    assert!(
+        closed_after < Duration::from_millis(3000),
+        "a head begun 1.5 s in was cut only after {closed_after:?} (limit 2 s)"
+    );
     sc.stop().await;
 }

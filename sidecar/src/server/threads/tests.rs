@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
@@ -67,4 +67,131 @@ async fn a_connection_closed_before_any_byte_is_none() {
     let (client, server) = pair().await;
     drop(client);
     assert_eq!(opens_with_preface(&server).await.unwrap(), None);
+}
+
+/// A part of the preface and then nothing: the sniff sleeps until more comes (or the caller's
+/// timeout), instead of peeking the same bytes again and again.
+#[tokio::test]
+async fn a_partial_preface_is_waited_on_without_polling() {
+    let (mut client, server) = pair().await;
+    client.write_all(&H2_PREFACE[..3]).await.unwrap();
+    client.flush().await.unwrap();
+    let mut polls = 0u32;
+    let sniff = opens_with_preface(&server);
+    tokio::pin!(sniff);
+    let counted = std::future::poll_fn(|cx| {
+        polls += 1;
+        sniff.as_mut().poll(cx)
+    });
+    let waited = tokio::time::timeout(Duration::from_millis(300), counted).await;
+    assert!(waited.is_err(), "undecided on a part of the preface");
+    // A wake-up per segment and readiness change, not one per millisecond (about 300).
+    assert!(polls <= 10, "the sniff was polled {polls} times in 300 ms");
+    drop(client);
+}
+
+/// Closed after a part of the preface: told at the close, not at the caller's timeout.
+#[tokio::test]
+async fn a_connection_closed_after_a_partial_preface_is_none() {
+    let (mut client, server) = pair().await;
+    client.write_all(&H2_PREFACE[..7]).await.unwrap();
+    let closer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(client);
+    });
+    let got = tokio::time::timeout(Duration::from_secs(5), opens_with_preface(&server))
+        .await
+        .expect("decided at the close")
+        .unwrap();
+    assert_eq!(got, None);
+    closer.await.unwrap();
+}
+
+/// A serving thread beside the accepting one, without its thread: what `place` hands it
+/// arrives on the returned receiver.
+fn worker() -> (Worker, mpsc::UnboundedReceiver<Handoff>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (_, done) = oneshot::channel();
+    let worker = Worker {
+        tx,
+        open: Arc::default(),
+        done,
+    };
+    (worker, rx)
+}
+
+fn counts(threads: &Threads) -> Vec<usize> {
+    std::iter::once(&threads.local)
+        .chain(threads.workers.iter().map(|w| &w.open))
+        .map(|open| open.load(Ordering::Relaxed))
+        .collect()
+}
+
+#[tokio::test]
+async fn connections_go_to_the_thread_with_the_fewest_ties_to_the_acceptor() {
+    let (w1, mut rx1) = worker();
+    let (w2, mut rx2) = worker();
+    let threads = Threads {
+        local: Arc::default(),
+        workers: vec![w1, w2],
+    };
+    let mut clients = Vec::new();
+    let place = || async {
+        let (client, server) = pair().await;
+        let peer = server.peer_addr().unwrap();
+        (client, threads.place(server, peer, None))
+    };
+    let mut local = Vec::new();
+    // All at 0: a tie, kept by the accepting thread.
+    let (c, kept) = place().await;
+    clients.push(c);
+    local.push(kept.expect("a tie stays on the accepting thread"));
+    assert_eq!(counts(&threads), [1, 0, 0]);
+    // Then the first of the workers with fewest, then the other.
+    let (c, kept) = place().await;
+    clients.push(c);
+    assert!(kept.is_none());
+    assert_eq!(counts(&threads), [1, 1, 0]);
+    let (c, kept) = place().await;
+    clients.push(c);
+    assert!(kept.is_none());
+    assert_eq!(counts(&threads), [1, 1, 1]);
+    // A tie again: the accepting thread.
+    let (c, kept) = place().await;
+    clients.push(c);
+    local.push(kept.expect("a tie stays on the accepting thread"));
+    assert_eq!(counts(&threads), [2, 1, 1]);
+    let to_w1 = rx1.try_recv().expect("handed to the first worker");
+    let to_w2 = rx2.try_recv().expect("handed to the second worker");
+    assert!(rx1.try_recv().is_err() && rx2.try_recv().is_err());
+    // A connection closing on a worker makes it the one with the fewest.
+    drop(to_w2);
+    assert_eq!(counts(&threads), [2, 1, 0]);
+    let (c, kept) = place().await;
+    clients.push(c);
+    assert!(kept.is_none());
+    assert_eq!(counts(&threads), [2, 1, 1]);
+    let to_w2 = rx2.try_recv().expect("handed to the second worker again");
+    // Every count returns to 0 as the connections close.
+    drop((to_w1, to_w2));
+    drop(local);
+    assert_eq!(counts(&threads), [0, 0, 0]);
+    drop(clients);
+}
+
+#[tokio::test]
+async fn a_connection_for_a_stopped_thread_is_closed_and_uncounted() {
+    let (w1, rx1) = worker();
+    let threads = Threads {
+        local: Arc::new(AtomicUsize::new(1)),
+        workers: vec![w1],
+    };
+    drop(rx1);
+    let (mut client, server) = pair().await;
+    let peer = server.peer_addr().unwrap();
+    assert!(threads.place(server, peer, None).is_none());
+    assert_eq!(counts(&threads), [1, 0]);
+    let mut buf = [0u8; 1];
+    let n = client.read(&mut buf).await.unwrap_or(0);
+    assert_eq!(n, 0, "closed");
 }
