@@ -66,6 +66,7 @@ pub const NAMES: &[&str] = &[
     "sair-per-replica-guard",
     "sair-per-replica-trim",
     "sair-derived-caps",
+    "sair-derived-gpu-caps",
 ];
 
 /// Configuration of the SAIR policy.
@@ -182,6 +183,15 @@ impl SairConfig {
             "sair-derived-caps" => {
                 self.derived_caps = Some(caps::DerivedCaps {
                     prices: self.prices,
+                    ..caps::DerivedCaps::default()
+                });
+            }
+            // The same with CPU stages kept at `sair`'s cap (measured after `sair-derived-caps`
+            // lost the held-out trace's flash crowds for want of CPU headroom).
+            "sair-derived-gpu-caps" => {
+                self.derived_caps = Some(caps::DerivedCaps {
+                    prices: self.prices,
+                    cpu_fixed: Some(self.cpu_max_utilisation),
                     ..caps::DerivedCaps::default()
                 });
             }

@@ -37,6 +37,10 @@ pub struct DerivedCaps {
     /// expensive stage.
     pub cost_floor: f64,
     pub prices: Prices,
+    /// A fixed cap for CPU stages in place of the derived one (the `sair-derived-gpu-caps`
+    /// variant keeps `sair`'s 0.4 there: CPU headroom is what absorbs a burst); `None` derives
+    /// every stage's cap.
+    pub cpu_fixed: Option<f64>,
 }
 
 impl Default for DerivedCaps {
@@ -47,6 +51,7 @@ impl Default for DerivedCaps {
             max: 0.85,
             cost_floor: 0.6,
             prices: Prices::default(),
+            cpu_fixed: None,
         }
     }
 }
@@ -140,6 +145,9 @@ pub fn stage_caps(cfg: &DerivedCaps, s: &PipelineState) -> Option<Vec<f64>> {
             .iter()
             .zip(&costs)
             .map(|(st, &cost)| {
+                if let (StageKind::Cpu, Some(c)) = (st.kind, cfg.cpu_fixed) {
+                    return c;
+                }
                 let r = if top > 0.0 { cost / top } else { 1.0 };
                 let cost_factor = cfg.cost_floor + (1.0 - cfg.cost_floor) * r.clamp(0.0, 1.0);
                 (slo_utilisation(st, budget) * cost_factor).clamp(cfg.min, cfg.max)

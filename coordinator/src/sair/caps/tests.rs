@@ -63,3 +63,16 @@ fn bounds_are_respected() {
     none.slo_p99_s = 0.3;
     assert!(stage_caps(&cfg, &none).is_none());
 }
+
+#[test]
+fn fixed_cpu_cap_leaves_gpu_stages_derived() {
+    let derived = stage_caps(&DerivedCaps::default(), &pipeline(100.0, 0.0)).unwrap();
+    let cfg = DerivedCaps {
+        cpu_fixed: Some(0.4),
+        ..DerivedCaps::default()
+    };
+    let fixed = stage_caps(&cfg, &pipeline(100.0, 0.0)).unwrap();
+    assert_eq!(fixed[0], 0.4);
+    assert_eq!(fixed[2], 0.4);
+    assert_eq!(fixed[1], derived[1]);
+}
