@@ -1,7 +1,8 @@
 //! `sair-stage --startup`: model loading. Nothing listens until it has elapsed, so a readiness
 //! probe (the SAIR local actuator's) sees a replica take seconds to start, as a real one does.
 
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,12 +16,33 @@ impl Drop for Killed {
     }
 }
 
+/// A probe counts as "listening" only when `/healthz` answers 200: a bare connect can succeed
+/// against another process that took the port after `free_port` let it go, or against itself
+/// (a loopback TCP self-connect), and a CI run once failed that way after 0.4 ms.
+fn healthy(addr: SocketAddr) -> bool {
+    sair_tests::http::request(addr, "GET", "/healthz", b"").is_ok_and(|r| r.status == 200)
+}
+
+enum Attempt {
+    Passed,
+    PortTaken,
+}
+
 #[test]
 fn nothing_listens_until_the_startup_delay_has_elapsed() {
+    for _ in 0..3 {
+        if let Attempt::Passed = startup_attempt() {
+            return;
+        }
+    }
+    panic!("three free ports in a row were taken before sair-stage bound them");
+}
+
+fn startup_attempt() -> Attempt {
     let port = sair_tests::free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let started = Instant::now();
-    let _child = Killed(
+    let mut child = Killed(
         Command::new(env!("CARGO_BIN_EXE_sair-stage"))
             .args([
                 "--startup",
@@ -30,30 +52,51 @@ fn nothing_listens_until_the_startup_delay_has_elapsed() {
                 "--listen",
                 &addr.to_string(),
             ])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start sair-stage"),
     );
+    // The child's own word on when it bound: its `bound` line, timed as it arrives.
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, bound) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(r#""event":"bound""#) {
+                let _ = tx.send(Instant::now());
+                return;
+            }
+        }
+    });
     let deadline = started + sair_tests::patience();
     let mut refused_while_loading = 0;
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            break;
+    let bound_at = loop {
+        if let Ok(at) = bound.try_recv() {
+            break at;
         }
+        assert!(
+            !healthy(addr),
+            "/healthz answered 200 after {:?}, before the bound line",
+            started.elapsed()
+        );
         refused_while_loading += 1;
-        assert!(Instant::now() < deadline, "sair-stage never listened");
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            // 69: another process took the port between `free_port` and the bind.
+            assert_eq!(status.code(), Some(69), "sair-stage exited while loading");
+            return Attempt::PortTaken;
+        }
+        assert!(Instant::now() < deadline, "sair-stage never bound");
         std::thread::sleep(Duration::from_millis(50));
-    }
-    let ready_after = started.elapsed();
+    };
+    let ready_after = bound_at - started;
     tracing::info!(?ready_after, refused_while_loading, "listening");
     assert!(
         ready_after >= Duration::from_millis(1500),
-        "listened after {ready_after:?}"
+        "bound after {ready_after:?}"
     );
     assert!(refused_while_loading > 0);
-    let r = sair_tests::http::request(addr, "GET", "/healthz", b"").expect("healthz");
-    assert_eq!(r.status, 200);
+    assert!(healthy(addr), "/healthz did not answer 200 once bound");
+    Attempt::Passed
 }
 
 #[test]
