@@ -45,12 +45,18 @@ pub const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 
 /// The mesh options of `run` (`--mesh-listen`, `--seeds`, `--cert`, `--key`, `--ca`), shared
 /// with the coordinator: without `--mesh-listen` the agent is not on the mesh and the others
-/// must not be given. A bad one is a configuration error (exit 64) naming the flag.
+/// must not be given. A bad one is a configuration error (exit 64) naming the flag; a seed
+/// name that does not resolve yet exits 69.
 pub use sair_service::mesh::{MeshArgs, MeshFlagError, MeshPlan};
 
 impl From<MeshFlagError> for AgentError {
     fn from(e: MeshFlagError) -> Self {
-        AgentError::Config(e.to_string())
+        if e.is_unavailable() {
+            // Not the operator's mistake: the seed's name has no address yet (exit 69).
+            AgentError::Mesh(e.to_string())
+        } else {
+            AgentError::Config(e.to_string())
+        }
     }
 }
 

@@ -40,7 +40,8 @@ pub struct MeshArgs {
 pub struct MeshPlan {
     /// Where the endpoint binds (and what it advertises).
     pub listen: SocketAddr,
-    /// Seeds, resolved.
+    /// Seeds, resolved: every address a name resolves to (a headless Service gives one per
+    /// Pod), of `listen`'s family when it has any, without repeats.
     pub seeds: Vec<SocketAddr>,
     /// `--cert`.
     pub cert: PathBuf,
@@ -50,7 +51,8 @@ pub struct MeshPlan {
     pub ca: PathBuf,
 }
 
-/// A mesh flag that cannot be used; every variant names the flag (a usage error, exit 64).
+/// A mesh flag that cannot be used; every variant names the flag. A usage error (exit 64),
+/// except a seed name that does not resolve now ([`MeshFlagError::is_unavailable`], exit 69).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MeshFlagError {
     #[error("--mesh-listen {value:?} is not an address: {reason}")]
@@ -67,10 +69,23 @@ pub enum MeshFlagError {
         flag: &'static str,
         what: &'static str,
     },
-    #[error("--seeds {seed:?} is not a reachable host:port: {reason}")]
+    #[error("--seeds {seed:?} is not host:port: {reason}")]
     BadSeed { seed: String, reason: String },
+    #[error(
+        "--seeds {seed:?} does not resolve now ({reason}); a headless Service has no address \
+         until one of its Pods is ready, so this exits 69 for its supervisor to retry"
+    )]
+    UnresolvedSeed { seed: String, reason: String },
     #[error("--seeds {seed:?}: a seed needs a real address and port")]
     NotARealSeed { seed: String },
+}
+
+impl MeshFlagError {
+    /// True when the flags are right but a seed cannot be resolved yet: a dependency is
+    /// unavailable (exit 69), not a usage error, so that a restart may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, MeshFlagError::UnresolvedSeed { .. })
+    }
 }
 
 impl MeshArgs {
@@ -130,18 +145,11 @@ impl MeshArgs {
             .map(|s| s.trim())
             .filter(|s| !s.is_empty())
         {
-            let addr = s
-                .to_socket_addrs()
-                .map_err(|e| e.to_string())
-                .and_then(|mut a| a.next().ok_or_else(|| "it resolves to nothing".to_owned()))
-                .map_err(|reason| MeshFlagError::BadSeed {
-                    seed: s.to_owned(),
-                    reason,
-                })?;
-            if addr.port() == 0 || addr.ip().is_unspecified() {
-                return Err(MeshFlagError::NotARealSeed { seed: s.to_owned() });
+            for addr in resolve_seed(s, listen)? {
+                if !seeds.contains(&addr) {
+                    seeds.push(addr);
+                }
             }
-            seeds.push(addr);
         }
         Ok(Some(MeshPlan {
             listen,
@@ -151,6 +159,59 @@ impl MeshArgs {
             ca,
         }))
     }
+}
+
+/// One `--seeds` entry: its syntax first (a usage error), then its addresses (a name that
+/// does not resolve now is [`MeshFlagError::UnresolvedSeed`]).
+fn resolve_seed(seed: &str, listen: SocketAddr) -> Result<Vec<SocketAddr>, MeshFlagError> {
+    let bad = |reason: &str| MeshFlagError::BadSeed {
+        seed: seed.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (host, port) = match seed.parse::<SocketAddr>() {
+        Ok(a) => (a.ip().to_string(), a.port()),
+        Err(_) => {
+            let (host, port) = seed
+                .rsplit_once(':')
+                .ok_or_else(|| bad("it has no :port"))?;
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| bad("the port is not a number from 1 to 65535"))?;
+            (host.trim_matches(['[', ']']).to_owned(), port)
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("the host is empty"));
+    }
+    if port == 0 {
+        return Err(MeshFlagError::NotARealSeed {
+            seed: seed.to_owned(),
+        });
+    }
+    let unresolved = |reason: String| MeshFlagError::UnresolvedSeed {
+        seed: seed.to_owned(),
+        reason,
+    };
+    let all: Vec<SocketAddr> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| unresolved(e.to_string()))?
+        .collect();
+    if all.iter().any(|a| a.ip().is_unspecified()) {
+        return Err(MeshFlagError::NotARealSeed {
+            seed: seed.to_owned(),
+        });
+    }
+    // A member bound to IPv4 cannot send to IPv6 and back: keep listen's family when there is one.
+    let same: Vec<SocketAddr> = all
+        .iter()
+        .copied()
+        .filter(|a| a.is_ipv4() == listen.is_ipv4())
+        .collect();
+    let chosen = if same.is_empty() { all } else { same };
+    if chosen.is_empty() {
+        return Err(unresolved("it resolves to no address".to_owned()));
+    }
+    Ok(chosen)
 }
 
 #[cfg(test)]

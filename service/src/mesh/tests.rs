@@ -46,6 +46,19 @@ fn bad_mesh_flags_are_errors_naming_the_flag() {
     assert!(message(args(Some("0.0.0.0:7946"), &[]).plan()).contains("--mesh-listen"));
     assert!(message(args(Some("127.0.0.1:0"), &["x"]).plan()).contains("--seeds"));
     assert!(message(args(Some("127.0.0.1:0"), &["127.0.0.1:0"]).plan()).contains("--seeds"));
+    for bad in [
+        "localhost",
+        "localhost:x",
+        ":7946",
+        "localhost:70000",
+        "0.0.0.0:7946",
+    ] {
+        let e = args(Some("127.0.0.1:0"), &[bad]).plan().err();
+        assert!(
+            e.as_ref().is_some_and(|e| !e.is_unavailable()),
+            "{bad}: {e:?}"
+        );
+    }
     for flag in ["--cert", "--key", "--ca"] {
         let mut a = args(Some("127.0.0.1:0"), &[]);
         match flag {
@@ -93,4 +106,32 @@ fn the_flags_come_from_sair_variables_too() {
     ] {
         assert!(ids.iter().any(|v| v == var), "{var}: {ids:?}");
     }
+}
+
+#[test]
+fn a_seed_name_that_does_not_resolve_is_unavailable_not_a_usage_error() {
+    // `.invalid` never resolves (RFC 6761): as a headless Service before its first Pod is ready.
+    let e = args(Some("127.0.0.1:0"), &["sair-mesh.invalid:7946"])
+        .plan()
+        .err()
+        .unwrap_or_else(|| panic!("an .invalid name resolved"));
+    assert!(e.is_unavailable(), "{e}");
+    assert!(e.to_string().contains("sair-mesh.invalid:7946"), "{e}");
+}
+
+#[test]
+fn a_seed_name_gives_every_address_of_the_listen_family_once() {
+    let plan = args(
+        Some("127.0.0.1:0"),
+        &["localhost:7946", "127.0.0.1:7946", "[::1]:7947"],
+    )
+    .plan()
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| panic!("a plan"));
+    // localhost's IPv4 address once (not again for the literal), and the IPv6 literal kept:
+    // a literal is taken as written.
+    let v4: Vec<_> = plan.seeds.iter().filter(|a| a.is_ipv4()).collect();
+    assert_eq!(v4.len(), 1, "{:?}", plan.seeds);
+    assert!(plan.seeds.iter().any(|a| a.is_ipv6()), "{:?}", plan.seeds);
 }

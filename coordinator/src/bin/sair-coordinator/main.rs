@@ -84,7 +84,7 @@ struct Plan {
 fn check(cli: &Cli) -> Result<Plan, Failure> {
     let file = PipelinesFile::load(&cli.config)
         .map_err(|e| usage(anyhow!(e).context("bad --config (pipelines file), nothing started")))?;
-    let mesh = cli.mesh.plan().map_err(|e| usage(anyhow!(e)))?;
+    let mesh = cli.mesh.plan().map_err(|(exit, e)| (exit, anyhow!(e)))?;
     let http = match cli.http_listen.trim() {
         "" | "none" => None,
         s => Some(

@@ -10,6 +10,7 @@ use sair_mesh::metrics::MeshMetrics;
 use sair_mesh::transport::Transport;
 use sair_mesh::transport::quic::QuicTransport;
 use sair_mesh::{Candidacy, MemberId, Mesh, MeshConfig, Role};
+use sair_service::exit::Exit;
 
 /// The mesh options (named apart from the shared `MeshArgs`: clap names a flattened group after
 /// its type, and two groups may not share a name).
@@ -32,21 +33,43 @@ pub struct MeshPlan {
 }
 
 impl MeshOptions {
-    /// The checked options; every error names its flag.
-    pub fn plan(&self) -> Result<MeshPlan, String> {
+    /// The checked options; every error names its flag, with its exit status (69 for a seed
+    /// that does not resolve yet, else 64).
+    pub fn plan(&self) -> Result<MeshPlan, (Exit, String)> {
+        self.plan_inner().map_err(|(unavailable, e)| {
+            let exit = if unavailable {
+                Exit::Unavailable
+            } else {
+                Exit::Usage
+            };
+            (exit, e)
+        })
+    }
+
+    fn plan_inner(&self) -> Result<MeshPlan, (bool, String)> {
         let node = match &self.node_name {
             Some(n) => n.clone(),
             None => std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .ok()
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty())
-                .ok_or("--node is required where the host name cannot be read")?,
+                .ok_or((
+                    false,
+                    "--node is required where the host name cannot be read".to_owned(),
+                ))?,
         };
-        sair_mesh::id::validate_name(&node).map_err(|e| format!("--node {node:?}: {e}"))?;
-        let member = self.member.plan().map_err(|e| e.to_string())?.ok_or(
-            "--mesh-listen is required: the coordinator observes and decides through the mesh \
-             (give it with --cert, --key, --ca and --seeds)",
-        )?;
+        sair_mesh::id::validate_name(&node)
+            .map_err(|e| (false, format!("--node {node:?}: {e}")))?;
+        let member = self
+            .member
+            .plan()
+            .map_err(|e| (e.is_unavailable(), e.to_string()))?
+            .ok_or((
+                false,
+                "--mesh-listen is required: the coordinator observes and decides through the \
+                 mesh (give it with --cert, --key, --ca and --seeds)"
+                    .to_owned(),
+            ))?;
         Ok(MeshPlan { node, member })
     }
 }
