@@ -212,14 +212,14 @@ fn error_response(edge: &EdgeParts, e: &ProxyError, grpc: bool) -> ProxyResponse
 
 /// The gRPC code for an error the sidecar answers itself, from its HTTP status as the gRPC
 /// spec maps them (doc/http-grpc-status-mapping.md: 400 INTERNAL, 502/503/504 UNAVAILABLE),
-/// with two statuses the table leaves at UNKNOWN made precise: 413 RESOURCE_EXHAUSTED (the
-/// message is over a size limit, what grpc servers answer for that) and 408
-/// DEADLINE_EXCEEDED.
+/// with three statuses the table leaves at UNKNOWN made precise: 413 and 431
+/// RESOURCE_EXHAUSTED (the message or its metadata is over a size limit, what gRPC
+/// implementations answer for either) and 408 DEADLINE_EXCEEDED.
 pub fn grpc_code(status: StatusCode) -> u8 {
     match status.as_u16() {
         400 => 13,             // INTERNAL
         408 => 4,              // DEADLINE_EXCEEDED
-        413 => 8,              // RESOURCE_EXHAUSTED
+        413 | 431 => 8,        // RESOURCE_EXHAUSTED
         429 | 502..=504 => 14, // UNAVAILABLE
         _ => 2,                // UNKNOWN
     }
@@ -260,4 +260,22 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_codes_follow_the_spec_table_with_size_limits_made_precise() {
+        let code = |s: u16| grpc_code(StatusCode::from_u16(s).expect("a status"));
+        assert_eq!(code(400), 13);
+        assert_eq!(code(408), 4);
+        assert_eq!(code(413), 8);
+        assert_eq!(code(431), 8);
+        for s in [429, 502, 503, 504] {
+            assert_eq!(code(s), 14, "{s}");
+        }
+        assert_eq!(code(500), 2);
+    }
 }
