@@ -205,6 +205,10 @@ fn bad_configuration_exits_64_naming_the_problem_before_anything_starts() {
         (with(&good, &["--interval", "0s"]), "--interval"),
         (with(&good, &["--stale-windows", "0"]), "--stale-windows"),
         (
+            with(&good, &["--decisions-log-max-mib", "10241"]),
+            "--decisions-log-max-mib",
+        ),
+        (
             with(&good, &[])
                 .into_iter()
                 .map(|a| {

@@ -25,7 +25,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +36,7 @@ use sair_wire::keys::{self, RhoTarget};
 
 use super::api::{PipelineView, Shared};
 use super::config::PipelinesFile;
+use super::journal::Journal;
 use super::metrics::{ActionKind, LiveMetrics, RefusedReason};
 use super::observe::{Observation, Observer, PipelineSpec, StageAlloc};
 use crate::policy::{
@@ -69,8 +69,8 @@ pub struct LoopOptions {
     pub interval: Duration,
     /// A report is stale after this many of its windows without a change.
     pub stale_windows: f64,
-    /// `<state-dir>/decisions.jsonl`, appended to; `None`: not written.
-    pub decisions_log: Option<PathBuf>,
+    /// `<state-dir>/decisions.jsonl`, appended to and rotated at its limit; `None`: not written.
+    pub decisions_log: Option<Journal>,
     pub backoff: Backoff,
 }
 
@@ -586,20 +586,15 @@ impl Live {
     }
 
     fn append(&self, r: &DecisionRecord) -> Result<(), LiveError> {
-        let Some(path) = &self.opts.decisions_log else {
+        let Some(journal) = &self.opts.decisions_log else {
             return Ok(());
         };
         let err = |source| LiveError::Log {
-            path: path.clone(),
+            path: journal.path().to_owned(),
             source,
         };
         let line = serde_json::to_string(r).map_err(|e| err(std::io::Error::other(e)))?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(err)?;
-        writeln!(f, "{line}").map_err(err)
+        journal.append(&line).map_err(err)
     }
 }
 

@@ -63,6 +63,12 @@ pub struct Cli {
     /// work dir (`<dir>/local`). Without it the store lives in memory and nothing is written.
     #[arg(long, env = "SAIR_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Size at which `<state-dir>/decisions.jsonl` is rotated to `decisions.jsonl.1` (the
+    /// older copy replaced), in MiB, 0–10240: at most twice this stays on disk. 0: no journal
+    /// (the status API's `/v1/decisions` still serves the newest).
+    #[arg(long, env = "SAIR_DECISIONS_LOG_MAX_MIB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(0..=sair_coordinator::live::journal::MAX_MIB))]
+    pub decisions_log_max_mib: u64,
     /// OpenAI-compatible server for the sair policy's `llm` selector, e.g.
     /// http://127.0.0.1:18080/v1. Without it the `model` selector decides.
     #[arg(long, env = "SAIR_LLM_URL")]

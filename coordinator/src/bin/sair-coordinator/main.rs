@@ -29,6 +29,7 @@ use sair_actuator::retry::Backoff;
 use sair_actuator::{Actuator, StageRef};
 use sair_coordinator::live::api::{self, Shared};
 use sair_coordinator::live::config::PipelinesFile;
+use sair_coordinator::live::journal::Journal;
 use sair_coordinator::live::policy as live_policy;
 use sair_coordinator::live::run::{Live, LoopOptions};
 use sair_coordinator::policies::UnknownPolicy;
@@ -77,7 +78,7 @@ struct Plan {
     mesh: mesh::MeshPlan,
     http: Option<std::net::SocketAddr>,
     policy_dir: Option<PathBuf>,
-    decisions_log: Option<PathBuf>,
+    decisions_log: Option<Journal>,
     llm: Option<LlmConfig>,
 }
 
@@ -143,7 +144,8 @@ fn check(cli: &Cli) -> Result<Plan, Failure> {
                         anyhow!("--state-dir {}: cannot be written: {e}", dir.display()),
                     )
                 })?;
-            (Some(policy_dir), Some(dir.join("decisions.jsonl")))
+            let journal = Journal::new(dir.join("decisions.jsonl"), cli.decisions_log_max_mib);
+            (Some(policy_dir), journal)
         }
         None => (None, None),
     };
