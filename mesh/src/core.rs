@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use foca::{Foca, NoCustomBroadcast, OwnedNotification, State, Timer};
+use foca::{Foca, Incarnation, Member, NoCustomBroadcast, OwnedNotification, State, Timer};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -77,6 +77,9 @@ pub struct CoreStats {
     pub swim_errors: u64,
     pub entries_refused: u64,
     pub deferred_accusations: u64,
+    /// Suspicions this member held unrefuted past its own deadline and declared down itself
+    /// (see [`MeshCore::expire_suspicions`]).
+    pub suspicions_expired: u64,
 }
 
 /// One member's protocol state.
@@ -106,6 +109,9 @@ pub struct MeshCore {
     events: VecDeque<Event>,
     anchor: (Instant, u64),
     health: u32,
+    /// Every suspicion this member holds, by member and incarnation, with when it first held
+    /// it (bounded by the members foca knows); see [`Self::expire_suspicions`].
+    suspicions: Vec<(MemberId, Incarnation, Instant)>,
     /// Who may claim: the mesh's own rule, or an outside authority's grant.
     candidacy: Candidacy,
     /// Whether this member claims now (see [`leader`]).
@@ -172,6 +178,7 @@ impl MeshCore {
             events: VecDeque::new(),
             anchor: (now, anchor_unix_ms),
             health: 0,
+            suspicions: Vec::new(),
             candidacy,
             claiming: false,
             claim: None,
@@ -343,6 +350,9 @@ impl MeshCore {
         if let Some(j) = self.next_join {
             next = next.min(j);
         }
+        if let Some(s) = self.suspicions.iter().map(|s| s.2).min() {
+            next = next.min(s + self.suspicion_timeout());
+        }
         next
     }
 
@@ -484,6 +494,7 @@ impl MeshCore {
     /// Fires due timers, retries joining, and starts a state round when one is due.
     pub fn tick(&mut self, now: Instant) {
         self.fire_timers(now);
+        self.expire_suspicions(now);
         if let Some(at) = self.next_join
             && at <= now
         {
@@ -645,6 +656,70 @@ impl MeshCore {
                 self.forget(&id, now);
             }
         }
+    }
+
+    /// How long this member holds a suspicion, however it learnt it, before declaring the
+    /// member down itself: twice foca's `suspect_to_down`, stretched by local health like this
+    /// member's own accusations, so the member whose probe failed (whose foca timer fires after
+    /// one `suspect_to_down`) always decides first while it is there to.
+    fn suspicion_timeout(&self) -> Duration {
+        self.config.suspect_to_down * (2 + self.health)
+    }
+
+    /// Notes the suspicions this member holds now (foca's view; checked at every tick, so at
+    /// least every gossip interval), keeping when each was first seen at its incarnation; a
+    /// refuted, confirmed or replaced one is dropped.
+    fn track_suspicions(&mut self, now: Instant) {
+        let held: Vec<(MemberId, Incarnation)> = self
+            .foca
+            .iter_membership_state()
+            .filter(|m| m.state() == State::Suspect)
+            .map(|m| (m.id().clone(), m.incarnation()))
+            .collect();
+        self.suspicions
+            .retain(|(id, inc, _)| held.iter().any(|(h, i)| h == id && i == inc));
+        for (id, inc) in held {
+            if !self
+                .suspicions
+                .iter()
+                .any(|(s, i, _)| *s == id && *i == inc)
+            {
+                self.suspicions.push((id, inc, now));
+            }
+        }
+    }
+
+    /// SWIM has every member that holds a suspicion time it out; foca arms the suspect-to-down
+    /// timer only on the member whose probe failed, and members that learn the suspicion by
+    /// gossip hold it with no timer. If that one timer is lost — its owner renews its identity
+    /// (declared down during a partition, it rejoins: foca then ignores every timer it armed
+    /// before) or dies — and the suspect never heard of the suspicion (it was cut off while
+    /// the gossip's retransmissions were spent), the suspect never refutes and stays suspect on
+    /// every member for good. So a suspicion still unrefuted after [`Self::suspicion_timeout`]
+    /// is declared down here, as its originator would have: the member hears it is down the
+    /// next time it talks to this one and rejoins under a new generation.
+    fn expire_suspicions(&mut self, now: Instant) {
+        self.track_suspicions(now);
+        let timeout = self.suspicion_timeout();
+        let expired: Vec<Member<MemberId>> = self
+            .suspicions
+            .iter()
+            .filter(|(_, _, since)| now >= *since + timeout)
+            .map(|(id, inc, _)| Member::new(id.clone(), *inc, State::Down))
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for m in &expired {
+            tracing::info!(member = ?m.id(), after = ?timeout, "suspicion not refuted in time: declared down");
+        }
+        self.stats.suspicions_expired += expired.len() as u64;
+        let mut out = SwimOut::default();
+        if let Err(e) = self.foca.apply_many(expired.into_iter(), true, &mut out) {
+            self.stats.swim_errors += 1;
+            tracing::debug!(error = %e, "declaring an expired suspicion down failed");
+        }
+        self.absorb(out, now);
     }
 
     fn forget(&mut self, id: &MemberId, now: Instant) {
