@@ -476,7 +476,28 @@ impl MeshCore {
             self.events.push_back(Event::Changed(c));
         }
         if epoch_changed {
+            self.keep_term_history(now);
             self.update_leader(now);
+        }
+    }
+
+    /// A member that never claims (an agent) keeps the newest epoch it has seen under its own
+    /// [`EPOCH_KEY`]. A coordinator's claim is forgotten with it, so without this a coordinator
+    /// that joins after every earlier one has gone (and been forgotten) would claim below what
+    /// the agents' fences admitted, and they would refuse its decisions as stale for good.
+    /// Only a member's own claim is a claim ([`Self::update_leader`]), so this one never leads.
+    fn keep_term_history(&mut self, now: Instant) {
+        if self.id.role == Role::Coordinator {
+            return;
+        }
+        let Some(bytes) = self.newest_epoch.as_ref().map(Epoch::to_bytes) else {
+            return;
+        };
+        if self.state.get(&self.id.name, EPOCH_KEY) == Some(bytes.as_slice()) {
+            return;
+        }
+        if let Err(err) = self.set(EPOCH_KEY, Some(bytes), now) {
+            tracing::warn!(error = %err, "could not keep the newest epoch");
         }
     }
 

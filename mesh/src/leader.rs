@@ -12,10 +12,9 @@
 //! authority's), with its own name — and publishes it under [`EPOCH_KEY`]; every decision it
 //! publishes carries that epoch ([`Decision`]). A claim is not withdrawn when its author stops
 //! claiming: it carries the term history, so a new claimant claims above a deposed leader's
-//! term even if it never saw that leader lead. A dead coordinator's claim is forgotten with it
-//! (`forget_after`): if every coordinator is gone that long, a new one may claim below what the
-//! agents' fences admitted (a known limit, docs/mesh.md). A receiver admits a decision only if
-//! it comes from the leader it sees now
+//! term even if it never saw that leader lead. A dead coordinator's claim is forgotten with it,
+//! so agents keep the newest epoch they have seen under their own [`EPOCH_KEY`] (never a claim:
+//! only a coordinator's own epoch is one), and the history outlives every coordinator. A receiver admits a decision only if it comes from the leader it sees now
 //! *and* its epoch is not older than the newest epoch it has admitted ([`Fence`]). After a
 //! partition heals (or a Lease changes hands), the claimant sees its rival's term, claims above
 //! it, and the rival's decisions are refused both because it no longer leads and because their

@@ -470,6 +470,52 @@ async fn the_lease_holder_leads_everywhere_and_a_handover_fences_the_old_holder(
     c.run(vec![leader_on(&all, Some("c2"), 2 * SEC)]).await;
 }
 
+/// The term history outlives every coordinator: the agents keep the newest epoch they saw, so
+/// a coordinator that joins after all earlier ones are dead and forgotten claims above what
+/// the agents' fences admitted (c0 sorts before c1: at term 1 its claim would be stale).
+#[tokio::test(start_paused = true)]
+async fn a_coordinator_joining_after_all_others_are_forgotten_claims_above_their_terms() {
+    init();
+    let mut c = Cluster::new(fast_config());
+    c.run(vec![
+        spawn("c1", Coordinator, &[]),
+        spawn("a1", Agent, &["c1"]),
+        spawn("a2", Agent, &["a1"]),
+        alive(&["a1", "a2", "c1"], 5 * SEC),
+        leader_on(&["a1", "a2", "c1"], Some("c1"), SEC),
+    ])
+    .await;
+    let old = c
+        .mesh("c1")
+        .view()
+        .epoch
+        .unwrap_or_else(|| panic!("c1 leads"));
+    let mut fence = Fence::default();
+    assert_eq!(fence.admit(&old, Some("c1")), Admission::Admitted);
+    // The agents keep c1's term under their own ctl/epoch, which is no claim of theirs.
+    c.run(vec![
+        sees("a1", "ctl/epoch", Some(&old.to_bytes()), 2 * SEC),
+        sees("a2", "ctl/epoch", Some(&old.to_bytes()), 2 * SEC),
+        Operation::Kill("c1".into()),
+        state_of("c1", None, 30 * SEC),
+        spawn("c0", Coordinator, &["a1"]),
+        alive(&["a1", "a2", "c0"], 5 * SEC),
+        leader_on(&["a1", "a2", "c0"], Some("c0"), SEC),
+    ])
+    .await;
+    let mut new = None;
+    for _ in 0..50 {
+        new = c.mesh("c0").view().epoch.filter(|e| *e > old);
+        if new.is_some() {
+            break;
+        }
+        tokio::time::sleep(SEC / 10).await;
+    }
+    let new = new.unwrap_or_else(|| panic!("c0 never claimed above {old:?}"));
+    assert_eq!(new.leader, "c0");
+    assert_eq!(fence.admit(&new, Some("c0")), Admission::Admitted);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_member_that_leaves_is_dead_everywhere_before_any_suspicion_could_expire() {
     init();
