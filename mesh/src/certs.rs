@@ -47,6 +47,43 @@ pub enum CertError {
     Name(#[from] crate::error::ConfigError),
 }
 
+/// Which of a member's three files an error of [`MeshTls::from_files`] is about, so that a
+/// binary names the flag that gave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberFile {
+    Cert,
+    Key,
+    Ca,
+}
+
+impl MemberFile {
+    /// The flag every SAIR binary on the mesh takes this file from (`sair_service::mesh`).
+    pub fn flag(self) -> &'static str {
+        match self {
+            MemberFile::Cert => "--cert",
+            MemberFile::Key => "--key",
+            MemberFile::Ca => "--ca",
+        }
+    }
+}
+
+impl CertError {
+    /// The file this error of [`MeshTls::from_files`]`(cert, key, ca)` is about.
+    pub fn member_file(&self, key: &Path, ca: &Path) -> MemberFile {
+        match self {
+            CertError::Pem { what, .. } if what.contains("CA") => MemberFile::Ca,
+            CertError::Pem { what, .. } if what.contains("key") => MemberFile::Key,
+            CertError::Pem { path, .. } | CertError::Io { path, .. } if path == ca => {
+                MemberFile::Ca
+            }
+            CertError::Pem { path, .. } | CertError::Io { path, .. } if path == key => {
+                MemberFile::Key
+            }
+            _ => MemberFile::Cert,
+        }
+    }
+}
+
 /// Where [`init_ca`] wrote the CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaFiles {

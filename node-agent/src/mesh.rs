@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use metrics::Counter;
-use sair_mesh::certs::{CertError, MeshTls};
+use sair_mesh::certs::MeshTls;
 use sair_mesh::leader::EPOCH_KEY;
 use sair_mesh::metrics::MeshMetrics;
 use sair_mesh::transport::Transport;
@@ -67,16 +67,10 @@ fn config_error(msg: String) -> AgentError {
 /// Loads `--cert`, `--key` and `--ca` of `plan`; an error names the flag and the file.
 pub fn tls(plan: &MeshPlan) -> Result<MeshTls, AgentError> {
     MeshTls::from_files(&plan.cert, &plan.key, &plan.ca).map_err(|e| {
-        let flag = match &e {
-            CertError::Pem { what, .. } if what.contains("CA") => "--ca",
-            CertError::Pem { what, .. } if what.contains("key") => "--key",
-            CertError::Pem { path, .. } | CertError::Io { path, .. } if *path == plan.ca => "--ca",
-            CertError::Pem { path, .. } | CertError::Io { path, .. } if *path == plan.key => {
-                "--key"
-            }
-            _ => "--cert",
-        };
-        config_error(format!("{flag}: {e}"))
+        config_error(format!(
+            "{}: {e}",
+            e.member_file(&plan.key, &plan.ca).flag()
+        ))
     })
 }
 

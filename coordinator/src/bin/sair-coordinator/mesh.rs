@@ -5,7 +5,7 @@
 //! decides through it, so `--mesh-listen` is required.
 
 use clap::Args;
-use sair_mesh::certs::{CertError, MeshTls};
+use sair_mesh::certs::MeshTls;
 use sair_mesh::metrics::MeshMetrics;
 use sair_mesh::transport::Transport;
 use sair_mesh::transport::quic::QuicTransport;
@@ -78,18 +78,8 @@ impl MeshPlan {
     /// Loads `--cert`, `--key` and `--ca`; an error names the flag and the file.
     pub fn tls(&self) -> Result<MeshTls, String> {
         let m = &self.member;
-        MeshTls::from_files(&m.cert, &m.key, &m.ca).map_err(|e| {
-            let flag = match &e {
-                CertError::Pem { what, .. } if what.contains("CA") => "--ca",
-                CertError::Pem { what, .. } if what.contains("key") => "--key",
-                CertError::Pem { path, .. } | CertError::Io { path, .. } if *path == m.ca => "--ca",
-                CertError::Pem { path, .. } | CertError::Io { path, .. } if *path == m.key => {
-                    "--key"
-                }
-                _ => "--cert",
-            };
-            format!("{flag}: {e}")
-        })
+        MeshTls::from_files(&m.cert, &m.key, &m.ca)
+            .map_err(|e| format!("{}: {e}", e.member_file(&m.key, &m.ca).flag()))
     }
 
     /// Binds the endpoint and joins through the seeds, as a coordinator that may claim
