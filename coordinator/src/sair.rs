@@ -13,6 +13,7 @@
 //! Everything here is sans-IO except the experience store's file and the LLM client's
 //! loopback HTTP, both behind small modules. Design and reasons: docs/policy.md.
 
+pub mod burst;
 pub mod calibration;
 pub mod candidates;
 pub mod caps;
@@ -32,6 +33,7 @@ use std::path::PathBuf;
 use crate::policies::Prices;
 use crate::policy::{Action, Decision, DecisionSource, Explanation, PipelineState, Policy};
 
+use burst::{BurstConfig, BurstMemory};
 use calibration::Calibration;
 use candidates::CandidateConfig;
 use episode::{IntervalObservations, Pending};
@@ -67,6 +69,8 @@ pub const NAMES: &[&str] = &[
     "sair-per-replica-trim",
     "sair-derived-caps",
     "sair-derived-gpu-caps",
+    "sair-burst-memory",
+    "sair-burst-memory-fit",
 ];
 
 /// Configuration of the SAIR policy.
@@ -113,6 +117,13 @@ pub struct SairConfig {
     /// ([`caps`]) in place of the two constants; `None` in `sair`, set by the opt-in
     /// `sair-derived-caps` (issue 15, item 4).
     pub derived_caps: Option<caps::DerivedCaps>,
+    /// Burst memory (issue 15, item 3; [`burst`]): recurring bursts learned from the arrival
+    /// history. Once a burst has recurred, each stage plans for the learned peak from its
+    /// start-up time (plus one interval) before the next expected onset until its expected
+    /// end, nothing sheds capacity in that window, and under the burst hold GPU replicas are
+    /// kept warm at a lower ρ (their share may fall, their count may not) while the next burst
+    /// is further off. `None` turns it off.
+    pub burst_memory: Option<BurstConfig>,
 }
 
 impl Default for SairConfig {
@@ -138,6 +149,7 @@ impl Default for SairConfig {
             plan_on_mean: true,
             burst_hold_intervals: 10.0,
             derived_caps: None,
+            burst_memory: None,
         }
     }
 }
@@ -194,6 +206,15 @@ impl SairConfig {
                     cpu_fixed: Some(self.cpu_max_utilisation),
                     ..caps::DerivedCaps::default()
                 });
+            }
+            // Burst memory (issue 15, item 3): opt-in until measured (docs/results.md, "Burst
+            // memory").
+            "sair-burst-memory" => self.burst_memory = Some(BurstConfig::default()),
+            // The same plus "ρ to fit the load" on GPU stages, so that a warm replica's share
+            // falls (and rises back) in one move instead of 0.1 steps.
+            "sair-burst-memory-fit" => {
+                self.burst_memory = Some(BurstConfig::default());
+                self.candidates.fit_share = Some(ModelSelector::default().max_utilisation);
             }
             _ => return None,
         }
@@ -282,6 +303,8 @@ pub struct Sair {
     /// When the guard last scaled up: burst evidence that holds scale-downs
     /// ([`SairConfig::burst_hold_intervals`]).
     last_guard_t: Option<f64>,
+    /// Recurring bursts seen in the arrival history ([`SairConfig::burst_memory`]).
+    bursts: BurstMemory,
     observations: IntervalObservations,
     /// The last closed episode's decision id and reward ([`Policy::last_reward`]).
     last_reward: Option<(u64, f64)>,
@@ -336,6 +359,7 @@ impl Sair {
             pending: None,
             last_full_t: None,
             last_guard_t: None,
+            bursts: BurstMemory::new(cfg.burst_memory.unwrap_or_default()),
             observations: IntervalObservations::default(),
             last_reward: None,
             next_id: 0,
@@ -409,6 +433,9 @@ impl Policy for Sair {
             );
         }
         self.observations.add(s);
+        if self.cfg.burst_memory.is_some() {
+            self.bursts.observe(s.t_s, s.arrival_rate);
+        }
         let full = self.last_full_t.is_none_or(|t| {
             s.t_s - t
                 >= self.cfg.interval_s - 0.5 * self.cfg.guard.period_s.min(self.cfg.interval_s)

@@ -222,6 +222,12 @@ pub struct CandidateConfig {
     /// Per-replica GPU shares, trimming (`sair-per-replica-trim`): the newest replica's share
     /// one step down, a scale-down smaller than a replica that leaves the others' shares.
     pub replica_shares_trim: bool,
+    /// "ρ to fit the load" on every GPU stage: the smallest share (on the `rho_step` grid) that
+    /// keeps the stage's planned utilisation at or below this, on the replicas it has (issue
+    /// 15, item 3: a GPU replica kept warm at a low share between bursts, and its share raised
+    /// in one move when the burst forecast raises the load). `None` in `sair`; set by
+    /// `sair-burst-memory`.
+    pub fit_share: Option<f64>,
 }
 
 impl Default for CandidateConfig {
@@ -236,6 +242,7 @@ impl Default for CandidateConfig {
             rebalance: false,
             replica_shares_up: false,
             replica_shares_trim: false,
+            fit_share: None,
         }
     }
 }
@@ -332,6 +339,23 @@ pub fn generate(
                 ));
             }
         }
+        if let Some(cap) = cfg.fit_share {
+            for &i in &gpu {
+                if let Some(a) = fit_share(m, &hold, i, cap, cfg) {
+                    let kind = if a.rho[i] > hold.rho[i] {
+                        MoveKind::RhoUp
+                    } else {
+                        MoveKind::RhoDown
+                    };
+                    raw.push((
+                        kind,
+                        Some(i),
+                        format!("{} rho -> {:.2} (fit to load)", name(i), a.rho[i]),
+                        a,
+                    ));
+                }
+            }
+        }
         if cfg.replica_shares_up || cfg.replica_shares_trim {
             for &i in &gpu {
                 raw.extend(per_replica_moves(s, &hold, i, cfg));
@@ -418,6 +442,33 @@ pub fn generate(
         });
     }
     out
+}
+
+/// GPU stage `i` at the smallest share on the `rho_step` grid whose planned utilisation on the
+/// replicas it has is at most `cap` ([`CandidateConfig::fit_share`]); `None` when that is the
+/// share it has (or the stage has per-replica shares, which a one-share move would flatten).
+fn fit_share(
+    m: &Model<'_>,
+    hold: &Action,
+    i: usize,
+    cap: f64,
+    cfg: &CandidateConfig,
+) -> Option<Action> {
+    let st = &m.state.stages[i];
+    if !st.shares.is_empty() || cap.is_nan() || cap <= 0.0 {
+        return None;
+    }
+    let at_one = m.planning.stage_load(m.state, i, hold.replicas[i], 1.0);
+    let servers = f64::from(at_one.servers.max(1));
+    let need = at_one.lambda * at_one.service_mean_s / (servers * cap);
+    let step = cfg.rho_step.max(RHO_QUANTUM);
+    let rho = ((need / step - 1e-9).ceil() * step).clamp(cfg.rho_min, 1.0);
+    if !rho.is_finite() || (rho - st.rho).abs() < 1e-9 {
+        return None;
+    }
+    let mut a = hold.clone();
+    a.rho[i] = rho;
+    Some(a)
 }
 
 /// The per-replica share moves on GPU stage `i` ([`CandidateConfig::replica_shares_up`],

@@ -28,13 +28,35 @@ use super::selector::{Selection, SelectionInput, Selector};
 use super::store::{CandidateBrief, Episode, Source};
 use super::validator::{StartupWindow, startup_gap};
 
-/// Whether an action sheds capacity on some stage: fewer replicas than requested now, or a
-/// lower GPU share.
-pub(super) fn sheds(s: &PipelineState, a: &Action) -> bool {
-    s.stages.iter().enumerate().any(|(i, st)| {
-        a.replicas.get(i).is_some_and(|&r| r < st.replicas_desired)
-            || (st.kind == StageKind::Gpu && a.rho.get(i).is_some_and(|&r| r < st.rho - 1e-9))
-    })
+/// Per stage, whether an action sheds replicas (fewer than requested now) and whether it sheds
+/// GPU share (a lower ρ).
+pub(super) fn shed_parts(s: &PipelineState, a: &Action) -> Vec<(bool, bool)> {
+    s.stages
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            (
+                a.replicas.get(i).is_some_and(|&r| r < st.replicas_desired),
+                st.kind == StageKind::Gpu && a.rho.get(i).is_some_and(|&r| r < st.rho - 1e-9),
+            )
+        })
+        .collect()
+}
+
+/// What burst memory and the burst hold forbid on one stage: shedding its replicas, shedding
+/// its GPU share.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct Held {
+    pub replicas: bool,
+    pub share: bool,
+}
+
+/// Whether an action sheds something `held` forbids, on any stage.
+pub(super) fn breaks_hold(s: &PipelineState, a: &Action, held: &[Held]) -> bool {
+    shed_parts(s, a)
+        .iter()
+        .zip(held)
+        .any(|(&(r, p), h)| (r && h.replicas) || (p && h.share))
 }
 
 /// What this interval offers the selector.
@@ -62,7 +84,10 @@ impl Sair {
         let planning = Planning::new(s, &self.history, self.cfg.interval_s);
         self.calibrate(s, &planning, &interval);
         self.close_pending(observed, s.slo_p99_s);
-        let offer = self.offer(s, &planning, observed);
+        // The burst forecast raises what the candidates plan for, after calibration (which
+        // compares the model with what the allocation in place did under the load it saw).
+        let (planning, forecast) = self.burst_planning(s, planning);
+        let offer = self.offer(s, &planning, observed, forecast);
         let retrieved = self.retrieve(&offer.features);
         let selection = self.select(s, &offer, &retrieved);
         let selection = self.explore(s, &offer, selection);
@@ -138,8 +163,99 @@ impl Sair {
         });
     }
 
-    /// Step 2: the candidates with their predictions, rewards and safety.
-    fn offer(&self, s: &PipelineState, planning: &Planning, observed: Point) -> Offer {
+    /// A stage's start-up (the operator's estimate; the longest known one, or two intervals,
+    /// when it has none).
+    fn startup_estimate_s(&self, i: usize) -> f64 {
+        self.cfg
+            .startup_s
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| {
+                self.cfg
+                    .startup_s
+                    .iter()
+                    .copied()
+                    .fold(2.0 * self.cfg.interval_s, f64::max)
+            })
+            .max(0.0)
+    }
+
+    /// How long before a burst stage `i` must start getting ready for `peak` req/s: one
+    /// decision interval (the longest a decision can wait for the next) when a higher ρ on the
+    /// replicas it has can carry the peak (ρ acts at once), else its start-up as well.
+    fn burst_lead_s(&self, s: &PipelineState, i: usize, service_mean_1: f64, peak: f64) -> f64 {
+        let st = &s.stages[i];
+        let by_share = st.kind == StageKind::Gpu
+            && f64::from(st.replicas_desired.max(1) * st.concurrency.max(1))
+                * self.model.max_utilisation
+                >= peak * service_mean_1;
+        if by_share {
+            self.cfg.interval_s
+        } else {
+            self.cfg.interval_s + self.startup_estimate_s(i)
+        }
+    }
+
+    /// What the holds forbid per stage ([`Held`]):
+    ///
+    /// - the burst hold (`holding`: the guard fired lately) forbids shedding anything, until a
+    ///   recurrence is learned; from then on it keeps only GPU replicas (warm: a cold start
+    ///   costs its billed start-up and the burst's first seconds, a low share costs little),
+    ///   and burst memory decides the rest;
+    /// - burst memory forbids shedding a stage's replicas while the next burst may come within
+    ///   its start-up plus one interval, and its GPU share within one interval.
+    pub(super) fn held(&self, s: &PipelineState, holding: bool) -> Vec<Held> {
+        let memory = self.cfg.burst_memory.is_some();
+        let learned = memory && self.bursts.learned();
+        (0..s.stages.len())
+            .map(|i| {
+                let gpu = s.stages[i].kind == StageKind::Gpu;
+                let replicas_lead = self.cfg.interval_s + self.startup_estimate_s(i);
+                let soon = |lead: f64| memory && self.bursts.likely(s.t_s, lead);
+                Held {
+                    replicas: (holding && (!learned || gpu)) || soon(replicas_lead),
+                    share: (holding && !learned) || (gpu && soon(self.cfg.interval_s)),
+                }
+            })
+            .collect()
+    }
+
+    /// Burst memory's part of the planning loads ([`super::burst`]): each stage whose lead time
+    /// reaches into the next expected burst plans for the learned peak (never for less than
+    /// it did). Returns whether the forecast raised any stage.
+    pub(super) fn burst_planning(
+        &self,
+        s: &PipelineState,
+        mut planning: Planning,
+    ) -> (Planning, bool) {
+        if self.cfg.burst_memory.is_none() {
+            return (planning, false);
+        }
+        let Some(peak) = self.bursts.next(s.t_s).map(|w| w.peak) else {
+            return (planning, false);
+        };
+        let mut raised = false;
+        for i in 0..planning.lambda.len().min(s.stages.len()) {
+            let lead = self.burst_lead_s(s, i, planning.service_mean_1[i], peak);
+            let l = planning.lambda[i];
+            let f = self.bursts.floor(s.t_s, lead, l);
+            if f > l {
+                planning.lambda[i] = f;
+                raised = true;
+            }
+        }
+        (planning, raised)
+    }
+
+    /// Step 2: the candidates with their predictions, rewards and safety. `forecast`: the
+    /// burst forecast raised the planning loads, so a scale-up is not a reversal to hold back.
+    fn offer(
+        &self,
+        s: &PipelineState,
+        planning: &Planning,
+        observed: Point,
+        forecast: bool,
+    ) -> Offer {
         let model = Model {
             state: s,
             planning,
@@ -164,6 +280,8 @@ impl Sair {
         let holding = self
             .last_guard_t
             .is_some_and(|t| s.t_s - t < self.cfg.burst_hold_intervals * self.cfg.interval_s);
+        let held = self.held(s, holding);
+        let pressure = slo_pressure || forecast;
         let window = StartupWindow {
             demand: &planning.lambda,
             service_mean_1: &planning.service_mean_1,
@@ -172,15 +290,13 @@ impl Sair {
         let safe = candidates
             .iter()
             .map(|c| {
-                self.validator
-                    .check(s, &c.action, s.t_s, slo_pressure)
-                    .is_ok()
+                self.validator.check(s, &c.action, s.t_s, pressure).is_ok()
                     && self
                         .cfg
                         .limits
                         .startup_max_utilisation
                         .is_none_or(|u| startup_gap(s, &c.action, &window, u).is_ok())
-                    && !(holding && sheds(s, &c.action))
+                    && !breaks_hold(s, &c.action, &held)
             })
             .collect();
         Offer {

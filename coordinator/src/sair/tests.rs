@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use super::features::Planning;
 use super::test_util::pipeline;
 use super::*;
 use crate::policy::StageKind;
@@ -283,20 +284,85 @@ mod prop {
 #[test]
 fn shedding_is_fewer_replicas_or_a_lower_share() {
     let s = pipeline(100.0, 0.0);
+    let all = [decision::Held {
+        replicas: true,
+        share: true,
+    }; 3];
+    let sheds = |a: &Action| decision::breaks_hold(&s, a, &all);
     let hold = Action::hold(&s);
-    assert!(!decision::sheds(&s, &hold));
+    assert!(!sheds(&hold));
     let mut up = hold.clone();
     up.replicas[0] += 1;
-    assert!(!decision::sheds(&s, &up));
+    assert!(!sheds(&up));
     let mut down = hold.clone();
     down.replicas[0] -= 1;
-    assert!(decision::sheds(&s, &down));
+    assert!(sheds(&down));
     let mut cut = hold.clone();
     cut.rho[1] = 0.8;
-    assert!(decision::sheds(&s, &cut));
+    assert!(sheds(&cut));
+    // A stage whose share may fall (a GPU replica kept warm) sheds only by replicas.
+    let mut warm = all;
+    warm[1].share = false;
+    assert!(!decision::breaks_hold(&s, &cut, &warm));
+    let mut fewer = hold.clone();
+    fewer.replicas[1] -= 1;
+    assert!(decision::breaks_hold(&s, &fewer, &warm));
     assert!(SairConfig::default().burst_hold_intervals > 0.0);
     let off = SairConfig::default()
         .for_name("sair-no-burst-hold")
         .unwrap();
     assert_eq!(off.burst_hold_intervals, 0.0);
+}
+
+/// Issue 15, item 3: a burst that has recurred once is provisioned for before its next
+/// recurrence, and the forecast never lowers what a stage plans for nor holds back a scale-up.
+#[test]
+fn burst_memory_plans_for_the_next_recurrence_and_never_lowers_a_scale_up() {
+    let cfg = SairConfig::default().for_name("sair-burst-memory").unwrap();
+    let mut p = Sair::new(cfg).unwrap();
+    // 100 req/s with 60 s bursts to 300 req/s at 200 s and 400 s; calls every 5 s.
+    let rate = |t: f64| {
+        if t >= 200.0 && t % 200.0 < 60.0 {
+            300.0
+        } else {
+            100.0
+        }
+    };
+    let mut raised_before_third = false;
+    for k in 1..=115u32 {
+        let t = f64::from(k) * 5.0;
+        let s = pipeline(rate(t), t);
+        p.decide(&s);
+        let plain = Planning::new(&s, &p.history, 30.0);
+        let (with, forecast) = p.burst_planning(&s, plain.clone());
+        for (a, b) in with.lambda.iter().zip(&plain.lambda) {
+            assert!(a >= b, "t = {t}: the forecast lowered {b} to {a}");
+        }
+        if t < 400.0 {
+            assert!(!forecast, "t = {t}: one burst is no recurrence");
+        }
+        if (520.0..575.0).contains(&t) {
+            // Expected at 600 s (the seasonal forecast may already have raised it as well).
+            let next = p.bursts.next(t).map(|w| w.onset_s);
+            assert_eq!(next, Some(600.0), "t = {t}");
+            assert!(
+                with.lambda.iter().all(|&l| l >= 299.0),
+                "t = {t}: the third burst is not planned for: {:?}",
+                with.lambda
+            );
+            raised_before_third |= forecast;
+        }
+        // No hold, whatever it is, forbids a move that sheds nothing.
+        let held = p.held(&s, true);
+        let mut up = Action::hold(&s);
+        for (i, st) in s.stages.iter().enumerate() {
+            up.replicas[i] += 1;
+            if st.kind == StageKind::Gpu {
+                up.rho[i] = 1.0;
+            }
+        }
+        assert!(!decision::breaks_hold(&s, &up, &held));
+        assert!(!decision::breaks_hold(&s, &Action::hold(&s), &held));
+    }
+    assert!(raised_before_third);
 }
