@@ -317,14 +317,15 @@ fn the_log_is_quiet_by_default_and_verbose_on_request() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// `sair ARGS` with its address space limited to `kib` KiB and its time to 60 s (`timeout`
-/// exits 124), so that a run that allocates or loops with rate × duration fails here rather
-/// than exhausting the shared machine.
+/// `sair ARGS` with its address space limited to `kib` KiB and its time to 300 s (`timeout
+/// -s KILL`: the exit status is then not 64), so that a run that allocates or loops with rate ×
+/// duration fails here rather than exhausting the shared machine. The time limit is a safety
+/// net far above what a refusal takes, not a timing assertion.
 fn sair_limited(args: &[&str], kib: u64) -> Output {
     let mut c = Command::new("sh");
     c.arg("-c")
         .arg(format!(
-            "ulimit -v {kib} && exec timeout -s KILL 60 \"$0\" \"$@\""
+            "ulimit -v {kib} && exec timeout -s KILL 300 \"$0\" \"$@\""
         ))
         .arg(env!("CARGO_BIN_EXE_sair"))
         .args(args);
@@ -396,7 +397,9 @@ fn huge_scenarios_are_refused_before_allocation_naming_file_and_field() {
     for (i, (text, field)) in cases.iter().enumerate() {
         let sc = write(&d, &format!("huge{i}.toml"), text);
         let out = d.join(format!("out{i}"));
-        let t0 = std::time::Instant::now();
+        // Refused at parse time: under a 2 GiB address-space limit a run sized from these
+        // numbers would abort or be killed (never exit 64), and nothing is written. No
+        // wall-clock bound here: a loaded CI machine may take any time to start the binary.
         let o = sair_limited(
             &[
                 "eval",
@@ -419,7 +422,6 @@ fn huge_scenarios_are_refused_before_allocation_naming_file_and_field() {
         assert!(err.contains(&format!("huge{i}.toml")), "{err}");
         assert!(err.contains(field), "want {field:?} in {err}");
         assert!(!out.exists(), "nothing may run on a refused scenario");
-        assert!(t0.elapsed().as_secs() < 20, "took {:?}", t0.elapsed());
     }
     std::fs::remove_dir_all(&d).unwrap();
 }
