@@ -227,65 +227,114 @@ const PACED: [&str; 8] = [
 ];
 const BURST_NS: u64 = 20_000_000;
 
-#[test]
-fn achieved_share_tracks_rho() {
-    let w = World::new("accuracy");
-    let rhos = [0.1, 0.25, 0.5, 0.75, 0.9];
-    // One emulated GPU per ρ (own state file), all running at once.
+/// One paced run's outcome: the share it achieved and the fraction of its wall time the
+/// launcher spent runnable but waiting for a CPU.
+struct Paced {
+    share: f64,
+    starved: f64,
+}
+
+/// Runs one paced launcher per `(segment, ρ)` at once, each on its own emulated GPU unless
+/// `one_gpu`, and returns their outcomes in order.
+fn run_paced(w: &World, segments: &[(&str, f64)], one_gpu: bool) -> Vec<Paced> {
     let mut children = Vec::new();
-    for (i, rho) in rhos.iter().enumerate() {
-        let name = format!("rho{i}");
-        w.segment(&name, &share_params(*rho, BURST_NS));
-        let mut c = w.command(Some(&name), true, &PACED);
-        c.env("SAIR_EMU_STATE", w.root.join(format!("emu-{i}.state")));
+    for (i, (name, rho)) in segments.iter().enumerate() {
+        w.segment(name, &share_params(*rho, BURST_NS));
+        let mut c = w.command(Some(name), true, &PACED);
+        if !one_gpu {
+            c.env("SAIR_EMU_STATE", w.root.join(format!("emu-{i}.state")));
+        }
         children.push(Guard(c.spawn().unwrap()));
     }
-    for (rho, child) in rhos.iter().zip(children) {
-        let mut g = child;
-        let out = std::mem::replace(&mut g.0, Command::new("true").spawn().unwrap())
-            .wait_with_output()
-            .unwrap();
+    children
+        .into_iter()
+        .map(|mut g| {
+            let out = std::mem::replace(&mut g.0, Command::new("true").spawn().unwrap())
+                .wait_with_output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+            Paced {
+                share: f(&r, "share"),
+                starved: r["runqueue_wait_ns"].as_f64().unwrap_or(0.0) / f(&r, "wall_ns"),
+            }
+        })
+        .collect()
+}
+
+/// Checks every achieved share against its ρ within ±0.05. Above is always a failure: the cap
+/// leaked. Below is a failure unless the launcher's wait for a CPU explains the shortfall (the
+/// device idles while a descheduled launcher cannot launch): then `Err` asks for another try.
+fn check_shares(segments: &[(&str, f64)], got: &[Paced]) -> Result<(), String> {
+    let mut excused = Vec::new();
+    for ((name, rho), p) in segments.iter().zip(got) {
         assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            p.share <= rho + 0.05,
+            "{name} (ρ={rho}): achieved {:.3}, over its cap",
+            p.share
         );
-        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let share = f(&r, "share");
-        assert!((share - rho).abs() <= 0.05, "ρ={rho}: achieved {share:.3}");
+        let short = rho - 0.05 - p.share;
+        if short > 0.0 {
+            assert!(
+                p.starved >= short,
+                "{name} (ρ={rho}): achieved {:.3} with only {:.1} % of the run waiting for a CPU",
+                p.share,
+                100.0 * p.starved
+            );
+            excused.push(format!(
+                "{name} (ρ={rho}): {:.3}, {:.1} % waiting for a CPU",
+                p.share,
+                100.0 * p.starved
+            ));
+        }
     }
+    if excused.is_empty() {
+        Ok(())
+    } else {
+        Err(excused.join("; "))
+    }
+}
+
+/// Up to three tries of a paced run: one in which a starved launcher explains a shortfall is
+/// tried again; the last must pass outright.
+fn paced_accuracy(tag: &str, segments: &[(&str, f64)], one_gpu: bool) {
+    let mut last = String::new();
+    for attempt in 1..=3 {
+        let w = World::new(&format!("{tag}{attempt}"));
+        match check_shares(segments, &run_paced(&w, segments, one_gpu)) {
+            Ok(()) => return,
+            Err(e) => {
+                eprintln!("attempt {attempt}: the host starved the launcher: {e}");
+                last = e;
+            }
+        }
+    }
+    panic!("three attempts starved of CPU, the last: {last}");
+}
+
+#[test]
+fn achieved_share_tracks_rho() {
+    // One emulated GPU per ρ (own state file), all running at once.
+    paced_accuracy(
+        "accuracy",
+        &[
+            ("rho0", 0.1),
+            ("rho1", 0.25),
+            ("rho2", 0.5),
+            ("rho3", 0.75),
+            ("rho4", 0.9),
+        ],
+        false,
+    );
 }
 
 #[test]
 fn two_segments_split_one_gpu() {
-    let w = World::new("split");
-    w.segment("a", &share_params(0.3, BURST_NS));
-    w.segment("b", &share_params(0.7, BURST_NS));
-    let a = Guard(w.command(Some("a"), true, &PACED).spawn().unwrap());
-    let b = Guard(w.command(Some("b"), true, &PACED).spawn().unwrap());
-    let mut shares = Vec::new();
-    for mut g in [a, b] {
-        let out = std::mem::replace(&mut g.0, Command::new("true").spawn().unwrap())
-            .wait_with_output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-        shares.push(f(&r, "share"));
-    }
-    assert!(
-        (shares[0] - 0.3).abs() <= 0.05,
-        "segment a (0.3): {:.3}",
-        shares[0]
-    );
-    assert!(
-        (shares[1] - 0.7).abs() <= 0.05,
-        "segment b (0.7): {:.3}",
-        shares[1]
-    );
+    paced_accuracy("split", &[("a", 0.3), ("b", 0.7)], true);
 }
 
 /// Waits until `cond` holds, polling every 200 µs; returns the time it took.

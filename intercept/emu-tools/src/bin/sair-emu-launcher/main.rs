@@ -150,6 +150,17 @@ fn launch_loop(
     })
 }
 
+/// The calling thread's time spent waiting on a run queue, from `/proc/thread-self/schedstat`
+/// (second field, ns); `None` where the kernel does not provide it.
+fn runqueue_wait_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -232,7 +243,13 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
     barrier.wait();
     let start = Instant::now();
     let deadline = (a.duration_ms > 0).then(|| start + Duration::from_millis(a.duration_ms));
+    let waited_before = runqueue_wait_ns();
     let mut out = launch_loop(&st, a, a.launches, deadline)?;
+    // Time this thread was runnable but not running: on a loaded host the device idles while
+    // the launcher waits for a CPU, and tests must tell that from a throttling error.
+    let runqueue_wait_ns = runqueue_wait_ns()
+        .zip(waited_before)
+        .map(|(after, before)| after.saturating_sub(before));
     for w in workers {
         out.launches += w.join().map_err(|_| "worker panicked")??;
     }
@@ -248,6 +265,7 @@ fn run(a: &Args) -> Result<serde_json::Value, String> {
         "wall_ns": wall_ns,
         "busy_ns": busy_ns,
         "share": busy_ns as f64 / wall_ns.max(1) as f64,
+        "runqueue_wait_ns": runqueue_wait_ns,
         "ptds_matches": st.ptds_matches,
         "fork_child": child_status,
         "per_launch_ns_median": percentile(&sorted, 0.5),
