@@ -2,10 +2,10 @@
 //! report ingest and the HTTP endpoint.
 //!
 //! Shutdown handshake: `run` takes a shutdown future. When it resolves, the control thread is
-//! told to stop (it finishes the tick in progress and writes the state file one last time), the
-//! HTTP server stops accepting, the QUIC endpoint is closed with code 0, and `run` returns when
-//! all three are done. Segments are left in place: processes keep their rates while no agent
-//! runs, and the next agent adopts them.
+//! told to stop (it finishes the tick in progress and waits for the state writer thread to write
+//! the state file one last time), the HTTP server stops accepting, the QUIC endpoint is closed
+//! with code 0, and `run` returns when all three are done. Segments are left in place:
+//! processes keep their rates while no agent runs, and the next agent adopts them.
 
 use crate::controller::{
     Controller, ControllerConfig, Observation, RateDecision, burst_for, share_target,
@@ -83,6 +83,8 @@ pub struct ControlLoop {
     remembered: BTreeMap<String, (u32, Params)>,
     registry: Registry,
     persisted: AgentState,
+    /// Writes the state file off this thread (see [`persist`]).
+    writer: persist::StateWriter,
     last_poll: Option<(Instant, u64)>,
     warned: HashSet<String>,
     /// (segment, reason) pairs already logged: each is logged once, counted every time.
@@ -119,6 +121,7 @@ impl ControlLoop {
         metrics.nvml_up.set(if util.is_some() { 1.0 } else { 0.0 });
         ControlLoop {
             registry: Registry::new(cfg.gc_idle),
+            writer: persist::StateWriter::spawn(cfg.shm_dir.clone()),
             cfg,
             util,
             targets,
@@ -709,15 +712,29 @@ impl ControlLoop {
                 },
             );
         }
-        match segments::write_state(&self.cfg.shm_dir, &state) {
-            Ok(()) => {
-                if self.dir_problem.is_some() && list_segments(&self.cfg.shm_dir).is_ok() {
-                    self.set_dir_problem(None);
-                }
-            }
-            Err(e) => self.set_dir_problem(Some(format!("cannot write the shm dir: {e}"))),
-        }
+        let outcome = self.writer.submit(&self.cfg.shm_dir, state.clone());
+        self.write_outcome(outcome);
         self.persisted = state;
+    }
+
+    /// Waits until the state file holds the last tick's state (the writer thread is behind
+    /// when the disk is slow).
+    pub fn flush_state(&mut self) {
+        let outcome = self.writer.flush();
+        self.write_outcome(outcome);
+    }
+
+    /// Readiness follows the state writes: the last one that finished failed, or succeeded.
+    fn write_outcome(&mut self, outcome: Option<Result<(), String>>) {
+        match outcome {
+            Some(Ok(()))
+                if self.dir_problem.is_some() && list_segments(&self.cfg.shm_dir).is_ok() =>
+            {
+                self.set_dir_problem(None);
+            }
+            Some(Err(e)) => self.set_dir_problem(Some(format!("cannot write the shm dir: {e}"))),
+            Some(Ok(())) | None => {}
+        }
     }
 
     /// Names of the segments currently managed.
@@ -739,6 +756,7 @@ fn unlimited_params(burst_ns: u64) -> Params {
     }
 }
 
+mod persist;
 mod serve;
 pub use serve::{Listeners, run};
 

@@ -68,6 +68,7 @@ fn remote_targets_go_through_the_commitment_check() {
     assert_eq!(ctl.segment_names(), vec!["a".to_owned(), "c".to_owned()]);
     let c = sair_shm::Segment::open(&d.join("c.seg")).unwrap();
     assert_eq!(c.params().target_share, 0.3);
+    drop(ctl);
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -108,10 +109,12 @@ fn loop_calibrates_from_measurements_and_persists_the_estimate() {
         "{rate0} -> {rate1}, expected {expect}"
     );
     assert_eq!(seg.params().target_share, 0.5, "target untouched");
+    ctl.flush_state();
     let state = crate::segments::read_state(&d).unwrap();
     let npt = state.segments["s"].ns_per_token.unwrap();
     assert!((npt - 0.25 * 1e8 / tokens as f64).abs() / npt < 0.01);
     assert_eq!(state.segments["s"].measured, Some(0.25));
+    drop(ctl);
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -138,6 +141,7 @@ fn a_set_rate_during_the_window_is_not_overwritten() {
     ctl.tick(t0 + Duration::from_millis(100));
     assert_eq!(seg.params().refill_per_s, out.refill_per_s);
     assert_eq!(seg.params().target_share, 0.4);
+    drop(ctl);
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -175,8 +179,10 @@ fn off_segments_are_measured_so_a_later_cap_starts_calibrated() {
         .fetch_add(3_000_000, Ordering::Relaxed);
     ctl.tick(t0 + Duration::from_millis(100));
     assert_eq!(seg.params(), before, "an off segment is not controlled");
+    ctl.flush_state();
     let out = crate::ops::set_rate(&d, "o", 0.3, None, Mode::Cap, 5_000_000).unwrap();
     assert_eq!(out.refill_per_s, 15_000_000, "0.3 × 1e9 / 20 ns");
+    drop(ctl);
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -212,6 +218,7 @@ fn a_retired_flag_in_a_healthy_segment_is_repaired() {
         generation,
         "repaired again without a fault"
     );
+    drop(ctl);
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -247,8 +254,10 @@ fn a_randomised_control_block_is_restored() {
     );
     assert_eq!(seg.params(), before);
     assert_eq!(seg.gpu(), 0);
+    ctl.flush_state();
     let state = crate::segments::read_state(&d).unwrap();
     assert_eq!(state.segments["s"].gpu, 0, "garbage GPU index persisted");
+    drop(ctl);
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -271,6 +280,7 @@ fn an_unannounced_change_is_undone_and_an_announced_one_kept() {
     crate::ops::set_rate(&d, "s", 0.6, None, Mode::Cap, 5_000_000).unwrap();
     ctl.tick(t0 + Duration::from_millis(200));
     assert_eq!(seg.params().target_share, 0.6);
+    drop(ctl);
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -282,6 +292,7 @@ fn readiness_says_why_the_dir_or_nvml_is_unusable() {
     let t0 = Instant::now();
     ctl.tick(t0);
     assert_eq!(ctl.readiness(), Ok(()));
+    ctl.flush_state();
     std::fs::remove_dir_all(&d).unwrap();
     std::fs::write(&d, b"not a directory").unwrap();
     ctl.tick(t0 + Duration::from_millis(100));
@@ -290,6 +301,8 @@ fn readiness_says_why_the_dir_or_nvml_is_unusable() {
     std::fs::remove_file(&d).unwrap();
     std::fs::create_dir(&d).unwrap();
     ctl.tick(t0 + Duration::from_millis(200));
+    // The failed write of the last period is reported now; this period's write clears it.
+    ctl.flush_state();
     assert_eq!(ctl.readiness(), Ok(()));
     let mut blind = ControlLoop::new(
         config(d.clone()),
@@ -300,6 +313,7 @@ fn readiness_says_why_the_dir_or_nvml_is_unusable() {
     blind.tick(t0);
     let why = blind.readiness().unwrap_err();
     assert!(why.contains("NVML"), "{why}");
+    drop((ctl, blind));
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -327,5 +341,6 @@ fn a_written_share_that_over_commits_is_undone() {
     crate::ops::set_rate(&d, "a", 0.9, None, Mode::Cap, 5_000_000).unwrap();
     ctl.tick(t0 + Duration::from_millis(200));
     assert_eq!(a.params().target_share, 0.9);
+    drop(ctl);
     std::fs::remove_dir_all(&d).unwrap();
 }
