@@ -48,7 +48,18 @@ cargo build --workspace --all-targets
 SAIR_LLM_URL=$(scripts/llm-local.sh start)
 export SAIR_LLM_URL
 trap 'scripts/llm-local.sh stop' EXIT
-cargo test --workspace --no-fail-fast
+# Every test's scratch files (logs, state dirs, segments) go under one directory: removed when
+# all tests pass, kept with its path printed when one fails.
+test_tmp=$(mktemp -d "${TMPDIR:-/tmp}/sair-test.XXXXXX")
+set +e
+TMPDIR=$test_tmp cargo test --workspace --no-fail-fast
+rc=$?
+set -e
+if [ "$rc" -ne 0 ]; then
+    echo "tests failed (exit $rc); their scratch files are kept in $test_tmp" >&2
+    exit "$rc"
+fi
+rm -rf "$test_tmp"
 # Every cargo-fuzz target (mesh/fuzz, wire/fuzz) for 60 s, two at a time; skips with a message
 # without nightly. Cold ≈ 16 min on the 2-core machine (the sanitizer build), warm ≈ 4 min.
 scripts/fuzz.sh 60
