@@ -751,9 +751,11 @@ fn share_mode_uses_idle_time_and_yields_to_a_guarantee() {
     );
     assert!(w.set_rate("b", "0.5", &[]).status.success());
     let _agent = w.agent("agent", &[]);
-    let la = w.launcher("a", 9000);
+    // Queued ahead, so that a loaded CPU's late wake-ups do not make the launchers ask for less
+    // than their share (see the pair test).
+    let la = w.launcher_syncing("a", 9000, 16);
     std::thread::sleep(Duration::from_millis(4500));
-    let lb = w.launcher("b", 4500);
+    let lb = w.launcher_syncing("b", 4500, 16);
     let ra = finish(la, Duration::from_secs(60));
     let rb = finish(lb, Duration::from_secs(60));
     // Alone, a uses far more than its 0.3 (up to 1 − headroom).

@@ -364,8 +364,15 @@ fn a_process_of_another_user_cannot_change_a_segments_share() {
         text(&out)
     );
     assert_eq!(w.segment("t").params().target_share, 0.3);
-    // The agent recreates a damaged owned file with the same owner and mode.
-    let _agent = w.agent("agent", &[]);
+    // The agent recreates a damaged owned file with the same owner and mode. It must have
+    // adopted the file first (`/readyz` is green after the period that did): a segment it never
+    // saw has no share to remember and would be recreated unlimited.
+    let agent = w.agent("agent", &[]);
+    assert_eventually!(
+        sair_tests::http::request(&agent.metrics, "GET", "/readyz", b"")
+            .is_ok_and(|r| r.status == 200),
+        "the agent never adopted the segments"
+    );
     {
         use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
