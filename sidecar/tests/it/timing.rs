@@ -33,6 +33,8 @@ async fn ten_requests_through_one_slot_queue_behind_each_other() {
         })
         .collect();
     let mut rows = Vec::new();
+    let mut tight = 0;
+    let mut overheads = Vec::new();
     for t in tasks {
         let (status, h, _) = t.await.unwrap();
         assert_eq!(status, 200);
@@ -42,11 +44,23 @@ async fn ten_requests_through_one_slot_queue_behind_each_other() {
         // Service is what the model server took plus only the exchange around it.
         assert!(upstream_ms >= 20.0, "the fixture slept {upstream_ms} ms");
         assert!(
-            service >= upstream_ms && service - upstream_ms <= 2.0 + slack_ms(),
-            "service {service:.3} ms vs {upstream_ms:.3} ms inside the model server"
+            service >= upstream_ms,
+            "service {service:.3} ms is less than the {upstream_ms:.3} ms inside the model server"
         );
+        overheads.push(service - upstream_ms);
+        if service - upstream_ms <= 2.0 + slack_ms() {
+            tight += 1;
+        }
         rows.push((start_ns as f64 / 1e6, queue, service));
     }
+    // At most 2 ms (plus slack) around the model call, for all but the two requests a loaded
+    // machine may have descheduled there: a second model call (20 ms) in the path would put
+    // every request over it.
+    assert!(
+        tight >= 8,
+        "only {tight} of 10 requests within {:.1} ms of the model server's time: {overheads:.3?}",
+        2.0 + slack_ms()
+    );
     // How late the fixture's own 20 ms sleeps woke up: the scheduler noise of this run, which
     // a loaded machine also adds to every hand-over from one request to the next.
     let noise = rows.iter().map(|r| r.2 - 20.0).fold(0.0, f64::max);
