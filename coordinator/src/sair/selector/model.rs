@@ -56,6 +56,29 @@ pub fn correction(input: &SelectionInput<'_>, c: &Candidate) -> (f64, f64) {
     (num / (1.0 + den), den)
 }
 
+/// Whether `best`, a move costlier than hold and predicted no faster, wins only because
+/// hold's own correction is negative: without that correction hold would rank at least as
+/// high. What followed a past hold differs from its prediction (the outcome observed then)
+/// only by what the load did meanwhile (a burst starting, one ending), an error every
+/// candidate of that state shares; charged to hold alone it made the selector buy capacity it
+/// predicted to be useless (issue 15: decode grew 9 → 15 replicas at 6 % busy between bursts,
+/// docs/results.md). The costlier move still wins on its own evidence.
+fn buys_nothing_on_holds_luck(
+    input: &SelectionInput<'_>,
+    scores: &[(f64, f64, f64)],
+    best: usize,
+) -> bool {
+    let (hold, c) = (
+        &input.candidates.hold.predicted,
+        &input.candidates[best].predicted,
+    );
+    best != 0
+        && c.cost_per_hour > hold.cost_per_hour
+        && c.p99_s >= 0.99 * hold.p99_s
+        && scores[0].1 < 0.0
+        && input.predicted_reward[0] >= scores[best].0
+}
+
 /// The `model` selector.
 ///
 /// Feasibility first: among the safe candidates, only those predicted to keep P99 within
@@ -162,6 +185,9 @@ impl Selector for ModelSelector {
             if scores[i].0 > scores[best].0 {
                 best = i;
             }
+        }
+        if contenders.contains(&0) && buys_nothing_on_holds_luck(input, &scores, best) {
+            best = 0;
         }
         let c = &input.candidates[best];
         let (s, corr, w) = scores[best];

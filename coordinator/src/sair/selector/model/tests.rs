@@ -7,18 +7,23 @@ use crate::sair::features::{History, Planning};
 use crate::sair::reward::Point;
 use crate::sair::test_util::pipeline;
 
-#[test]
-fn retrieved_episodes_correct_the_model() {
-    let s = pipeline(100.0, 0.0);
+/// The candidates the model generates for `s` with an empty history.
+fn candidates(s: &crate::policy::PipelineState) -> crate::sair::candidates::Candidates {
     let h = History::default();
-    let p = Planning::new(&s, &h, 30.0);
+    let p = Planning::new(s, &h, 30.0);
     let m = Model {
-        state: &s,
+        state: s,
         planning: &p,
         prices: Prices::default(),
         calibration: Calibration::default(),
     };
-    let cands = generate(&m, 1, &Default::default(), &Default::default());
+    generate(&m, 1, &Default::default(), &Default::default())
+}
+
+#[test]
+fn retrieved_episodes_correct_the_model() {
+    let s = pipeline(100.0, 0.0);
+    let cands = candidates(&s);
     let f = vec![0.5; 14];
     // The model prefers candidate 1 slightly; experience says its kind does far worse.
     let mut rewards = vec![1.0; cands.len()];
@@ -115,15 +120,7 @@ fn fixture_episode(kind: MoveKind, stage: Option<usize>, before: f64, predicted:
 #[test]
 fn episodes_going_the_other_way_do_not_correct_a_candidate() {
     let s = pipeline(100.0, 0.0);
-    let h = History::default();
-    let p = Planning::new(&s, &h, 30.0);
-    let m = Model {
-        state: &s,
-        planning: &p,
-        prices: Prices::default(),
-        calibration: Calibration::default(),
-    };
-    let cands = generate(&m, 1, &Default::default(), &Default::default());
+    let cands = candidates(&s);
     let hold_cost = cands.hold.predicted.cost_per_hour;
     let i = (1..cands.len())
         .find(|&i| cands[i].predicted.cost_per_hour < 0.95 * hold_cost)
@@ -158,15 +155,7 @@ fn episodes_going_the_other_way_do_not_correct_a_candidate() {
 #[test]
 fn a_hot_cpu_stage_is_not_feasible_under_the_cpu_cap() {
     let s = pipeline(100.0, 0.0);
-    let h = History::default();
-    let p = Planning::new(&s, &h, 30.0);
-    let m = Model {
-        state: &s,
-        planning: &p,
-        prices: Prices::default(),
-        calibration: Calibration::default(),
-    };
-    let mut cands = generate(&m, 1, &Default::default(), &Default::default());
+    let mut cands = candidates(&s);
     for c in std::iter::once(&mut cands.hold).chain(cands.moves.iter_mut()) {
         c.predicted.p99_s = 0.05;
         c.predicted.utilisation = vec![0.3, 0.5, 0.3];
@@ -195,4 +184,59 @@ fn a_hot_cpu_stage_is_not_feasible_under_the_cpu_cap() {
         ..ModelSelector::default()
     };
     assert_eq!(one_cap.select(&input).index, 0);
+}
+
+/// Issue 15: between bursts `sair` bought CPU replicas it predicted to be useless, because
+/// holds taken as a burst began had realised far less than predicted, and that penalty fell on
+/// holding alone. At the same predicted P99 a costlier move no longer wins on hold's negative
+/// correction; a move's own evidence still corrects it.
+#[test]
+fn what_followed_a_hold_does_not_penalise_holding() {
+    let s = pipeline(100.0, 0.0);
+    let mut cands = candidates(&s);
+    for c in std::iter::once(&mut cands.hold).chain(cands.moves.iter_mut()) {
+        c.predicted.p99_s = 0.05;
+        c.predicted.utilisation = vec![0.1, 0.1, 0.1];
+    }
+    let hold_cost = cands.hold.predicted.cost_per_hour;
+    let up = (1..cands.len())
+        .find(|&i| cands[i].predicted.cost_per_hour > hold_cost)
+        .expect("a costlier candidate");
+    // Same predicted P99: hold scores 2.0 (equivalent), the costlier move a little less.
+    let mut rewards = vec![0.5; cands.len()];
+    rewards[0] = 2.0;
+    rewards[up] = 1.99;
+    let safe = vec![true; cands.len()];
+    let f = vec![0.5; 14];
+    // Three holds that realised 0.5 against a predicted 2.0 (a burst began during each).
+    let mut held = fixture_episode(MoveKind::Hold, None, 1.0, 1.0);
+    held.predicted_reward = 2.0;
+    let mut moved = fixture_episode(cands[up].kind, cands[up].stage, 1.0, 1.1);
+    moved.predicted_reward = 1.99;
+    let input = |eps: &'_ [&'_ Episode]| {
+        let input = SelectionInput {
+            state: &s,
+            features: &f,
+            utilisation: &[0.1, 0.1, 0.1],
+            candidates: &cands,
+            predicted_reward: &rewards,
+            safe: &safe,
+            bottleneck: 1,
+            episodes: eps,
+            bandwidth: 0.15,
+        };
+        let sel = ModelSelector::default().select(&input);
+        let corr = |i: usize| correction(&input, &cands[i]).0;
+        (sel.index, corr(0), corr(up))
+    };
+    let (index, hold_correction, _) = input(&[&held, &held, &held]);
+    assert!(hold_correction < -0.5, "{hold_correction}");
+    assert_eq!(
+        index, 0,
+        "the costlier move at the same P99 won on hold's correction"
+    );
+    // A move's own evidence still corrects it: the costlier move did worse, so still hold.
+    let (index, _, up_correction) = input(&[&moved, &moved]);
+    assert!(up_correction < 0.0);
+    assert_eq!(index, 0);
 }
