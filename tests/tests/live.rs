@@ -33,6 +33,8 @@ const RUN_LIMIT: Duration = Duration::from_secs(240);
 const PIPELINE: &str = "image-classification";
 /// The shipped pipeline's bottleneck by construction (demo/pipelines/image-classification.toml).
 const BOTTLENECK: &str = "infer";
+/// The most the bottleneck can hold: the pipeline's one GPU (`gpus = 1`), replicas × ρ ≤ 1.
+const BOTTLENECK_MAX_ALLOCATION: f64 = 1.0;
 
 /// The compressed burst both policies run: 15 req/s, a burst to 70 req/s from 45 s to 63 s
 /// (the demo's burst starts half-way and lasts a fifth of the run), back to 15 req/s until
@@ -200,7 +202,15 @@ fn a_burst_scales_the_bottleneck_up_and_down_and_beats_the_static_allocation() {
     let start = before.last().copied().unwrap_or(0.0);
     let peak = during_and_just_after.iter().copied().fold(0.0, f64::max);
     let last = end.last().copied().unwrap_or(f64::INFINITY);
-    if peak <= start {
+    // On a loaded machine the base rate alone can need the whole GPU: then there is nothing
+    // to scale up to, and what is left to prove is that it comes down after the burst.
+    let at_most_already = start >= BOTTLENECK_MAX_ALLOCATION - 1e-6;
+    if at_most_already {
+        eprintln!(
+            "{BOTTLENECK} already held the whole GPU ({start}) before the burst: the scale-up \
+             is not observable in this run, the scale-down still is"
+        );
+    } else if peak <= start {
         failures.push(format!(
             "{BOTTLENECK} not scaled up during the burst: allocation (replicas x rho) {start} \
              just before it, peak {peak} during it"
