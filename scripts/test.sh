@@ -50,7 +50,9 @@ export SAIR_LLM_URL
 trap 'scripts/llm-local.sh stop' EXIT
 # Every test's scratch files (logs, state dirs, segments) go under one directory: removed when
 # all tests pass, kept with its path printed when one fails.
+# Mode 1777 as /tmp: some tests act as other users (the segment owner checks) under it.
 test_tmp=$(mktemp -d "${TMPDIR:-/tmp}/sair-test.XXXXXX")
+chmod 1777 "$test_tmp"
 set +e
 TMPDIR=$test_tmp cargo test --workspace --no-fail-fast
 rc=$?

@@ -136,7 +136,19 @@ fn another_user_cannot_change_an_owned_segment() {
         std::fs::remove_dir_all(dir).unwrap();
         return;
     }
-    // The directory must be traversable by the other users (tmp_dir is 0755).
+    // The directory and every one above it must be traversable by the other users (tmp_dir
+    // is 0755, but a private TMPDIR of 0700 would refuse the owner too, for another reason).
+    if let Some(closed) = dir
+        .ancestors()
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 == 0))
+    {
+        eprintln!(
+            "skipped: {} is not traversable by other users (set TMPDIR elsewhere)",
+            closed.display()
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+        return;
+    }
     let path = segment_path(&dir, "tenant").unwrap();
     let p = Params {
         target_share: 0.3,
