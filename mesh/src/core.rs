@@ -78,7 +78,7 @@ pub struct CoreStats {
     pub entries_refused: u64,
     pub deferred_accusations: u64,
     /// Suspicions this member held unrefuted past its own deadline and declared down itself
-    /// (see [`MeshCore::expire_suspicions`]).
+    /// (see `MeshCore::expire_suspicions`).
     pub suspicions_expired: u64,
 }
 
