@@ -67,19 +67,7 @@ mod tests {
     use super::*;
 
     fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "sair-journal-{name}-{}-{}",
-            std::process::id(),
-            line_counter()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    fn line_counter() -> u64 {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        N.fetch_add(1, Ordering::Relaxed)
+        sair_tests::scratch(&format!("journal-{name}"))
     }
 
     #[test]
