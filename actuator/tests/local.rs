@@ -210,8 +210,11 @@ async fn scale_1_2_1_lists_only_ready_replicas_and_unlists_before_stopping() {
     Box::new(a).shutdown().await;
 }
 
+/// A SIGKILLed model server is started again behind the sidecar that stays, on the same port,
+/// as the kubelet restarts a crashed container in its pod: a request sent to the sidecar while
+/// the server is down is held and answered by the new server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_replica_is_restarted_and_counted() {
+async fn a_killed_model_server_is_restarted_behind_its_sidecar_and_counted() {
     let s = StageRef::new("p", "s");
     let mut a = LocalActuator::new(
         options("act-restart"),
@@ -225,18 +228,33 @@ async fn a_killed_replica_is_restarted_and_counted() {
     .await;
     let before = a.replicas(&s)[0].clone();
     let pid = before.server_pid.expect("a model server pid");
+    let address = before.address.expect("a serving address");
     tracing::info!(pid, "killing the model server");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("kill");
+    // Once the supervisor has seen the death, nothing listens behind the sidecar: a request
+    // now waits in the sidecar (its connect retries) for the server that replaces it.
+    eventually(&mut a, "the death seen", |a| {
+        a.replicas(&s)
+            .first()
+            .is_some_and(|r| r.phase != Phase::Serving || r.restarts == 1)
+    })
+    .await;
+    let held = tokio::task::spawn_blocking(move || get(address));
     eventually(&mut a, "restarted", |a| {
         a.replicas(&s).first().is_some_and(|r| {
             r.restarts == 1 && r.phase == Phase::Serving && r.server_pid != Some(pid)
         })
     })
     .await;
+    assert_eq!(
+        held.await.expect("the request's thread"),
+        Some(200),
+        "a request sent while the server was down is answered by its successor"
+    );
     assert_eq!(a.restarts(&s), 1);
     let after = a.replicas(&s)[0].clone();
     assert!(
@@ -247,6 +265,15 @@ async fn a_killed_replica_is_restarted_and_counted() {
         "{after:?}"
     );
     assert_eq!(
+        (after.sidecar_pid, after.address),
+        (before.sidecar_pid, before.address),
+        "the sidecar stays, at its address"
+    );
+    assert!(
+        before.sidecar_pid.is_some_and(alive),
+        "the sidecar still runs"
+    );
+    assert_eq!(
         status(&mut a, &s).await,
         ReplicaStatus {
             desired: 1,
@@ -254,19 +281,13 @@ async fn a_killed_replica_is_restarted_and_counted() {
         }
     );
     let file = a.endpoints_file(&s).expect("file").to_path_buf();
-    assert_eq!(listed(&file), vec![after.address.expect("address")]);
-    // The old sidecar went with its server.
-    if let Some(old) = before.sidecar_pid {
-        let deadline = Instant::now() + sair_tests::patience();
-        while alive(old) {
-            assert!(
-                Instant::now() < deadline,
-                "the dead server's sidecar kept running"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
+    assert_eq!(listed(&file), vec![address], "relisted");
+    assert_eq!(get(address), Some(200));
+    let server = after.server_pid.expect("the new server's pid");
     Box::new(a).shutdown().await;
+    for p in [Some(server), before.sidecar_pid].into_iter().flatten() {
+        assert!(!alive(p), "pid {p} still running after shutdown");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -398,6 +398,7 @@ fn a_replica_the_agent_and_the_coordinator_are_killed_and_the_pipeline_recovers(
         let phase = faults.iter().filter(|(_, at)| t >= at - 2.0).count();
         by_phase[phase].1 += n;
     }
+    eprintln!("failures by phase {by_phase:?}; faults at {faults:?} s");
     let mut failures = Vec::new();
     for (phase, n) in &by_phase {
         let allowed = if *phase == "replica" { 20 } else { 0 };

@@ -124,20 +124,6 @@ impl ServingSet {
         self.write_records(&st)
     }
 
-    /// Changes a replica's record in place (no-op when it has none).
-    pub(crate) fn update_record(
-        &self,
-        replica: u32,
-        f: impl FnOnce(&mut ReplicaRecord),
-    ) -> Result<(), ActuatorError> {
-        let mut st = self.lock();
-        let Some(r) = st.records.get_mut(&replica) else {
-            return Ok(());
-        };
-        f(r);
-        self.write_records(&st)
-    }
-
     /// Forgets a replica whose processes have all exited.
     pub(crate) fn forget(&self, replica: u32) -> Result<(), ActuatorError> {
         let mut st = self.lock();

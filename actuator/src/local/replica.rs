@@ -1,7 +1,10 @@
 //! One replica's life: start the model server, wait for its readiness check, start the
 //! sidecar in front, wait for its `/readyz`, list it; then watch both processes until told to
 //! stop (unlist, wait for upstream sidecars to notice, drain the sidecar, stop the server) or
-//! until one dies (unlist, stop the other, restart after a backoff).
+//! until one dies. A model server that dies is started again behind the sidecar that stays, on
+//! the same port, as the kubelet restarts a crashed container in its pod: the requests the
+//! sidecar holds reach the new process. A dead sidecar, or a server that cannot come back on
+//! its port, restarts the whole replica (unlist, stop the other, start both after a backoff).
 
 use std::ffi::OsStr;
 use std::net::SocketAddr;
@@ -101,13 +104,13 @@ pub(crate) async fn supervise(
 ) {
     let stage = &plan.spec.stage;
     let segment = format!("{}.{}.{replica}", stage.pipeline, stage.stage);
-    let mut failures: u32 = 0;
+    let mut backoff = Backoff::default();
     loop {
         let outcome = match adopt.take() {
             Some(rec) => adopted(&plan, rec, &stop, &view).await,
             None => {
                 update(&view, |v| v.phase = Phase::Starting);
-                run_once(&plan, replica, &segment, &stop, &view).await
+                run_once(&plan, replica, &segment, &stop, &view, &mut backoff).await
             }
         };
         // Every process of this start has exited (each path stops what it started).
@@ -120,27 +123,16 @@ pub(crate) async fn supervise(
                 if let Err(e) = plan.serving.remove(replica) {
                     tracing::error!(%stage, replica, error = %e, "cannot unlist a failed replica");
                 }
-                if served >= STABLE_AFTER {
-                    failures = 0;
-                }
-                failures = failures.saturating_add(1);
-                let o = &plan.options;
-                let wait = o
-                    .restart_initial
-                    .saturating_mul(1u32 << (failures - 1).min(16))
-                    .min(o.restart_max);
-                plan.restarts.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(ACTUATOR_RESTARTS_TOTAL,
-                    "pipeline" => stage.pipeline.clone(), "stage" => stage.stage.clone())
-                .increment(1);
-                tracing::warn!(%stage, replica, failures, %reason,
-                    restart_in_ms = wait.as_millis() as u64, "replica failed; restarting");
-                update(&view, |v| {
-                    v.phase = Phase::Restarting;
-                    v.address = None;
-                    v.restarts += 1;
-                    v.last_error = Some(reason);
-                });
+                let wait = backoff.failed(served, &plan.options);
+                count_restart(
+                    &plan,
+                    replica,
+                    &view,
+                    &backoff,
+                    reason,
+                    wait,
+                    "replica failed; restarting",
+                );
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(wait) => {}
@@ -160,13 +152,128 @@ pub(crate) async fn supervise(
     tracing::info!(%stage, replica, "replica stopped");
 }
 
-/// One start of the replica and its watch, until it stops or fails.
+/// A replica's consecutive failures, and the wait before its next start they earn.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+}
+
+impl Backoff {
+    /// Counts a failure after `served` of serving: `restart_initial` doubled per consecutive
+    /// failure up to `restart_max`, afresh after a stable spell.
+    fn failed(&mut self, served: Duration, o: &LocalOptions) -> Duration {
+        if served >= STABLE_AFTER {
+            self.failures = 0;
+        }
+        self.failures = self.failures.saturating_add(1);
+        o.restart_initial
+            .saturating_mul(1u32 << (self.failures - 1).min(16))
+            .min(o.restart_max)
+    }
+}
+
+/// Counts one restart (metric, stage total, the replica's view) and says why.
+fn count_restart(
+    plan: &StagePlan,
+    replica: u32,
+    view: &SharedView,
+    backoff: &Backoff,
+    reason: String,
+    wait: Duration,
+    what: &'static str,
+) {
+    let stage = &plan.spec.stage;
+    plan.restarts.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(ACTUATOR_RESTARTS_TOTAL,
+        "pipeline" => stage.pipeline.clone(), "stage" => stage.stage.clone())
+    .increment(1);
+    tracing::warn!(%stage, replica, failures = backoff.failures, %reason,
+        restart_in_ms = wait.as_millis() as u64, "{what}");
+    update(view, |v| {
+        v.phase = Phase::Restarting;
+        v.address = None;
+        v.restarts += 1;
+        v.last_error = Some(reason);
+    });
+}
+
+/// How a model server's start ended.
+enum ServerStart {
+    Ready(tokio::process::Child, Group),
+    Stopped,
+    Failed(String),
+}
+
+/// Starts the model server on `port` and waits for its readiness check. Whatever fails, the
+/// process is stopped before this returns.
+async fn start_server(
+    plan: &StagePlan,
+    vars: &Placeholders<'_>,
+    record: &mut ReplicaRecord,
+    stop_token: &CancellationToken,
+    view: &SharedView,
+) -> ServerStart {
+    let spec = &plan.spec;
+    let stage = &spec.stage;
+    let o = &plan.options;
+    let server_log = plan.log_dir.join(format!("{}.server.log", vars.segment));
+    let mut cmd = Command::new(&plan.program);
+    cmd.args(spec.run.command[1..].iter().map(|a| expand(a, vars)));
+    server_env(&mut cmd, plan, vars.segment, vars);
+    if let Err(e) = supervised(&mut cmd, &server_log) {
+        return ServerStart::Failed(format!("cannot open {}: {e}", server_log.display()));
+    }
+    let mut server = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return ServerStart::Failed(format!("cannot start {}: {e}", plan.program.display()));
+        }
+    };
+    let server_group = Group::of(&server);
+    update(view, |v| v.server_pid = server.id());
+    record.server = server.id().and_then(ProcId::of);
+    record.server_port = vars.port;
+    if let Err(e) = plan.serving.record(record.clone()) {
+        stop(&mut server, server_group, o.stop_grace, "model server").await;
+        return ServerStart::Failed(e.to_string());
+    }
+    let server_addr = SocketAddr::from(([127, 0, 0, 1], vars.port));
+    tracing::info!(%stage, replica = vars.replica, pid = server.id(), %server_addr, "model server started");
+    let ready_by = Instant::now() + spec.run.startup_timeout;
+    let ready = tokio::select! {
+        () = stop_token.cancelled() => None,
+        status = server.wait() => Some(Err(format!(
+            "model server exited during start-up ({}); see {}",
+            describe(status), server_log.display()))),
+        ok = wait_ready(server_addr, &spec.run.ready_path, ready_by) => Some(if ok {
+            Ok(())
+        } else {
+            Err(format!("model server not ready on {}{} within {:?}; see {}",
+                server_addr, spec.run.ready_path, spec.run.startup_timeout, server_log.display()))
+        }),
+    };
+    match ready {
+        Some(Ok(())) => ServerStart::Ready(server, server_group),
+        None => {
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            ServerStart::Stopped
+        }
+        Some(Err(reason)) => {
+            stop(&mut server, server_group, o.stop_grace, "model server").await;
+            ServerStart::Failed(reason)
+        }
+    }
+}
+
+/// One start of the replica and its watch, until it stops or fails. A model server that dies
+/// while its sidecar lives is started again here, in place.
 async fn run_once(
     plan: &StagePlan,
     replica: u32,
     segment: &str,
     stop_token: &CancellationToken,
     view: &SharedView,
+    backoff: &mut Backoff,
 ) -> Outcome {
     let failed = |reason: String| Outcome::Failed {
         reason,
@@ -194,54 +301,17 @@ async fn run_once(
         stage: &stage.stage,
     };
     let server_log = plan.log_dir.join(format!("{segment}.server.log"));
-    let mut cmd = Command::new(&plan.program);
-    cmd.args(spec.run.command[1..].iter().map(|a| expand(a, &vars)));
-    server_env(&mut cmd, plan, segment, &vars);
-    if let Err(e) = supervised(&mut cmd, &server_log) {
-        return failed(format!("cannot open {}: {e}", server_log.display()));
-    }
-    let mut server = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return failed(format!("cannot start {}: {e}", plan.program.display())),
-    };
-    let server_group = Group::of(&server);
-    update(view, |v| v.server_pid = server.id());
     let mut record = ReplicaRecord {
         replica,
-        server: server.id().and_then(ProcId::of),
-        server_port: port,
         ..ReplicaRecord::default()
     };
-    if let Err(e) = plan.serving.record(record.clone()) {
-        stop(&mut server, server_group, o.stop_grace, "model server").await;
-        return failed(e.to_string());
-    }
+    let (mut server, mut server_group) =
+        match start_server(plan, &vars, &mut record, stop_token, view).await {
+            ServerStart::Ready(server, group) => (server, group),
+            ServerStart::Stopped => return Outcome::Stopped,
+            ServerStart::Failed(reason) => return failed(reason),
+        };
     let server_addr = SocketAddr::from(([127, 0, 0, 1], port));
-    tracing::info!(%stage, replica, pid = server.id(), %server_addr, "model server started");
-    let ready_by = Instant::now() + spec.run.startup_timeout;
-    let ready = tokio::select! {
-        () = stop_token.cancelled() => None,
-        status = server.wait() => Some(Err(format!(
-            "model server exited during start-up ({}); see {}",
-            describe(status), server_log.display()))),
-        ok = wait_ready(server_addr, &spec.run.ready_path, ready_by) => Some(if ok {
-            Ok(())
-        } else {
-            Err(format!("model server not ready on {}{} within {:?}; see {}",
-                server_addr, spec.run.ready_path, spec.run.startup_timeout, server_log.display()))
-        }),
-    };
-    match ready {
-        None => {
-            stop(&mut server, server_group, o.stop_grace, "model server").await;
-            return Outcome::Stopped;
-        }
-        Some(Err(reason)) => {
-            stop(&mut server, server_group, o.stop_grace, "model server").await;
-            return failed(reason);
-        }
-        Some(Ok(())) => {}
-    }
 
     // The sidecar in front of it.
     let sidecar_log = plan.log_dir.join(format!("{segment}.sidecar.log"));
@@ -303,72 +373,109 @@ async fn run_once(
             };
         }
     };
-
-    // Serving: listed only now that both answered their readiness checks.
-    if let Err(e) = plan
-        .serving
-        .update_record(replica, |r| {
-            r.listen = Some(listen);
-            r.admin = Some(admin);
-        })
-        .and_then(|()| plan.serving.insert(replica, listen))
-    {
+    // The record is what a restarted supervisor adopts; an in-place restart of the server
+    // rewrites it whole, so it keeps the sidecar's addresses too.
+    record.listen = Some(listen);
+    record.admin = Some(admin);
+    if let Err(e) = plan.serving.record(record.clone()) {
         stop(&mut sidecar, sidecar_group, o.stop_grace, "sidecar").await;
         stop(&mut server, server_group, o.stop_grace, "model server").await;
         return failed(e.to_string());
     }
-    let serving_since = Instant::now();
-    update(view, |v| {
-        v.phase = Phase::Serving;
-        v.address = Some(listen);
-    });
-    tracing::info!(%stage, replica, %listen, "replica serving");
 
     enum Event {
         Stop,
         ServerDied(String),
         SidecarDied(String),
     }
-    let event = tokio::select! {
-        () = stop_token.cancelled() => Event::Stop,
-        status = server.wait() => Event::ServerDied(describe(status)),
-        status = sidecar.wait() => Event::SidecarDied(describe(status)),
-    };
-    // Out of the list first, whatever happened: upstream must stop picking it.
-    if let Err(e) = plan.serving.remove(replica) {
-        tracing::error!(%stage, replica, error = %e, "cannot unlist a replica");
-    }
-    update(view, |v| {
-        v.phase = Phase::Stopping;
-        v.address = None;
-    });
     let drain_bound = o.drain_timeout.saturating_add(o.stop_grace);
-    match event {
-        Event::Stop => {
-            // Upstream sidecars re-read the list every discovery interval; until they have,
-            // they may still pick this replica, so it keeps serving that long.
-            tokio::time::sleep(o.deregister_delay).await;
-            stop(&mut sidecar, sidecar_group, drain_bound, "sidecar").await;
+    loop {
+        // Serving: listed only now that both answered their readiness checks.
+        if let Err(e) = plan.serving.insert(replica, listen) {
+            stop(&mut sidecar, sidecar_group, o.stop_grace, "sidecar").await;
             stop(&mut server, server_group, o.stop_grace, "model server").await;
-            Outcome::Stopped
+            return failed(e.to_string());
         }
-        Event::ServerDied(status) => {
-            stop(&mut sidecar, sidecar_group, drain_bound, "sidecar").await;
-            server_group.signal(nix::sys::signal::Signal::SIGKILL);
-            Outcome::Failed {
-                reason: format!(
-                    "model server exited ({status}); see {}",
-                    server_log.display()
-                ),
-                served: serving_since.elapsed(),
+        let serving_since = Instant::now();
+        update(view, |v| {
+            v.phase = Phase::Serving;
+            v.address = Some(listen);
+        });
+        tracing::info!(%stage, replica, %listen, "replica serving");
+
+        let event = tokio::select! {
+            () = stop_token.cancelled() => Event::Stop,
+            status = server.wait() => Event::ServerDied(describe(status)),
+            status = sidecar.wait() => Event::SidecarDied(describe(status)),
+        };
+        // Out of the list first, whatever happened: upstream must stop picking it.
+        if let Err(e) = plan.serving.remove(replica) {
+            tracing::error!(%stage, replica, error = %e, "cannot unlist a replica");
+        }
+        update(view, |v| {
+            v.phase = Phase::Stopping;
+            v.address = None;
+        });
+        let status = match event {
+            Event::Stop => {
+                // Upstream sidecars re-read the list every discovery interval; until they
+                // have, they may still pick this replica, so it keeps serving that long.
+                tokio::time::sleep(o.deregister_delay).await;
+                stop(&mut sidecar, sidecar_group, drain_bound, "sidecar").await;
+                stop(&mut server, server_group, o.stop_grace, "model server").await;
+                return Outcome::Stopped;
             }
-        }
-        Event::SidecarDied(status) => {
-            sidecar_group.signal(nix::sys::signal::Signal::SIGKILL);
-            stop(&mut server, server_group, o.stop_grace, "model server").await;
-            Outcome::Failed {
-                reason: format!("sidecar exited ({status}); see {}", sidecar_log.display()),
-                served: serving_since.elapsed(),
+            Event::SidecarDied(status) => {
+                sidecar_group.signal(nix::sys::signal::Signal::SIGKILL);
+                stop(&mut server, server_group, o.stop_grace, "model server").await;
+                return Outcome::Failed {
+                    reason: format!("sidecar exited ({status}); see {}", sidecar_log.display()),
+                    served: serving_since.elapsed(),
+                };
+            }
+            Event::ServerDied(status) => status,
+        };
+
+        // The model server died; its sidecar lives and holds what it was sent, retrying the
+        // connect (`--connect-retry-for`). Whatever the server forked goes; a new one starts
+        // on the same port after the backoff, and those requests reach it.
+        server_group.signal(nix::sys::signal::Signal::SIGKILL);
+        let wait = backoff.failed(serving_since.elapsed(), o);
+        let reason = format!(
+            "model server exited ({status}); see {}",
+            server_log.display()
+        );
+        count_restart(
+            plan,
+            replica,
+            view,
+            backoff,
+            reason,
+            wait,
+            "model server died; restarting it behind its sidecar",
+        );
+        let restarted = tokio::select! {
+            () = stop_token.cancelled() => ServerStart::Stopped,
+            status = sidecar.wait() => ServerStart::Failed(format!(
+                "sidecar exited while its model server restarted ({}); see {}",
+                describe(status), sidecar_log.display())),
+            () = tokio::time::sleep(wait) => {
+                start_server(plan, &vars, &mut record, stop_token, view).await
+            }
+        };
+        match restarted {
+            ServerStart::Ready(s, g) => {
+                (server, server_group) = (s, g);
+                // A sidecar that died while the server started is caught by the next watch.
+            }
+            ServerStart::Stopped => {
+                stop(&mut sidecar, sidecar_group, drain_bound, "sidecar").await;
+                return Outcome::Stopped;
+            }
+            ServerStart::Failed(reason) => {
+                // Perhaps its port was taken meanwhile: the whole replica starts afresh.
+                stop(&mut sidecar, sidecar_group, o.stop_grace, "sidecar").await;
+                return failed(reason);
             }
         }
     }
