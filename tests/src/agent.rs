@@ -5,15 +5,12 @@ use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::launch::{Announce, Launch, LaunchError, Role, Running};
+use crate::launch::{Launch, LaunchError, Role, Running};
 
 /// The admin server (`/metrics`, `/healthz`).
 pub const ADMIN: Role = Role::tcp("admin", "--metrics-listen");
 /// The StageReport endpoint (QUIC).
 pub const REPORT: Role = Role::udp("report", "--report-listen");
-
-/// `sair-node-agent run` announces `admin` and `report` on the bound-address line.
-const ANNOUNCE: Announce = Announce::BoundLine;
 
 /// A `sair-node-agent run` to start.
 pub fn agent() -> AgentBuilder {
@@ -75,7 +72,6 @@ impl AgentBuilder {
             .arg(&tls_dir)
             .role(ADMIN)
             .role(REPORT)
-            .announce(ANNOUNCE)
             .try_run()?;
         Ok(Agent {
             running,

@@ -36,7 +36,7 @@ pub mod stage;
 pub use agent::{Agent, AgentBuilder, agent};
 pub use binary::binary;
 pub use bound::Bound;
-pub use launch::{Announce, Launch, LaunchError, Role, Running, Transport};
+pub use launch::{Launch, LaunchError, Role, Running, Transport};
 pub use loadgen::{LoadgenRun, loadgen};
 pub use process::{Finished, Proc, free_port, run_bounded, scratch};
 pub use sidecar::{Sidecar, SidecarBuilder, Upstream, sidecar};

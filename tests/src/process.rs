@@ -96,14 +96,6 @@ pub fn free_port() -> u16 {
         .expect("bind an ephemeral loopback port")
 }
 
-/// A loopback UDP port that was free a moment ago (same caveat as [`free_port`]).
-pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral loopback UDP port")
-}
-
 /// What a bounded run of a command left behind.
 #[derive(Debug)]
 pub struct Finished {

@@ -4,16 +4,13 @@
 use std::net::SocketAddr;
 
 use crate::agent::Agent;
-use crate::launch::{Announce, Launch, LaunchError, Role, Running};
+use crate::launch::{Launch, LaunchError, Role, Running};
 use crate::stage::Stage;
 
 /// The proxy's listening socket.
 pub const LISTEN: Role = Role::tcp("listen", "--listen");
 /// The admin server (`/metrics`, `/healthz`, `/readyz`).
 pub const ADMIN: Role = Role::tcp("admin", "--metrics-listen");
-
-/// `sair-sidecar` announces `listen` and `admin` on the bound-address line.
-const ANNOUNCE: Announce = Announce::BoundLine;
 
 /// Something a sidecar can forward to: a stage, another sidecar, or an address.
 pub trait Upstream {
@@ -45,8 +42,7 @@ pub fn sidecar() -> SidecarBuilder {
         launch: Launch::new("sair-sidecar")
             .name("sidecar")
             .role(LISTEN)
-            .role(ADMIN)
-            .announce(ANNOUNCE),
+            .role(ADMIN),
     }
 }
 

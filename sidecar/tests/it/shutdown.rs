@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use sair_tests::sidecar::{ADMIN, LISTEN};
-use sair_tests::{Announce, Launch, Running};
+use sair_tests::{Launch, Running};
 
 use crate::support::*;
 
@@ -16,7 +16,6 @@ async fn spawn_sidecar(args: &[&str]) -> Running {
         .name("sidecar")
         .role(LISTEN)
         .role(ADMIN)
-        .announce(Announce::BoundLine)
         .args(args);
     tokio::task::spawn_blocking(move || launch.run())
         .await
