@@ -453,7 +453,8 @@ fn child_options(dir: &Path) -> LocalOptions {
 }
 
 /// Team rule: replicas outlive a crashed coordinator (as Pods outlive a crashed controller),
-/// and a restarted one adopts them without emptying the list.
+/// and a restarted one adopts them without emptying the list, scales them, restarts a dead
+/// model server behind its adopted sidecar, and shuts them down.
 #[test]
 fn a_restarted_supervisor_adopts_the_replicas_left_running() {
     let dir = sair_tests::scratch("act-adopt");
@@ -541,7 +542,42 @@ fn a_restarted_supervisor_adopts_the_replicas_left_running() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+
+        // The adopted model server dies: a new one starts behind the adopted sidecar, which
+        // stays at its address.
+        let kept = a.replicas(&s)[0].clone();
+        let old_server = kept.server_pid.expect("the adopted server's pid");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(old_server as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill the adopted server");
+        eventually(&mut a, "the adopted server replaced", |a| {
+            a.replicas(&s).first().is_some_and(|r| {
+                r.restarts == 1 && r.phase == Phase::Serving && r.server_pid != Some(old_server)
+            })
+        })
+        .await;
+        let after = a.replicas(&s)[0].clone();
+        assert_eq!(
+            (after.sidecar_pid, after.address),
+            (kept.sidecar_pid, kept.address),
+            "the adopted sidecar stays"
+        );
+        let address = after.address.expect("serving");
+        assert_eq!(listed(&file), vec![address]);
+        assert_eq!(
+            tokio::task::spawn_blocking(move || get(address))
+                .await
+                .expect("request"),
+            Some(200)
+        );
+        let new_server = after.server_pid.expect("the new server's pid");
         Box::new(a).shutdown().await;
+        assert!(
+            !alive(new_server),
+            "the new server still runs after shutdown"
+        );
     });
     for &p in &pids {
         assert!(!alive(p), "pid {p} still running after shutdown");

@@ -107,7 +107,7 @@ pub(crate) async fn supervise(
     let mut backoff = Backoff::default();
     loop {
         let outcome = match adopt.take() {
-            Some(rec) => adopted(&plan, rec, &stop, &view).await,
+            Some(rec) => adopted(&plan, rec, &segment, &stop, &view, &mut backoff).await,
             None => {
                 update(&view, |v| v.phase = Phase::Starting);
                 run_once(&plan, replica, &segment, &stop, &view, &mut backoff).await
@@ -464,9 +464,15 @@ async fn run_once(
             }
         };
         match restarted {
-            ServerStart::Ready(s, g) => {
+            ServerStart::Ready(mut s, g) => {
+                if let Ok(Some(status)) = sidecar.try_wait() {
+                    stop(&mut s, g, o.stop_grace, "model server").await;
+                    return failed(format!(
+                        "sidecar exited while its model server restarted ({status}); see {}",
+                        sidecar_log.display()
+                    ));
+                }
                 (server, server_group) = (s, g);
-                // A sidecar that died while the server started is caught by the next watch.
             }
             ServerStart::Stopped => {
                 stop(&mut sidecar, sidecar_group, drain_bound, "sidecar").await;
@@ -527,17 +533,21 @@ const ADOPTED_POLL: Duration = Duration::from_millis(250);
 
 /// Takes over a replica an earlier supervisor started: checks that both processes still answer
 /// their readiness checks, keeps it listed, and watches it until told to stop (the same order
-/// as a replica of its own) or until a process dies.
+/// as a replica of its own) or until a process dies. A dead model server is started again
+/// behind the adopted sidecar, on its port, as for a replica of its own; that server is then
+/// this supervisor's child.
 async fn adopted(
     plan: &StagePlan,
-    rec: ReplicaRecord,
+    mut rec: ReplicaRecord,
+    segment: &str,
     stop_token: &CancellationToken,
     view: &SharedView,
+    backoff: &mut Backoff,
 ) -> Outcome {
     let stage = &plan.spec.stage;
     let o = &plan.options;
     let replica = rec.replica;
-    let (Some(server), Some(sidecar), Some(listen), Some(admin)) =
+    let (Some(adopted_server), Some(sidecar), Some(listen), Some(admin)) =
         (rec.server, rec.sidecar, rec.listen, rec.admin)
     else {
         // `LocalActuator::new` adopts only complete records; anything else is stopped there.
@@ -546,14 +556,16 @@ async fn adopted(
             served: Duration::ZERO,
         };
     };
-    let stop_both = || async {
-        stop_adopted(
-            sidecar,
-            o.drain_timeout.saturating_add(o.stop_grace),
-            "sidecar",
-        )
-        .await;
-        stop_adopted(server, o.stop_grace, "model server").await;
+    let drain_bound = o.drain_timeout.saturating_add(o.stop_grace);
+    // The model server: the adopted process until it dies, then one of this supervisor's.
+    let mut own: Option<(tokio::process::Child, Group)> = None;
+    let stop_server = |own: Option<(tokio::process::Child, Group)>| async move {
+        match own {
+            Some((mut child, group)) => {
+                stop(&mut child, group, o.stop_grace, "model server").await;
+            }
+            None => stop_adopted(adopted_server, o.stop_grace, "model server").await,
+        }
     };
     let server_addr = SocketAddr::from(([127, 0, 0, 1], rec.server_port));
     let by = Instant::now() + o.sidecar_start_timeout;
@@ -563,57 +575,142 @@ async fn adopted(
         if let Err(e) = plan.serving.remove(replica) {
             tracing::error!(%stage, replica, error = %e, "cannot unlist a replica");
         }
-        stop_both().await;
+        stop_adopted(sidecar, drain_bound, "sidecar").await;
+        stop_server(own).await;
         return Outcome::Failed {
             reason: "an adopted replica did not answer its readiness checks".into(),
             served: Duration::ZERO,
         };
     }
-    if let Err(e) = plan.serving.insert(replica, listen) {
-        stop_both().await;
-        return Outcome::Failed {
-            reason: e.to_string(),
-            served: Duration::ZERO,
-        };
-    }
     update(view, |v| {
-        v.phase = Phase::Serving;
-        v.address = Some(listen);
-        v.server_pid = Some(server.pid);
+        v.server_pid = Some(adopted_server.pid);
         v.sidecar_pid = Some(sidecar.pid);
     });
     tracing::info!(%stage, replica, %listen, "adopted a running replica");
-    let since = Instant::now();
-    let died = loop {
-        tokio::select! {
-            () = stop_token.cancelled() => break None,
-            () = tokio::time::sleep(ADOPTED_POLL) => {}
-        }
-        if !server.running() {
-            break Some("model server");
-        }
-        if !sidecar.running() {
-            break Some("sidecar");
-        }
+    let server_log = plan.log_dir.join(format!("{segment}.server.log"));
+    let vars = Placeholders {
+        port: rec.server_port,
+        replica,
+        segment,
+        pipeline: &stage.pipeline,
+        stage: &stage.stage,
     };
-    if let Err(e) = plan.serving.remove(replica) {
-        tracing::error!(%stage, replica, error = %e, "cannot unlist a replica");
+    enum Died {
+        Server(String),
+        Sidecar,
     }
-    update(view, |v| {
-        v.phase = Phase::Stopping;
-        v.address = None;
-    });
-    match died {
-        None => {
-            tokio::time::sleep(o.deregister_delay).await;
-            stop_both().await;
-            Outcome::Stopped
+    loop {
+        if let Err(e) = plan.serving.insert(replica, listen) {
+            stop_adopted(sidecar, drain_bound, "sidecar").await;
+            stop_server(own).await;
+            return Outcome::Failed {
+                reason: e.to_string(),
+                served: Duration::ZERO,
+            };
         }
-        Some(what) => {
-            stop_both().await;
-            Outcome::Failed {
-                reason: format!("{what} of the adopted replica exited"),
-                served: since.elapsed(),
+        update(view, |v| {
+            v.phase = Phase::Serving;
+            v.address = Some(listen);
+        });
+        let since = Instant::now();
+        // Adopted processes are not this process's children: nothing signals their exit, so
+        // they are polled.
+        let died = loop {
+            let server_exited = match own.as_mut() {
+                Some((child, _)) => tokio::select! {
+                    () = stop_token.cancelled() => break None,
+                    status = child.wait() => Some(describe(status)),
+                    () = tokio::time::sleep(ADOPTED_POLL) => None,
+                },
+                None => tokio::select! {
+                    () = stop_token.cancelled() => break None,
+                    () = tokio::time::sleep(ADOPTED_POLL) => {
+                        (!adopted_server.running()).then(|| "the adopted process exited".to_owned())
+                    }
+                },
+            };
+            if let Some(status) = server_exited {
+                break Some(Died::Server(status));
+            }
+            if !sidecar.running() {
+                break Some(Died::Sidecar);
+            }
+        };
+        if let Err(e) = plan.serving.remove(replica) {
+            tracing::error!(%stage, replica, error = %e, "cannot unlist a replica");
+        }
+        update(view, |v| {
+            v.phase = Phase::Stopping;
+            v.address = None;
+        });
+        let status = match died {
+            None => {
+                tokio::time::sleep(o.deregister_delay).await;
+                stop_adopted(sidecar, drain_bound, "sidecar").await;
+                stop_server(own).await;
+                return Outcome::Stopped;
+            }
+            Some(Died::Sidecar) => {
+                stop_adopted(sidecar, o.stop_grace, "sidecar").await;
+                stop_server(own).await;
+                return Outcome::Failed {
+                    reason: "sidecar of the adopted replica exited".into(),
+                    served: since.elapsed(),
+                };
+            }
+            Some(Died::Server(status)) => status,
+        };
+        // As in `run_once`: whatever the server forked goes, and a new one starts on its port
+        // behind the sidecar that stays.
+        match own.take() {
+            Some((_, group)) => group.signal(nix::sys::signal::Signal::SIGKILL),
+            None => adopted_server
+                .group()
+                .signal(nix::sys::signal::Signal::SIGKILL),
+        }
+        let wait = backoff.failed(since.elapsed(), o);
+        let reason = format!(
+            "model server exited ({status}); see {}",
+            server_log.display()
+        );
+        count_restart(
+            plan,
+            replica,
+            view,
+            backoff,
+            reason,
+            wait,
+            "model server died; restarting it behind its sidecar",
+        );
+        let restarted = tokio::select! {
+            () = stop_token.cancelled() => ServerStart::Stopped,
+            () = tokio::time::sleep(wait) => {
+                start_server(plan, &vars, &mut rec, stop_token, view).await
+            }
+        };
+        match restarted {
+            ServerStart::Ready(mut child, group) => {
+                if !sidecar.running() {
+                    stop(&mut child, group, o.stop_grace, "model server").await;
+                    return Outcome::Failed {
+                        reason: "sidecar of the adopted replica exited while its model server \
+                                 restarted"
+                            .into(),
+                        served: Duration::ZERO,
+                    };
+                }
+                own = Some((child, group));
+            }
+            ServerStart::Stopped => {
+                stop_adopted(sidecar, drain_bound, "sidecar").await;
+                return Outcome::Stopped;
+            }
+            ServerStart::Failed(reason) => {
+                stop_adopted(sidecar, o.stop_grace, "sidecar").await;
+                return Outcome::Failed {
+                    reason,
+                    served: Duration::ZERO,
+                };
             }
         }
     }
