@@ -116,7 +116,8 @@ fn status_refuses_a_huge_sample_at_once() {
     let t = std::time::Instant::now();
     let err = status(&d, Duration::from_millis(100_000_000_000)).unwrap_err();
     assert!(err.is_config(), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(1));
+    // Refused before any sampling: far sooner than the 10^8 s asked for, however loaded.
+    assert!(t.elapsed() < Duration::from_secs(10));
     std::fs::remove_dir_all(d).unwrap();
 }
 

@@ -101,7 +101,13 @@ async fn with_the_retry_off_no_endpoint_is_an_immediate_502() {
     let began = Instant::now();
     let (status, _, body) = post(&sa.url(), "x").await.unwrap();
     assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
-    assert!(began.elapsed() < LATE, "took {:?}", began.elapsed());
+    // Immediate: nothing waits. (A bound well under the default 10 s window, loose enough
+    // for a loaded 2-core machine.)
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        began.elapsed()
+    );
     assert_eq!(
         sa.sample(
             "sair_stage_failures_total",

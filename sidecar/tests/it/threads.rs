@@ -153,8 +153,10 @@ async fn a_late_first_byte_does_not_restart_the_head_timeout() {
     closed_without_answer(&mut slow, "a slow head").await;
     let closed_after = began.elapsed();
     tracing::info!(?closed_after, "slow head closed");
+    // The old clock cut it at 3.5 s at the earliest; the margin above 2 s is for a loaded
+    // machine.
     assert!(
-        closed_after < Duration::from_millis(3000),
+        closed_after < Duration::from_millis(3400),
         "a head begun 1.5 s in was cut only after {closed_after:?} (limit 2 s)"
     );
     sc.stop().await;
