@@ -197,6 +197,34 @@ fn count_restart(
     });
 }
 
+/// Counts a model server's death after `served` (`status` says how it ended) as a restart in
+/// place, and returns the backoff before its successor starts.
+fn server_died(
+    plan: &StagePlan,
+    replica: u32,
+    view: &SharedView,
+    backoff: &mut Backoff,
+    served: Duration,
+    status: &str,
+    server_log: &std::path::Path,
+) -> Duration {
+    let wait = backoff.failed(served, &plan.options);
+    let reason = format!(
+        "model server exited ({status}); see {}",
+        server_log.display()
+    );
+    count_restart(
+        plan,
+        replica,
+        view,
+        backoff,
+        reason,
+        wait,
+        "model server died; restarting it behind its sidecar",
+    );
+    wait
+}
+
 /// How a model server's start ended.
 enum ServerStart {
     Ready(tokio::process::Child, Group),
@@ -440,19 +468,14 @@ async fn run_once(
         // connect (`--connect-retry-for`). Whatever the server forked goes; a new one starts
         // on the same port after the backoff, and those requests reach it.
         server_group.signal(nix::sys::signal::Signal::SIGKILL);
-        let wait = backoff.failed(serving_since.elapsed(), o);
-        let reason = format!(
-            "model server exited ({status}); see {}",
-            server_log.display()
-        );
-        count_restart(
+        let wait = server_died(
             plan,
             replica,
             view,
             backoff,
-            reason,
-            wait,
-            "model server died; restarting it behind its sidecar",
+            serving_since.elapsed(),
+            &status,
+            &server_log,
         );
         let restarted = tokio::select! {
             () = stop_token.cancelled() => ServerStart::Stopped,
@@ -668,19 +691,14 @@ async fn adopted(
                 .group()
                 .signal(nix::sys::signal::Signal::SIGKILL),
         }
-        let wait = backoff.failed(since.elapsed(), o);
-        let reason = format!(
-            "model server exited ({status}); see {}",
-            server_log.display()
-        );
-        count_restart(
+        let wait = server_died(
             plan,
             replica,
             view,
             backoff,
-            reason,
-            wait,
-            "model server died; restarting it behind its sidecar",
+            since.elapsed(),
+            &status,
+            &server_log,
         );
         let restarted = tokio::select! {
             () = stop_token.cancelled() => ServerStart::Stopped,
