@@ -79,17 +79,14 @@ async fn ten_requests_through_one_slot_queue_behind_each_other() {
             "request {i}: service {service} ms, expected ≈ 20 ms"
         );
         // Waits are 0, 20, 40, … 180 ms: each one is the service time of those ahead of it,
-        // less how much later than the first it arrived.
-        let expected = served_before - (start - first_arrival);
+        // less how much later than the first it arrived, plus the hand-overs between them
+        // (checked one by one below: a wait reported too long or too short shows there as a
+        // gap above 2 ms or below 0). Never less than the service ahead.
+        let least = served_before - (start - first_arrival);
         assert!(
-            (queue - expected).abs() <= 2.0 + slack,
-            "request {i}: queue {queue:.3} ms, expected {expected:.3} ms (arrival spread {spread:.3} ms)"
-        );
-        // And never less than the 20 ms per request ahead (less the arrival spread).
-        assert!(
-            queue >= 20.0 * i as f64 - spread - 1.0,
-            "request {i}: queue {queue:.3} ms, expected at least {} ms",
-            20 * i
+            queue >= least - 1.0,
+            "request {i}: queue {queue:.3} ms, expected at least {least:.3} ms (arrival spread \
+             {spread:.3} ms)"
         );
         if i > 0 {
             let (pstart, pqueue, pservice) = rows[i - 1];
