@@ -104,7 +104,7 @@ pub(crate) async fn supervise(
 ) {
     let stage = &plan.spec.stage;
     let segment = format!("{}.{}.{replica}", stage.pipeline, stage.stage);
-    let mut backoff = Backoff::default();
+    let mut backoff = RestartBackoff::default();
     loop {
         let outcome = match adopt.take() {
             Some(rec) => adopted(&plan, rec, &segment, &stop, &view, &mut backoff).await,
@@ -152,13 +152,14 @@ pub(crate) async fn supervise(
     tracing::info!(%stage, replica, "replica stopped");
 }
 
-/// A replica's consecutive failures, and the wait before its next start they earn.
+/// A replica's consecutive failures, and the wait before its next start they earn (not
+/// `crate::retry::Backoff`, which bounds the attempts of one actuator call).
 #[derive(Debug, Default)]
-struct Backoff {
+struct RestartBackoff {
     failures: u32,
 }
 
-impl Backoff {
+impl RestartBackoff {
     /// Counts a failure after `served` of serving: `restart_initial` doubled per consecutive
     /// failure up to `restart_max`, afresh after a stable spell.
     fn failed(&mut self, served: Duration, o: &LocalOptions) -> Duration {
@@ -177,7 +178,7 @@ fn count_restart(
     plan: &StagePlan,
     replica: u32,
     view: &SharedView,
-    backoff: &Backoff,
+    backoff: &RestartBackoff,
     reason: String,
     wait: Duration,
     what: &'static str,
@@ -203,7 +204,7 @@ fn server_died(
     plan: &StagePlan,
     replica: u32,
     view: &SharedView,
-    backoff: &mut Backoff,
+    backoff: &mut RestartBackoff,
     served: Duration,
     status: &str,
     server_log: &std::path::Path,
@@ -225,6 +226,11 @@ fn server_died(
     wait
 }
 
+/// The model server's log, appended across its restarts.
+fn server_log(plan: &StagePlan, segment: &str) -> PathBuf {
+    plan.log_dir.join(format!("{segment}.server.log"))
+}
+
 /// How a model server's start ended.
 enum ServerStart {
     Ready(tokio::process::Child, Group),
@@ -232,7 +238,7 @@ enum ServerStart {
     Failed(String),
 }
 
-/// Starts the model server on `port` and waits for its readiness check. Whatever fails, the
+/// Starts the model server on `vars.port` and waits for its readiness check. Whatever fails, the
 /// process is stopped before this returns.
 async fn start_server(
     plan: &StagePlan,
@@ -244,7 +250,7 @@ async fn start_server(
     let spec = &plan.spec;
     let stage = &spec.stage;
     let o = &plan.options;
-    let server_log = plan.log_dir.join(format!("{}.server.log", vars.segment));
+    let server_log = server_log(plan, vars.segment);
     let mut cmd = Command::new(&plan.program);
     cmd.args(spec.run.command[1..].iter().map(|a| expand(a, vars)));
     server_env(&mut cmd, plan, vars.segment, vars);
@@ -301,7 +307,7 @@ async fn run_once(
     segment: &str,
     stop_token: &CancellationToken,
     view: &SharedView,
-    backoff: &mut Backoff,
+    backoff: &mut RestartBackoff,
 ) -> Outcome {
     let failed = |reason: String| Outcome::Failed {
         reason,
@@ -328,7 +334,7 @@ async fn run_once(
         pipeline: &stage.pipeline,
         stage: &stage.stage,
     };
-    let server_log = plan.log_dir.join(format!("{segment}.server.log"));
+    let server_log = server_log(plan, segment);
     let mut record = ReplicaRecord {
         replica,
         ..ReplicaRecord::default()
@@ -565,7 +571,7 @@ async fn adopted(
     segment: &str,
     stop_token: &CancellationToken,
     view: &SharedView,
-    backoff: &mut Backoff,
+    backoff: &mut RestartBackoff,
 ) -> Outcome {
     let stage = &plan.spec.stage;
     let o = &plan.options;
@@ -610,7 +616,7 @@ async fn adopted(
         v.sidecar_pid = Some(sidecar.pid);
     });
     tracing::info!(%stage, replica, %listen, "adopted a running replica");
-    let server_log = plan.log_dir.join(format!("{segment}.server.log"));
+    let server_log = server_log(plan, segment);
     let vars = Placeholders {
         port: rec.server_port,
         replica,
